@@ -1,0 +1,52 @@
+// Subword tokenizer over SentencePiece. SentencePiece lives in a separate shared library
+// loaded with RTLD_DEEPBIND (it bundles a private protobuf runtime; docs/build.md), so this
+// header and its users never see SentencePiece or protobuf types.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace mixserve {
+
+class Tokenizer {
+ public:
+  // Fixed special ids of every mixserve tokenizer (config/model_spec.h agrees).
+  static constexpr int kPad = 0, kUnk = 1, kBos = 2, kEos = 3;
+
+  struct TrainOptions {
+    int vocab_size = 8000;
+    std::string model_type = "unigram";  // or "bpe"
+    float character_coverage = 1.0f;
+    int input_sentence_size = 0;  // 0: all
+    std::vector<std::string> user_symbols;  // e.g. language tags "<2de>"
+  };
+
+  // Trains a model from text files (one sentence per line; .gz is read too) and writes
+  // <model_prefix>.model and <model_prefix>.vocab. Throws std::runtime_error on failure.
+  static void Train(const std::vector<std::string>& inputs, const std::string& model_prefix,
+                    const TrainOptions& options);
+
+  // Loads a .model file. Throws std::runtime_error naming the path on failure.
+  static std::unique_ptr<Tokenizer> Load(const std::string& path);
+
+  ~Tokenizer();
+  Tokenizer(const Tokenizer&) = delete;
+  Tokenizer& operator=(const Tokenizer&) = delete;
+
+  // Thread-safe. Ids exclude BOS/EOS.
+  std::vector<int> Encode(const std::string& text) const;
+  std::string Decode(const std::vector<int>& ids) const;
+  std::vector<std::string> EncodePieces(const std::string& text) const;
+  int vocab_size() const;
+  int PieceToId(const std::string& piece) const;  // kUnk when absent
+  const std::string& path() const { return path_; }
+
+ private:
+  Tokenizer() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::string path_;
+};
+
+}  // namespace mixserve
