@@ -1,0 +1,54 @@
+#include "model/token_mixer.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace mixserve::model {
+
+MixerRegistry& MixerRegistry::Get() {
+  static MixerRegistry registry;
+  return registry;
+}
+
+void MixerRegistry::Register(const std::string& name, std::set<Site> sites,
+                             MixerFactory factory) {
+  for (const auto& e : entries_)
+    if (e.first == name) throw std::logic_error("mixer '" + name + "' registered twice");
+  entries_.push_back({name, Entry{std::move(sites), std::move(factory)}});
+  std::sort(entries_.begin(), entries_.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+}
+
+std::vector<std::string> MixerRegistry::Names() const {
+  std::vector<std::string> names;
+  for (const auto& e : entries_) names.push_back(e.first);
+  return names;
+}
+
+std::set<Site> MixerRegistry::Sites(const std::string& name) const {
+  for (const auto& e : entries_)
+    if (e.first == name) return e.second.sites;
+  return {};
+}
+
+bool MixerRegistry::Supports(const std::string& name, Site site) const {
+  return Sites(name).count(site) > 0;
+}
+
+std::shared_ptr<TokenMixer> MixerRegistry::Create(const MixerContext& ctx) const {
+  const std::string& name = ctx.spec.type;
+  for (const auto& e : entries_) {
+    if (e.first != name) continue;
+    if (!e.second.sites.count(ctx.site))
+      throw std::invalid_argument("mixer '" + name + "' does not support site " +
+                                  SiteName(ctx.site) + " (layer " + std::to_string(ctx.layer) +
+                                  ")");
+    return e.second.factory(ctx);
+  }
+  std::string known;
+  for (const auto& e : entries_) known += (known.empty() ? "" : ", ") + e.first;
+  throw std::invalid_argument("unknown mixer '" + name + "' at " + SiteName(ctx.site) +
+                              " layer " + std::to_string(ctx.layer) + " (known: " + known + ")");
+}
+
+}  // namespace mixserve::model

@@ -1,0 +1,85 @@
+// The encoder-decoder Transformer whose attention sites are token mixers. One definition
+// serves training (Forward), distillation (taps on every site) and serving (incremental
+// decoding through DecoderState).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "config/model_spec.h"
+#include "model/token_mixer.h"
+
+namespace mixserve::model {
+
+struct Encoded {
+  torch::Tensor memory;  // [B, S, D] final encoder output (after the final norm)
+  torch::Tensor mask;    // [B, S] bool, true = real token
+};
+
+// What a tap sees at one site of one layer during a full forward pass. The pairs at three
+// levels let a student of any role be fitted to the teacher:
+//   kMixer students: mixer_in -> mixer_out
+//   kBlock students: block_in -> block_out   (x -> x + mixer(norm(x)))
+//   kLayer students: layer_in -> layer_out   (encoder layers only)
+struct SiteActivations {
+  Site site;
+  int layer;
+  MixerInput mixer_in;     // x normalised, masks, memory for cross
+  torch::Tensor mixer_out;
+  torch::Tensor block_in;
+  torch::Tensor block_out;
+  torch::Tensor layer_in;  // encoder self only (else undefined)
+  torch::Tensor layer_out; // encoder self only (else undefined)
+};
+using SiteTap = std::function<void(const SiteActivations&)>;
+
+// Incremental decoding state over B rows; each row has its own position.
+class DecoderState {
+ public:
+  virtual ~DecoderState() = default;
+  virtual int64_t rows() const = 0;
+  virtual torch::Tensor positions() const = 0;  // int64 [B]: position of the next input token
+  virtual void Select(const torch::Tensor& index) = 0;  // keep rows `index`, in that order
+  virtual void Append(DecoderState& other) = 0;         // rows of `other` after these
+};
+
+class TransformerImpl : public torch::nn::Module {
+ public:
+  explicit TransformerImpl(const ModelSpec& spec);
+
+  const ModelSpec& spec() const { return spec_; }
+
+  // src [B, S] int64, padded with ModelSpec::kPad, no BOS, ending with EOS.
+  Encoded Encode(const torch::Tensor& src);
+  // Teacher forcing: tgt_in [B, T] (BOS y1 .. yn, padded). Returns logits [B, T, V].
+  torch::Tensor DecodeFull(const torch::Tensor& tgt_in, const Encoded& enc);
+  torch::Tensor Forward(const torch::Tensor& src, const torch::Tensor& tgt_in);
+
+  // Incremental decoding: one state per batch of rows; DecodeStep feeds each row's next
+  // input token (int64 [B]) and returns log-probabilities [B, V] of the token after it.
+  std::unique_ptr<DecoderState> InitDecoder(const Encoded& enc);
+  torch::Tensor DecodeStep(const torch::Tensor& tokens, DecoderState& state);
+
+  // Distillation: called for every site during Encode/DecodeFull while set.
+  void SetTap(SiteTap tap) { tap_ = std::move(tap); }
+  // The mixer at a site, and replacing it (student assembly). Replacing checks that the new
+  // mixer supports the site; ELR (role kLayer) only at encoder_self.
+  std::shared_ptr<TokenMixer> mixer(Site site, int layer) const;
+  void ReplaceMixer(Site site, int layer, std::shared_ptr<TokenMixer> mixer,
+                    const MixerSpec& spec);
+
+  int64_t ParameterCount() const;
+
+ private:
+  ModelSpec spec_;
+  SiteTap tap_;
+  // Layers, embeddings, norms and the output projection are defined in transformer.cc.
+  struct Layers;
+  std::shared_ptr<Layers> layers_;
+};
+TORCH_MODULE(Transformer);
+
+}  // namespace mixserve::model
