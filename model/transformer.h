@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "config/model_spec.h"
@@ -72,6 +73,15 @@ class TransformerImpl : public torch::nn::Module {
                     const MixerSpec& spec);
 
   int64_t ParameterCount() const;
+  // Parameters per part: "embeddings", "encoder.<i>.self", "encoder.<i>.ffn",
+  // "decoder.<i>.self", "decoder.<i>.cross", "decoder.<i>.ffn", "final_norms" (norms of a
+  // block count with its mixer). `mixer` names the mixer type ("" for non-mixer parts).
+  struct PartParameters {
+    std::string part;
+    std::string mixer;
+    int64_t count = 0;
+  };
+  std::vector<PartParameters> ParameterBreakdown() const;
 
  private:
   ModelSpec spec_;

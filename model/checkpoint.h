@@ -1,0 +1,46 @@
+// Model version directories:
+//   model.pbtxt    the ModelSpec as text-format mixserve.v1.ModelConfig
+//   <weights_file> (spec.weights_file, default model.pt) every named parameter and buffer of
+//                  the Transformer, written with torch::serialize::OutputArchive under its
+//                  module path ("decoder.0.cross.mixer.q.weight"); optionally stored as fp16
+//                  and converted back to fp32 on load
+//   metadata.json  free-form: parameter count, creation time, weights dtype, caller fields
+// Other files (spm.model, ...) are the caller's business.
+#pragma once
+
+#include <map>
+#include <stdexcept>
+#include <string>
+
+#include "model/transformer.h"
+
+namespace mixserve::model {
+
+class CheckpointError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct SaveOptions {
+  bool fp16 = false;  // store floating-point tensors as fp16
+  std::map<std::string, std::string> metadata;         // extra string fields
+  std::map<std::string, double> numeric_metadata;      // extra number fields
+};
+
+// Creates `dir` if needed and writes model.pbtxt, the weights and metadata.json.
+void SaveCheckpoint(Transformer& model, const std::string& dir, const SaveOptions& options = {});
+
+// Reads model.pbtxt, builds the Transformer on the CPU in fp32 and loads the weights.
+// Throws CheckpointError naming the file and the problem; a config/weights mismatch names
+// the tensor (missing, unexpected, or both shapes).
+Transformer LoadCheckpoint(const std::string& dir);
+ModelSpec ReadCheckpointSpec(const std::string& dir);
+
+// The weights file alone.
+void SaveWeights(Transformer& model, const std::string& path, bool fp16 = false);
+void LoadWeights(Transformer& model, const std::string& path);
+
+// Writes metadata.json into `dir` (called by SaveCheckpoint).
+void WriteMetadata(Transformer& model, const std::string& dir, const SaveOptions& options);
+
+}  // namespace mixserve::model

@@ -1,0 +1,175 @@
+// Multi-head scaled dot-product attention (the baseline mixer), for all three sites.
+//
+//   Q = x Wq + bq, K = m Wk + bk, V = m Wv + bv      (m = x for self sites, encoder output
+//   head_h = softmax(Q_h K_h^T / sqrt(dh) + M) V_h    for cross; dh = d_model / heads)
+//   y = concat_h(head_h) Wo + bo
+//
+// M is 0 where a key may be attended and -1e9 where not (key padding; in decoder self also
+// keys after the query). Scores and softmax are computed in fp32 so that fp16/bf16 models
+// neither overflow the mask value nor lose the softmax's precision.
+//
+// Incremental decoding:
+//  - decoder self keeps a key/value cache [B, H, max_len, dh]; each row writes its step's key
+//    and value at its own position and attends to cache slots <= its position, so rows at
+//    different positions (continuous batching) share one call;
+//  - decoder cross projects the encoder output to K/V once at InitState.
+#include <cmath>
+#include <stdexcept>
+
+#include "model/token_mixer.h"
+
+namespace mixserve::model {
+namespace {
+
+constexpr float kMasked = -1e9f;
+
+// Key/value cache of decoder self-attention.
+struct SelfState : MixerState {
+  torch::Tensor k, v;  // [B, H, L, dh]
+  void Select(const torch::Tensor& index) override {
+    auto i = index.to(k.device(), torch::kLong);
+    k = k.index_select(0, i);
+    v = v.index_select(0, i);
+  }
+  void Append(MixerState& other) override {
+    auto* o = dynamic_cast<SelfState*>(&other);
+    if (!o) throw std::invalid_argument("mha: Append of a state of another mixer");
+    k = torch::cat({k, o->k}, 0);
+    v = torch::cat({v, o->v}, 0);
+  }
+};
+
+// Projected encoder keys/values of decoder cross-attention.
+struct CrossState : MixerState {
+  torch::Tensor k, v;  // [B, H, S, dh]
+  torch::Tensor mask;  // [B, S] bool
+  void Select(const torch::Tensor& index) override {
+    auto i = index.to(k.device(), torch::kLong);
+    k = k.index_select(0, i);
+    v = v.index_select(0, i);
+    mask = mask.index_select(0, i);
+  }
+  void Append(MixerState& other) override {
+    auto* o = dynamic_cast<CrossState*>(&other);
+    if (!o) throw std::invalid_argument("mha: Append of a state of another mixer");
+    // Memories of different lengths: pad the shorter along S with masked (false) slots.
+    const int64_t s = std::max(k.size(2), o->k.size(2));
+    k = torch::cat({PadS(k, s), PadS(o->k, s)}, 0);
+    v = torch::cat({PadS(v, s), PadS(o->v, s)}, 0);
+    mask = torch::cat({PadMask(mask, s), PadMask(o->mask, s)}, 0);
+  }
+  static torch::Tensor PadS(const torch::Tensor& t, int64_t s) {
+    if (t.size(2) == s) return t;
+    auto pad = torch::zeros({t.size(0), t.size(1), s - t.size(2), t.size(3)}, t.options());
+    return torch::cat({t, pad}, 2);
+  }
+  static torch::Tensor PadMask(const torch::Tensor& m, int64_t s) {
+    if (m.size(1) == s) return m;
+    return torch::cat({m, torch::zeros({m.size(0), s - m.size(1)}, m.options())}, 1);
+  }
+};
+
+class MhaMixer : public TokenMixer {
+ public:
+  explicit MhaMixer(const MixerContext& ctx) : TokenMixer(ctx) {
+    const int d = ctx.d_model();
+    heads_ = ctx.heads();
+    if (heads_ <= 0 || d % heads_ != 0)
+      throw std::invalid_argument("mha at " + std::string(SiteName(ctx.site)) + " layer " +
+                                  std::to_string(ctx.layer) + ": d_model " +
+                                  std::to_string(d) + " is not divisible by heads " +
+                                  std::to_string(heads_));
+    dh_ = d / heads_;
+    q_ = register_module("q", torch::nn::Linear(d, d));
+    k_ = register_module("k", torch::nn::Linear(d, d));
+    v_ = register_module("v", torch::nn::Linear(d, d));
+    o_ = register_module("o", torch::nn::Linear(d, d));
+    drop_ = register_module("attn_dropout", torch::nn::Dropout(ctx.dropout()));
+  }
+
+  torch::Tensor Forward(const MixerInput& in) override {
+    const bool cross = ctx_.site == Site::kDecoderCross;
+    const auto& kv_in = cross ? in.memory : in.x;
+    const auto& key_mask = cross ? in.memory_mask : in.mask;  // [B, S]
+    auto q = Heads(q_(in.x));                                 // [B, H, T, dh]
+    auto k = Heads(k_(kv_in));                                // [B, H, S, dh]
+    auto v = Heads(v_(kv_in));
+    auto allowed = key_mask.to(torch::kBool).unsqueeze(1).unsqueeze(1);  // [B, 1, 1, S]
+    if (ctx_.site == Site::kDecoderSelf) {
+      const int64_t t = in.x.size(1);
+      auto causal = torch::ones({t, t}, key_mask.options().dtype(torch::kBool)).tril();
+      allowed = allowed & causal.view({1, 1, t, t});
+    }
+    return o_(Merge(Attend(q, k, v, allowed)));
+  }
+
+  std::unique_ptr<MixerState> InitState(const torch::Tensor& memory,
+                                        const torch::Tensor& memory_mask,
+                                        int64_t batch) override {
+    auto opts = q_->weight.options();
+    if (ctx_.site == Site::kDecoderCross) {
+      auto s = std::make_unique<CrossState>();
+      s->k = Heads(k_(memory));
+      s->v = Heads(v_(memory));
+      s->mask = memory_mask.to(torch::kBool);
+      return s;
+    }
+    if (ctx_.site != Site::kDecoderSelf)
+      throw std::logic_error("mha: incremental state exists only at decoder sites");
+    auto s = std::make_unique<SelfState>();
+    s->k = torch::zeros({batch, heads_, ctx_.max_len(), dh_}, opts);
+    s->v = torch::zeros({batch, heads_, ctx_.max_len(), dh_}, opts);
+    return s;
+  }
+
+  torch::Tensor Step(const torch::Tensor& x_t, const torch::Tensor& pos,
+                     MixerState& state) override {
+    const int64_t b = x_t.size(0);
+    auto q = Heads(q_(x_t).unsqueeze(1));  // [B, H, 1, dh]
+    if (ctx_.site == Site::kDecoderCross) {
+      auto& s = static_cast<CrossState&>(state);
+      auto allowed = s.mask.unsqueeze(1).unsqueeze(1);  // [B, 1, 1, S]
+      return o_(Merge(Attend(q, s.k, s.v, allowed))).squeeze(1);
+    }
+    auto& s = static_cast<SelfState&>(state);
+    auto p = pos.to(x_t.device(), torch::kLong);
+    // Write this step's key/value at each row's own position.
+    auto slot = p.view({b, 1, 1, 1}).expand({b, heads_, 1, dh_});
+    s.k.scatter_(2, slot, Heads(k_(x_t).unsqueeze(1)));
+    s.v.scatter_(2, slot, Heads(v_(x_t).unsqueeze(1)));
+    auto range = torch::arange(s.k.size(2), p.options());
+    auto allowed = (range.unsqueeze(0) <= p.unsqueeze(1)).view({b, 1, 1, -1});  // [B,1,1,L]
+    return o_(Merge(Attend(q, s.k, s.v, allowed))).squeeze(1);
+  }
+
+ private:
+  // [B, T, D] -> [B, H, T, dh]
+  torch::Tensor Heads(const torch::Tensor& x) const {
+    return x.view({x.size(0), x.size(1), heads_, dh_}).transpose(1, 2);
+  }
+  // [B, H, T, dh] -> [B, T, D]
+  torch::Tensor Merge(const torch::Tensor& x) const {
+    return x.transpose(1, 2).contiguous().view({x.size(0), x.size(2), heads_ * dh_});
+  }
+  torch::Tensor Attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                       const torch::Tensor& allowed) {
+    auto scores = torch::matmul(q, k.transpose(-2, -1)).to(torch::kFloat) /
+                  std::sqrt(static_cast<double>(dh_));
+    scores = scores.masked_fill(allowed.logical_not(), kMasked);
+    auto probs = drop_(torch::softmax(scores, -1).to(v.scalar_type()));
+    return torch::matmul(probs, v);
+  }
+
+  int heads_ = 0;
+  int dh_ = 0;
+  torch::nn::Linear q_{nullptr}, k_{nullptr}, v_{nullptr}, o_{nullptr};
+  torch::nn::Dropout drop_{nullptr};
+};
+
+MIXSERVE_REGISTER_MIXER("mha",
+                        (std::set<Site>{Site::kEncoderSelf, Site::kDecoderSelf,
+                                        Site::kDecoderCross}),
+                        MhaMixer);
+
+}  // namespace
+}  // namespace mixserve::model

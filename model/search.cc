@@ -1,0 +1,296 @@
+#include "model/search.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <stdexcept>
+#include <string>
+
+namespace mixserve::model {
+namespace {
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+}  // namespace
+
+void ValidateSearchOptions(const SearchOptions& o) {
+  if (o.beam_size < 1)
+    throw std::invalid_argument("beam_size must be >= 1, got " + std::to_string(o.beam_size));
+  if (o.n_best < 1)
+    throw std::invalid_argument("n_best must be >= 1, got " + std::to_string(o.n_best));
+  if (o.max_output_tokens < 0)
+    throw std::invalid_argument("max_output_tokens must be >= 0, got " +
+                                std::to_string(o.max_output_tokens));
+  if (!std::isfinite(o.length_penalty) || o.length_penalty < 0)
+    throw std::invalid_argument("length_penalty must be a finite number >= 0");
+  const bool greedy = o.algorithm == SearchOptions::Algorithm::kGreedy ||
+                      (o.algorithm == SearchOptions::Algorithm::kAuto && o.beam_size == 1);
+  const int width = greedy ? 1 : o.beam_size;
+  if (o.n_best > width)
+    throw std::invalid_argument("n_best (" + std::to_string(o.n_best) + ") exceeds " +
+                                (greedy ? std::string("1 (greedy search)")
+                                        : "beam_size (" + std::to_string(width) + ")"));
+}
+
+float LengthPenalty(int len, float alpha) {
+  if (alpha == 0) return 1.0f;
+  return std::pow((5.0f + static_cast<float>(len)) / 6.0f, alpha);
+}
+
+struct IncrementalSearch::Impl {
+  struct Hyp {
+    std::vector<int64_t> tokens;
+    float log_prob = 0;
+  };
+  struct Sentence {
+    uint64_t id;
+    int max_out;
+    std::vector<Hyp> live;  // `width` rows in the decoder state, in row order
+    std::vector<SearchHypothesis> finished;
+  };
+
+  Transformer model{nullptr};
+  SearchOptions opt;
+  bool beam = false;
+  int width = 1;  // rows per sentence
+  std::unique_ptr<DecoderState> state;
+  std::vector<Sentence> sentences;  // sentence i owns rows [i * width, (i + 1) * width)
+
+  SearchHypothesis Finish(const Hyp& h, bool eos) const {
+    SearchHypothesis r;
+    r.tokens = h.tokens;
+    r.log_prob = h.log_prob;
+    r.ended_with_eos = eos;
+    const int len = static_cast<int>(h.tokens.size()) + (eos ? 1 : 0);
+    r.score = h.log_prob / LengthPenalty(len, opt.length_penalty);
+    return r;
+  }
+
+  SearchResult Result(Sentence& s) const {
+    auto& f = s.finished;
+    std::stable_sort(f.begin(), f.end(), [](const SearchHypothesis& a,
+                                            const SearchHypothesis& b) {
+      return a.score > b.score;
+    });
+    if (static_cast<int>(f.size()) > opt.n_best) f.resize(opt.n_best);
+    return SearchResult{s.id, std::move(f)};
+  }
+
+  torch::Tensor NextTokens(const torch::Device& device) const {
+    std::vector<int64_t> t;
+    t.reserve(sentences.size() * width);
+    for (const auto& s : sentences)
+      for (const auto& h : s.live)
+        t.push_back(h.tokens.empty() ? ModelSpec::kBos : h.tokens.back());
+    return torch::tensor(t, torch::kLong).to(device);
+  }
+
+  // Keeps the rows `index` and the sentences not marked done.
+  void Compact(const std::vector<int64_t>& index, std::vector<Sentence>& kept) {
+    sentences = std::move(kept);
+    const int64_t n = static_cast<int64_t>(index.size());
+    bool identity = n == state->rows();
+    for (int64_t i = 0; identity && i < n; ++i) identity = index[i] == i;
+    if (!identity) state->Select(torch::tensor(index, torch::kLong));
+  }
+
+  std::vector<SearchResult> StepGreedy(const torch::Tensor& logp) {
+    auto best = logp.max(-1);
+    auto values = std::get<0>(best).to(torch::kCPU);
+    auto tokens = std::get<1>(best).to(torch::kCPU);
+    auto v = values.accessor<float, 1>();
+    auto t = tokens.accessor<int64_t, 1>();
+    std::vector<SearchResult> done;
+    std::vector<Sentence> kept;
+    std::vector<int64_t> index;
+    for (size_t i = 0; i < sentences.size(); ++i) {
+      auto& s = sentences[i];
+      auto& h = s.live[0];
+      h.log_prob += v[i];
+      if (t[i] == ModelSpec::kEos) {
+        s.finished.push_back(Finish(h, true));
+      } else {
+        h.tokens.push_back(t[i]);
+        if (static_cast<int>(h.tokens.size()) >= s.max_out) s.finished.push_back(Finish(h, false));
+      }
+      if (!s.finished.empty()) {
+        done.push_back(Result(s));
+      } else {
+        index.push_back(static_cast<int64_t>(i));
+        kept.push_back(std::move(s));
+      }
+    }
+    Compact(index, kept);
+    return done;
+  }
+
+  std::vector<SearchResult> StepBeam(const torch::Tensor& logp) {
+    const int64_t n = static_cast<int64_t>(sentences.size());
+    const int64_t v = logp.size(1);
+    std::vector<float> sc;
+    for (const auto& s : sentences)
+      for (const auto& h : s.live) sc.push_back(h.log_prob);
+    auto scores = torch::tensor(sc, torch::kFloat).to(logp.device()).view({n, width, 1});
+    auto cand = (logp.view({n, width, v}) + scores).view({n, width * v});
+    const int64_t k2 = std::min<int64_t>(2 * width, width * v);
+    auto top = cand.topk(k2, -1);
+    auto top_s = std::get<0>(top).to(torch::kCPU);
+    auto top_i = std::get<1>(top).to(torch::kCPU);
+    auto ts = top_s.accessor<float, 2>();
+    auto ti = top_i.accessor<int64_t, 2>();
+
+    std::vector<SearchResult> done;
+    std::vector<Sentence> kept;
+    std::vector<int64_t> index;
+    for (int64_t i = 0; i < n; ++i) {
+      auto& s = sentences[i];
+      std::vector<Hyp> live;
+      std::vector<int64_t> origin;
+      for (int64_t j = 0; j < k2; ++j) {
+        const float score = ts[i][j];
+        if (score == kNegInf) break;
+        const int64_t beam = ti[i][j] / v, tok = ti[i][j] % v;
+        const Hyp& parent = s.live[beam];
+        if (tok == ModelSpec::kEos) {
+          // Only an EOS among the best `width` extensions finishes a hypothesis.
+          if (j < width) s.finished.push_back(Finish(Hyp{parent.tokens, score}, true));
+          continue;
+        }
+        if (static_cast<int>(live.size()) < width) {
+          Hyp h{parent.tokens, score};
+          h.tokens.push_back(tok);
+          live.push_back(std::move(h));
+          origin.push_back(i * width + beam);
+        }
+      }
+      // Too few extensions (tiny vocabularies): dead rows keep the row count.
+      while (static_cast<int>(live.size()) < width) {
+        live.push_back(Hyp{{}, kNegInf});
+        origin.push_back(i * width);
+      }
+      s.live = std::move(live);
+      bool end = static_cast<int>(s.finished.size()) >= width;
+      if (!end && s.live[0].log_prob == kNegInf) end = true;  // nothing left alive
+      if (!end && static_cast<int>(s.live[0].tokens.size()) >= s.max_out) {
+        for (const auto& h : s.live)
+          if (h.log_prob != kNegInf) s.finished.push_back(Finish(h, false));
+        end = true;
+      }
+      if (end) {
+        done.push_back(Result(s));
+      } else {
+        index.insert(index.end(), origin.begin(), origin.end());
+        kept.push_back(std::move(s));
+      }
+    }
+    Compact(index, kept);
+    return done;
+  }
+};
+
+IncrementalSearch::IncrementalSearch(Transformer model, const SearchOptions& options)
+    : impl_(std::make_unique<Impl>()) {
+  ValidateSearchOptions(options);
+  impl_->model = std::move(model);
+  impl_->opt = options;
+  impl_->beam = options.algorithm == SearchOptions::Algorithm::kBeam ||
+                (options.algorithm == SearchOptions::Algorithm::kAuto && options.beam_size > 1);
+  impl_->width = impl_->beam ? options.beam_size : 1;
+}
+
+IncrementalSearch::~IncrementalSearch() = default;
+
+void IncrementalSearch::Add(const std::vector<uint64_t>& ids, const Encoded& enc) {
+  auto& I = *impl_;
+  if (static_cast<int64_t>(ids.size()) != enc.memory.size(0))
+    throw std::invalid_argument("IncrementalSearch::Add: " + std::to_string(ids.size()) +
+                                " ids for " + std::to_string(enc.memory.size(0)) + " rows");
+  for (uint64_t id : ids)
+    for (const auto& s : I.sentences)
+      if (s.id == id)
+        throw std::invalid_argument("IncrementalSearch::Add: id " + std::to_string(id) +
+                                    " is already active");
+  if (ids.empty()) return;
+  const int max_len = I.model->spec().max_len;
+  int max_out = max_len - 2;
+  if (I.opt.max_output_tokens > 0) max_out = std::min(max_out, I.opt.max_output_tokens);
+  Encoded rows = enc;
+  if (I.width > 1) {  // each sentence's encoder output once per beam row
+    auto idx = torch::arange(static_cast<int64_t>(ids.size()), torch::kLong)
+                   .repeat_interleave(I.width)
+                   .to(enc.memory.device());
+    rows.memory = enc.memory.index_select(0, idx);
+    rows.mask = enc.mask.index_select(0, idx);
+  }
+  auto st = I.model->InitDecoder(rows);
+  if (I.state)
+    I.state->Append(*st);
+  else
+    I.state = std::move(st);
+  for (uint64_t id : ids) {
+    Impl::Sentence s{id, max_out, {}, {}};
+    s.live.assign(I.width, Impl::Hyp{{}, kNegInf});
+    s.live[0].log_prob = 0;  // one start hypothesis; the others are dead until expanded
+    I.sentences.push_back(std::move(s));
+  }
+}
+
+bool IncrementalSearch::Remove(uint64_t id) {
+  auto& I = *impl_;
+  auto it = std::find_if(I.sentences.begin(), I.sentences.end(),
+                         [id](const Impl::Sentence& s) { return s.id == id; });
+  if (it == I.sentences.end()) return false;
+  std::vector<int64_t> index;
+  std::vector<Impl::Sentence> kept;
+  for (size_t i = 0; i < I.sentences.size(); ++i) {
+    if (I.sentences[i].id == id) continue;
+    for (int r = 0; r < I.width; ++r) index.push_back(static_cast<int64_t>(i) * I.width + r);
+    kept.push_back(std::move(I.sentences[i]));
+  }
+  I.Compact(index, kept);
+  return true;
+}
+
+std::vector<SearchResult> IncrementalSearch::Step() {
+  auto& I = *impl_;
+  if (I.sentences.empty()) return {};
+  auto device = I.state->positions().device();
+  auto params = I.model->parameters();
+  if (!params.empty()) device = params[0].device();
+  auto logp = I.model->DecodeStep(I.NextTokens(device), *I.state);
+  return I.beam ? I.StepBeam(logp) : I.StepGreedy(logp);
+}
+
+size_t IncrementalSearch::active() const { return impl_->sentences.size(); }
+int64_t IncrementalSearch::rows() const { return impl_->state ? impl_->state->rows() : 0; }
+bool IncrementalSearch::beam() const { return impl_->beam; }
+
+std::vector<std::vector<SearchHypothesis>> Search(Transformer& model, const torch::Tensor& src,
+                                                  const SearchOptions& options) {
+  IncrementalSearch search(model, options);
+  const int64_t b = src.size(0);
+  std::vector<uint64_t> ids(b);
+  for (int64_t i = 0; i < b; ++i) ids[i] = static_cast<uint64_t>(i);
+  search.Add(ids, model->Encode(src));
+  std::vector<std::vector<SearchHypothesis>> out(b);
+  while (search.active() > 0)
+    for (auto& r : search.Step()) out[r.id] = std::move(r.hyps);
+  return out;
+}
+
+std::vector<std::vector<SearchHypothesis>> GreedySearch(Transformer& model,
+                                                        const torch::Tensor& src,
+                                                        const SearchOptions& options) {
+  SearchOptions o = options;
+  o.algorithm = SearchOptions::Algorithm::kGreedy;
+  return Search(model, src, o);
+}
+
+std::vector<std::vector<SearchHypothesis>> BeamSearch(Transformer& model,
+                                                      const torch::Tensor& src,
+                                                      const SearchOptions& options) {
+  SearchOptions o = options;
+  o.algorithm = SearchOptions::Algorithm::kBeam;
+  return Search(model, src, o);
+}
+
+}  // namespace mixserve::model

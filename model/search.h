@@ -1,0 +1,87 @@
+// Batched greedy and beam search over a Transformer's incremental decoder, with continuous
+// batching: sentences join (Add) and leave (Remove, or on finishing) between steps, and
+// finished rows are dropped from the decoder state at once.
+//
+// Scores: a hypothesis's log-probability is the sum of the log-probabilities of its tokens,
+// EOS included. Hypotheses are ranked by log_prob / lp(len) with the GNMT length penalty
+//   lp(len) = ((5 + len) / 6) ^ alpha
+// where len counts the generated tokens including EOS and alpha = length_penalty (alpha 0
+// ranks by raw log-probability). A hypothesis that reaches max_output_tokens without EOS is
+// finished as it is (no EOS appended, len = its token count).
+//
+// Beam search keeps beam_size live hypotheses per sentence. Each step takes the best
+// 2 * beam_size extensions; an EOS extension ranked within the first beam_size finishes a
+// hypothesis, the best non-EOS extensions stay live. A sentence ends when beam_size
+// hypotheses have finished or at max length (its live hypotheses are then finished too); the
+// n_best best by normalised score are returned. Beam size 1 picks the same tokens as greedy.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "model/transformer.h"
+
+namespace mixserve::model {
+
+struct SearchOptions {
+  enum class Algorithm { kAuto, kGreedy, kBeam };
+  Algorithm algorithm = Algorithm::kAuto;  // kAuto: greedy when beam_size == 1
+  int beam_size = 1;
+  int max_output_tokens = 0;  // without EOS; 0 or more than max_len - 2: max_len - 2
+  float length_penalty = 1.0f;  // alpha of the GNMT penalty
+  int n_best = 1;               // <= beam_size
+};
+
+// Throws std::invalid_argument naming the bad option.
+void ValidateSearchOptions(const SearchOptions& options);
+float LengthPenalty(int len, float alpha);
+
+struct SearchHypothesis {
+  std::vector<int64_t> tokens;  // without BOS/EOS
+  float log_prob = 0;           // sum over tokens, EOS included when generated
+  float score = 0;              // log_prob / LengthPenalty(len, alpha)
+  bool ended_with_eos = false;
+};
+
+struct SearchResult {
+  uint64_t id = 0;
+  std::vector<SearchHypothesis> hyps;  // best first, n_best of them
+};
+
+// The continuous-batching search. Not thread-safe: one thread at a time.
+class IncrementalSearch {
+ public:
+  IncrementalSearch(Transformer model, const SearchOptions& options);
+  ~IncrementalSearch();
+  IncrementalSearch(const IncrementalSearch&) = delete;
+  IncrementalSearch& operator=(const IncrementalSearch&) = delete;
+
+  // Adds sentences whose encoder output is `enc` (one row per id, in order). Ids must be new.
+  void Add(const std::vector<uint64_t>& ids, const Encoded& enc);
+  // Drops a sentence; false when it is not active.
+  bool Remove(uint64_t id);
+  // Advances every active sentence by one token; returns the sentences that finished.
+  std::vector<SearchResult> Step();
+  size_t active() const;
+  int64_t rows() const;  // decoder-state rows (sentences x live hypotheses)
+  bool beam() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Static batch: encodes `src` ([B, S], padded, ending with EOS) and searches; results in row
+// order.
+std::vector<std::vector<SearchHypothesis>> Search(Transformer& model, const torch::Tensor& src,
+                                                  const SearchOptions& options);
+// The same with the algorithm forced (options.algorithm is ignored).
+std::vector<std::vector<SearchHypothesis>> GreedySearch(Transformer& model,
+                                                        const torch::Tensor& src,
+                                                        const SearchOptions& options = {});
+std::vector<std::vector<SearchHypothesis>> BeamSearch(Transformer& model,
+                                                      const torch::Tensor& src,
+                                                      const SearchOptions& options);
+
+}  // namespace mixserve::model

@@ -1,0 +1,425 @@
+#include "model/transformer.h"
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+namespace mixserve::model {
+namespace {
+
+namespace F = torch::nn::functional;
+using torch::indexing::None;
+using torch::indexing::Slice;
+
+std::string Where(Site site, int layer) {
+  return std::string(SiteName(site)) + " layer " + std::to_string(layer);
+}
+
+// pe[p, 2i] = sin(p / 10000^(2i/d)), pe[p, 2i+1] = cos(p / 10000^(2i/d)).
+torch::Tensor Sinusoids(int max_len, int d) {
+  auto pos = torch::arange(max_len, torch::kFloat).unsqueeze(1);
+  auto freq = torch::exp(torch::arange(0, d, 2, torch::kFloat) * (-std::log(10000.0) / d));
+  auto angle = pos * freq;  // [max_len, ceil(d/2)]
+  auto pe = torch::zeros({max_len, d});
+  pe.index_put_({Slice(), Slice(0, None, 2)}, torch::sin(angle));
+  pe.index_put_({Slice(), Slice(1, None, 2)}, torch::cos(angle).narrow(1, 0, d / 2));
+  return pe;
+}
+
+// Position-wise feed-forward sub-block: y = x + drop(W2 relu(W1 norm(x))).
+class FeedForwardImpl : public torch::nn::Module {
+ public:
+  FeedForwardImpl(int d, int ffn, float dropout)
+      : norm_(register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})))),
+        fc1_(register_module("fc1", torch::nn::Linear(d, ffn))),
+        fc2_(register_module("fc2", torch::nn::Linear(ffn, d))),
+        drop_(register_module("dropout", torch::nn::Dropout(dropout))) {}
+  torch::Tensor forward(const torch::Tensor& x) {
+    return x + drop_(fc2_(drop_(torch::relu(fc1_(norm_(x))))));
+  }
+
+ private:
+  torch::nn::LayerNorm norm_;
+  torch::nn::Linear fc1_, fc2_;
+  torch::nn::Dropout drop_;
+};
+TORCH_MODULE(FeedForward);
+
+// One mixer site with the part of the residual block its role leaves to the layer:
+//   kMixer: y = x + drop(mixer(norm(x)))   (owns the norm)
+//   kBlock / kLayer: y = mixer(x)
+class MixerBlockImpl : public torch::nn::Module {
+ public:
+  MixerBlockImpl(int d, float dropout)
+      : d_(d), drop_(register_module("dropout", torch::nn::Dropout(dropout))) {}
+
+  void SetMixer(std::shared_ptr<TokenMixer> m) {
+    if (mixer_)
+      mixer_ = replace_module("mixer", m);
+    else
+      mixer_ = register_module("mixer", m);
+    const bool need_norm = m->role() == MixerRole::kMixer;
+    if (need_norm && !norm_)
+      norm_ = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d_})));
+    if (!need_norm && norm_) {
+      unregister_module("norm");
+      norm_ = nullptr;
+    }
+  }
+  const std::shared_ptr<TokenMixer>& mixer() const { return mixer_; }
+  MixerRole role() const { return mixer_->role(); }
+
+  // `in.x` is the block input; fills the mixer/block pairs of `act` when given.
+  torch::Tensor Forward(const MixerInput& in, SiteActivations* act) {
+    if (role() != MixerRole::kMixer) {
+      auto y = mixer_->Forward(in);
+      if (act) {
+        act->mixer_in = in;
+        act->mixer_out = y;
+        act->block_in = in.x;
+        act->block_out = y;
+      }
+      return y;
+    }
+    MixerInput mi = in;
+    mi.x = norm_(in.x);
+    auto out = mixer_->Forward(mi);
+    auto y = in.x + drop_(out);
+    if (act) {
+      act->mixer_in = mi;
+      act->mixer_out = out;
+      act->block_in = in.x;
+      act->block_out = y;
+    }
+    return y;
+  }
+
+  torch::Tensor Step(const torch::Tensor& x, const torch::Tensor& pos, MixerState& state) {
+    if (role() != MixerRole::kMixer) return mixer_->Step(x, pos, state);
+    return x + drop_(mixer_->Step(norm_(x), pos, state));
+  }
+
+ private:
+  int d_;
+  std::shared_ptr<TokenMixer> mixer_;
+  torch::nn::LayerNorm norm_{nullptr};
+  torch::nn::Dropout drop_;
+};
+TORCH_MODULE(MixerBlock);
+
+std::shared_ptr<TokenMixer> MakeMixer(const ModelSpec& spec, Site site, int layer,
+                                      const MixerSpec& ms) {
+  MixerContext ctx{&spec, site, layer, ms};
+  auto m = MixerRegistry::Get().Create(ctx);
+  if (m->role() == MixerRole::kLayer && site != Site::kEncoderSelf)
+    throw std::invalid_argument("mixer '" + ms.type + "' replaces a whole layer and fits only "
+                                "encoder_self, not " + Where(site, layer));
+  return m;
+}
+
+class EncoderLayerImpl : public torch::nn::Module {
+ public:
+  explicit EncoderLayerImpl(const ModelSpec& spec)
+      : d_(spec.d_model), ffn_dim_(spec.ffn_dim), dropout_(spec.dropout),
+        self_(register_module("self", MixerBlock(spec.d_model, spec.dropout))) {}
+  void SetMixer(std::shared_ptr<TokenMixer> m) {
+    self_->SetMixer(std::move(m));
+    const bool need_ffn = self_->role() != MixerRole::kLayer;
+    if (need_ffn && !ffn_)
+      ffn_ = register_module("ffn", FeedForward(d_, ffn_dim_, dropout_));
+    if (!need_ffn && ffn_) {
+      unregister_module("ffn");
+      ffn_ = nullptr;
+    }
+  }
+  torch::Tensor Forward(const torch::Tensor& x, const torch::Tensor& mask, int layer,
+                        const SiteTap& tap) {
+    SiteActivations act{Site::kEncoderSelf, layer, {}, {}, {}, {}, {}, {}};
+    auto h = self_->Forward(MixerInput{x, mask, {}, {}}, tap ? &act : nullptr);
+    auto y = ffn_ ? ffn_(h) : h;
+    if (tap) {
+      act.layer_in = x;
+      act.layer_out = y;
+      tap(act);
+    }
+    return y;
+  }
+  MixerBlock& self() { return self_; }
+  const MixerBlock& self() const { return self_; }
+  const FeedForward& ffn() const { return ffn_; }
+
+ private:
+  int d_, ffn_dim_;
+  float dropout_;
+  MixerBlock self_;
+  FeedForward ffn_{nullptr};
+};
+TORCH_MODULE(EncoderLayer);
+
+class DecoderLayerImpl : public torch::nn::Module {
+ public:
+  explicit DecoderLayerImpl(const ModelSpec& spec)
+      : self_(register_module("self", MixerBlock(spec.d_model, spec.dropout))),
+        cross_(register_module("cross", MixerBlock(spec.d_model, spec.dropout))),
+        ffn_(register_module("ffn", FeedForward(spec.d_model, spec.ffn_dim, spec.dropout))) {}
+  torch::Tensor Forward(const torch::Tensor& x, const torch::Tensor& mask, const Encoded& enc,
+                        int layer, const SiteTap& tap) {
+    SiteActivations a{Site::kDecoderSelf, layer, {}, {}, {}, {}, {}, {}};
+    auto h = self_->Forward(MixerInput{x, mask, {}, {}}, tap ? &a : nullptr);
+    if (tap) tap(a);
+    SiteActivations c{Site::kDecoderCross, layer, {}, {}, {}, {}, {}, {}};
+    h = cross_->Forward(MixerInput{h, mask, enc.memory, enc.mask}, tap ? &c : nullptr);
+    if (tap) tap(c);
+    return ffn_(h);
+  }
+  MixerBlock& block(Site site) { return site == Site::kDecoderSelf ? self_ : cross_; }
+  const MixerBlock& block(Site site) const {
+    return site == Site::kDecoderSelf ? self_ : cross_;
+  }
+  FeedForward& ffn() { return ffn_; }
+  const FeedForward& ffn() const { return ffn_; }
+
+ private:
+  MixerBlock self_, cross_;
+  FeedForward ffn_;
+};
+TORCH_MODULE(DecoderLayer);
+
+int64_t Count(const torch::nn::Module& m) {
+  int64_t n = 0;
+  for (const auto& p : m.parameters()) n += p.numel();
+  return n;
+}
+
+// Per-row mixer states of every decoder layer plus each row's next position. Positions are
+// kept on the CPU (checks without device syncs) and on the model's device (mixer input).
+class DecoderStateImpl : public DecoderState {
+ public:
+  std::vector<std::unique_ptr<MixerState>> self, cross;
+  torch::Tensor pos_cpu, pos_dev;
+
+  int64_t rows() const override { return pos_cpu.size(0); }
+  torch::Tensor positions() const override { return pos_cpu; }
+  void Select(const torch::Tensor& index) override {
+    auto cpu = index.to(torch::kCPU, torch::kLong);
+    if (cpu.numel() > 0 &&
+        (cpu.min().item<int64_t>() < 0 || cpu.max().item<int64_t>() >= rows()))
+      throw std::out_of_range("DecoderState::Select: index out of range for " +
+                              std::to_string(rows()) + " rows");
+    auto dev = cpu.to(pos_dev.device());
+    pos_cpu = pos_cpu.index_select(0, cpu);
+    pos_dev = pos_dev.index_select(0, dev);
+    for (auto& s : self) s->Select(dev);
+    for (auto& s : cross) s->Select(dev);
+  }
+  void Append(DecoderState& other) override {
+    auto* o = dynamic_cast<DecoderStateImpl*>(&other);
+    if (!o || o->self.size() != self.size())
+      throw std::invalid_argument("DecoderState::Append: state of another model");
+    pos_cpu = torch::cat({pos_cpu, o->pos_cpu});
+    pos_dev = torch::cat({pos_dev, o->pos_dev});
+    for (size_t i = 0; i < self.size(); ++i) {
+      self[i]->Append(*o->self[i]);
+      cross[i]->Append(*o->cross[i]);
+    }
+  }
+};
+
+}  // namespace
+
+struct TransformerImpl::Layers {
+  torch::nn::Embedding src_embed{nullptr}, tgt_embed{nullptr};  // the same when shared
+  torch::nn::Linear out_proj{nullptr};                           // only when not shared
+  torch::Tensor pe;                                              // [max_len, d] buffer
+  torch::nn::Dropout drop{nullptr};
+  std::vector<EncoderLayer> enc;
+  std::vector<DecoderLayer> dec;
+  torch::nn::LayerNorm enc_norm{nullptr}, dec_norm{nullptr};
+};
+
+TransformerImpl::TransformerImpl(const ModelSpec& spec)
+    : spec_(spec), layers_(std::make_shared<Layers>()) {
+  const std::string err = ValidateSpec(spec_);
+  if (!err.empty()) throw std::invalid_argument("invalid model spec: " + err);
+  auto& L = *layers_;
+  const int d = spec_.d_model;
+  auto make_embed = [&](const char* name) {
+    auto e = register_module(name, torch::nn::Embedding(spec_.vocab_size, d));
+    torch::NoGradGuard ng;
+    e->weight.normal_(0, std::pow(d, -0.5));
+    return e;
+  };
+  if (spec_.share_embeddings) {
+    L.src_embed = L.tgt_embed = make_embed("embed");
+  } else {
+    L.src_embed = make_embed("src_embed");
+    L.tgt_embed = make_embed("tgt_embed");
+    L.out_proj = register_module(
+        "out_proj", torch::nn::Linear(torch::nn::LinearOptions(d, spec_.vocab_size).bias(false)));
+  }
+  L.pe = register_buffer("positions", Sinusoids(spec_.max_len, d));
+  L.drop = register_module("dropout", torch::nn::Dropout(spec_.dropout));
+  auto enc_list = register_module("encoder", torch::nn::ModuleList());
+  for (size_t i = 0; i < spec_.encoder.size(); ++i) {
+    EncoderLayer layer(spec_);
+    layer->SetMixer(MakeMixer(spec_, Site::kEncoderSelf, i, spec_.encoder[i].self));
+    enc_list->push_back(layer);
+    L.enc.push_back(layer);
+  }
+  auto dec_list = register_module("decoder", torch::nn::ModuleList());
+  for (size_t i = 0; i < spec_.decoder.size(); ++i) {
+    DecoderLayer layer(spec_);
+    layer->block(Site::kDecoderSelf)
+        ->SetMixer(MakeMixer(spec_, Site::kDecoderSelf, i, spec_.decoder[i].self));
+    layer->block(Site::kDecoderCross)
+        ->SetMixer(MakeMixer(spec_, Site::kDecoderCross, i, spec_.decoder[i].cross));
+    dec_list->push_back(layer);
+    L.dec.push_back(layer);
+  }
+  L.enc_norm = register_module("encoder_norm",
+                               torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
+  L.dec_norm = register_module("decoder_norm",
+                               torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
+}
+
+namespace {
+void CheckTokens(const torch::Tensor& t, const ModelSpec& spec, const char* what) {
+  if (t.dim() != 2)
+    throw std::invalid_argument(std::string(what) + " must be [batch, length], got " +
+                                std::to_string(t.dim()) + " dimensions");
+  if (t.size(1) > spec.max_len)
+    throw std::invalid_argument(std::string(what) + " length " + std::to_string(t.size(1)) +
+                                " exceeds the model's max_len " +
+                                std::to_string(spec.max_len));
+}
+}  // namespace
+
+Encoded TransformerImpl::Encode(const torch::Tensor& src) {
+  CheckTokens(src, spec_, "source");
+  auto& L = *layers_;
+  const auto mask = src.ne(ModelSpec::kPad);
+  auto x = L.src_embed(src) * std::sqrt(static_cast<double>(spec_.d_model)) +
+           L.pe.narrow(0, 0, src.size(1)).to(L.src_embed->weight.scalar_type());
+  x = L.drop(x);
+  for (size_t i = 0; i < L.enc.size(); ++i) x = L.enc[i]->Forward(x, mask, i, tap_);
+  return Encoded{L.enc_norm(x), mask};
+}
+
+torch::Tensor TransformerImpl::DecodeFull(const torch::Tensor& tgt_in, const Encoded& enc) {
+  CheckTokens(tgt_in, spec_, "target");
+  auto& L = *layers_;
+  const auto mask = tgt_in.ne(ModelSpec::kPad);
+  auto x = L.tgt_embed(tgt_in) * std::sqrt(static_cast<double>(spec_.d_model)) +
+           L.pe.narrow(0, 0, tgt_in.size(1)).to(L.tgt_embed->weight.scalar_type());
+  x = L.drop(x);
+  for (size_t i = 0; i < L.dec.size(); ++i) x = L.dec[i]->Forward(x, mask, enc, i, tap_);
+  x = L.dec_norm(x);
+  return L.out_proj ? L.out_proj(x) : F::linear(x, L.tgt_embed->weight);
+}
+
+torch::Tensor TransformerImpl::Forward(const torch::Tensor& src, const torch::Tensor& tgt_in) {
+  return DecodeFull(tgt_in, Encode(src));
+}
+
+std::unique_ptr<DecoderState> TransformerImpl::InitDecoder(const Encoded& enc) {
+  auto& L = *layers_;
+  const int64_t b = enc.memory.size(0);
+  auto s = std::make_unique<DecoderStateImpl>();
+  for (auto& layer : L.dec) {
+    s->self.push_back(
+        layer->block(Site::kDecoderSelf)->mixer()->InitState(enc.memory, enc.mask, b));
+    s->cross.push_back(
+        layer->block(Site::kDecoderCross)->mixer()->InitState(enc.memory, enc.mask, b));
+  }
+  s->pos_cpu = torch::zeros({b}, torch::kLong);
+  s->pos_dev = s->pos_cpu.to(enc.memory.device());
+  return s;
+}
+
+torch::Tensor TransformerImpl::DecodeStep(const torch::Tensor& tokens, DecoderState& state) {
+  auto* s = dynamic_cast<DecoderStateImpl*>(&state);
+  if (!s) throw std::invalid_argument("DecodeStep: state of another model");
+  if (tokens.dim() != 1 || tokens.size(0) != s->rows())
+    throw std::invalid_argument("DecodeStep: expected " + std::to_string(s->rows()) +
+                                " tokens (one per row), got shape " +
+                                std::to_string(tokens.numel()));
+  if (s->rows() > 0 && s->pos_cpu.max().item<int64_t>() >= spec_.max_len)
+    throw std::invalid_argument("DecodeStep: a row would exceed the model's max_len " +
+                                std::to_string(spec_.max_len));
+  auto& L = *layers_;
+  auto x = L.tgt_embed(tokens) * std::sqrt(static_cast<double>(spec_.d_model)) +
+           L.pe.index_select(0, s->pos_dev).to(L.tgt_embed->weight.scalar_type());
+  x = L.drop(x);
+  for (size_t i = 0; i < L.dec.size(); ++i) {
+    x = L.dec[i]->block(Site::kDecoderSelf)->Step(x, s->pos_dev, *s->self[i]);
+    x = L.dec[i]->block(Site::kDecoderCross)->Step(x, s->pos_dev, *s->cross[i]);
+    x = L.dec[i]->ffn()->forward(x);
+  }
+  x = L.dec_norm(x);
+  auto logits = L.out_proj ? L.out_proj(x) : F::linear(x, L.tgt_embed->weight);
+  s->pos_cpu = s->pos_cpu + 1;
+  s->pos_dev = s->pos_dev + 1;
+  return torch::log_softmax(logits.to(torch::kFloat), -1);
+}
+
+std::shared_ptr<TokenMixer> TransformerImpl::mixer(Site site, int layer) const {
+  const auto& L = *layers_;
+  if (site == Site::kEncoderSelf) {
+    if (layer < 0 || layer >= static_cast<int>(L.enc.size()))
+      throw std::out_of_range("no encoder layer " + std::to_string(layer));
+    return L.enc[layer]->self()->mixer();
+  }
+  if (layer < 0 || layer >= static_cast<int>(L.dec.size()))
+    throw std::out_of_range("no decoder layer " + std::to_string(layer));
+  return L.dec[layer]->block(site)->mixer();
+}
+
+void TransformerImpl::ReplaceMixer(Site site, int layer, std::shared_ptr<TokenMixer> m,
+                                   const MixerSpec& ms) {
+  auto& L = *layers_;
+  mixer(site, layer);  // range check
+  if (!m) throw std::invalid_argument("ReplaceMixer: null mixer at " + Where(site, layer));
+  if (!MixerRegistry::Get().Supports(ms.type, site))
+    throw std::invalid_argument("mixer '" + ms.type + "' does not support " +
+                                Where(site, layer));
+  if (m->role() == MixerRole::kLayer && site != Site::kEncoderSelf)
+    throw std::invalid_argument("mixer '" + ms.type + "' replaces a whole layer and fits only "
+                                "encoder_self, not " + Where(site, layer));
+  // The new mixer lives where the model lives.
+  auto params = parameters();
+  if (!params.empty()) m->to(params[0].device());
+  if (site == Site::kEncoderSelf) {
+    L.enc[layer]->SetMixer(m);
+    spec_.encoder[layer].self = ms;
+  } else {
+    L.dec[layer]->block(site)->SetMixer(m);
+    (site == Site::kDecoderSelf ? spec_.decoder[layer].self : spec_.decoder[layer].cross) = ms;
+  }
+}
+
+int64_t TransformerImpl::ParameterCount() const { return Count(*this); }
+
+std::vector<TransformerImpl::PartParameters> TransformerImpl::ParameterBreakdown() const {
+  const auto& L = *layers_;
+  std::vector<PartParameters> out;
+  int64_t embed = Count(*L.src_embed);
+  if (!spec_.share_embeddings) embed += Count(*L.tgt_embed) + Count(*L.out_proj);
+  out.push_back({"embeddings", "", embed});
+  for (size_t i = 0; i < L.enc.size(); ++i) {
+    const std::string p = "encoder." + std::to_string(i);
+    out.push_back({p + ".self", spec_.encoder[i].self.type, Count(*L.enc[i]->self())});
+    if (L.enc[i]->ffn()) out.push_back({p + ".ffn", "", Count(*L.enc[i]->ffn())});
+  }
+  for (size_t i = 0; i < L.dec.size(); ++i) {
+    const std::string p = "decoder." + std::to_string(i);
+    out.push_back({p + ".self", spec_.decoder[i].self.type,
+                   Count(*L.dec[i]->block(Site::kDecoderSelf))});
+    out.push_back({p + ".cross", spec_.decoder[i].cross.type,
+                   Count(*L.dec[i]->block(Site::kDecoderCross))});
+    out.push_back({p + ".ffn", "", Count(*L.dec[i]->ffn())});
+  }
+  out.push_back({"final_norms", "", Count(*L.enc_norm) + Count(*L.dec_norm)});
+  return out;
+}
+
+}  // namespace mixserve::model

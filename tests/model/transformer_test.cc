@@ -1,0 +1,118 @@
+#include <gtest/gtest.h>
+
+#include "model_test_util.h"
+
+namespace mixserve::model {
+namespace {
+
+using namespace ::mixserve::model::testing;
+
+// Parameters of the tiny mha Transformer, counted from the architecture:
+//   mha block: 4 (d^2 + d) + LayerNorm 2d;  FFN block: d f + f + f d + d + LayerNorm 2d
+int64_t ExpectedParameters(const ModelSpec& s) {
+  const int64_t d = s.d_model, f = s.ffn_dim, v = s.vocab_size;
+  const int64_t mha = 4 * (d * d + d) + 2 * d;
+  const int64_t ffn = 2 * d * f + f + d + 2 * d;
+  const int64_t embed = s.share_embeddings ? v * d : 3 * v * d;
+  return embed + s.encoder.size() * (mha + ffn) + s.decoder.size() * (2 * mha + ffn) + 4 * d;
+}
+
+TEST(Transformer, ParameterCountMatchesFormula) {
+  ModelSpec s = TinySpec();
+  Transformer shared(s);
+  EXPECT_EQ(shared->ParameterCount(), ExpectedParameters(s));
+  s.share_embeddings = false;
+  Transformer separate(s);
+  EXPECT_EQ(separate->ParameterCount(), ExpectedParameters(s));
+  int64_t sum = 0;
+  for (const auto& p : separate->ParameterBreakdown()) sum += p.count;
+  EXPECT_EQ(sum, separate->ParameterCount());
+}
+
+TEST(Transformer, ParametersAreRegisteredByPath) {
+  Transformer m(TinySpec());
+  auto named = m->named_parameters();
+  for (const char* name : {"embed.weight", "encoder.1.self.mixer.q.weight",
+                           "encoder.0.self.norm.weight", "encoder.0.ffn.fc1.weight",
+                           "decoder.1.cross.mixer.o.bias", "decoder.0.self.mixer.k.weight",
+                           "decoder_norm.weight"})
+    EXPECT_NE(named.find(name), nullptr) << name;
+  EXPECT_NE(m->named_buffers().find("positions"), nullptr);
+}
+
+TEST(Transformer, ShapesAndProbabilities) {
+  torch::NoGradGuard ng;
+  Transformer m(TinySpec());
+  m->eval();
+  auto src = Pad({RandomTokens(5, true), RandomTokens(2, true)});
+  auto tgt = Pad({WithBos(RandomTokens(3, false)), WithBos(RandomTokens(1, false))});
+  auto logits = m->Forward(src, tgt);
+  EXPECT_EQ(logits.sizes(), (std::vector<int64_t>{2, 4, kVocab}));
+  auto state = m->InitDecoder(m->Encode(src));
+  auto lp = m->DecodeStep(torch::tensor({ModelSpec::kBos, ModelSpec::kBos}), *state);
+  EXPECT_EQ(lp.sizes(), (std::vector<int64_t>{2, kVocab}));
+  EXPECT_TRUE(torch::allclose(lp.exp().sum(-1), torch::ones({2}), 1e-5, 1e-5));
+}
+
+TEST(Transformer, TooLongInputIsRejected) {
+  Transformer m(TinySpec());
+  auto src = Pad({RandomTokens(kMaxLen, true)});  // max_len + 1 tokens
+  try {
+    m->Encode(src);
+    FAIL() << "expected an error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("max_len 16"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("17"), std::string::npos) << e.what();
+  }
+  auto state = m->InitDecoder(m->Encode(Pad({RandomTokens(3, true)})));
+  torch::NoGradGuard ng;
+  for (int t = 0; t < kMaxLen; ++t) m->DecodeStep(torch::tensor({5L}), *state);
+  EXPECT_THROW(m->DecodeStep(torch::tensor({5L}), *state), std::invalid_argument);
+}
+
+TEST(Transformer, TapsSeeEverySite) {
+  torch::NoGradGuard ng;
+  Transformer m(TinySpec());
+  m->eval();
+  int enc = 0, self = 0, cross = 0;
+  m->SetTap([&](const SiteActivations& a) {
+    if (a.site == Site::kEncoderSelf) {
+      ++enc;
+      EXPECT_TRUE(a.layer_out.defined());
+    }
+    if (a.site == Site::kDecoderSelf) ++self;
+    if (a.site == Site::kDecoderCross) {
+      ++cross;
+      EXPECT_TRUE(a.mixer_in.memory.defined());
+    }
+    // A kMixer block: block_out = block_in + mixer(norm(block_in)) (dropout off).
+    EXPECT_TRUE(torch::allclose(a.block_out, a.block_in + a.mixer_out, 1e-5, 1e-5));
+  });
+  m->Forward(Pad({RandomTokens(4, true)}), Pad({WithBos(RandomTokens(3, false))}));
+  EXPECT_EQ(enc, 2);
+  EXPECT_EQ(self, 2);
+  EXPECT_EQ(cross, 2);
+}
+
+TEST(Transformer, ReplaceMixerChecksSiteAndUpdatesSpec) {
+  ModelSpec s = TinySpec();
+  Transformer m(s);
+  MixerSpec ms{"mha", "", 0, 0, 1};  // one head
+  auto replacement = MixerRegistry::Get().Create(MixerContext{&m->spec(), Site::kDecoderSelf, 1, ms});
+  m->ReplaceMixer(Site::kDecoderSelf, 1, replacement, ms);
+  EXPECT_EQ(m->spec().decoder[1].self.heads, 1);
+  EXPECT_EQ(m->mixer(Site::kDecoderSelf, 1), replacement);
+  EXPECT_EQ(m->ParameterCount(), ExpectedParameters(s));
+  EXPECT_THROW(m->ReplaceMixer(Site::kDecoderSelf, 1, replacement, MixerSpec{"no_such", "", 0, 0, 0}),
+               std::invalid_argument);
+  EXPECT_THROW(m->mixer(Site::kEncoderSelf, 5), std::out_of_range);
+}
+
+TEST(Transformer, InvalidSpecIsRejected) {
+  ModelSpec s = TinySpec();
+  s.heads = 5;
+  EXPECT_THROW(Transformer{s}, std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace mixserve::model
