@@ -42,7 +42,8 @@ class DecoderState {
  public:
   virtual ~DecoderState() = default;
   virtual int64_t rows() const = 0;
-  virtual torch::Tensor positions() const = 0;  // int64 [B]: position of the next input token
+  // int64 [B] on the CPU: each row's position of the next input token.
+  virtual torch::Tensor positions() const = 0;
   virtual void Select(const torch::Tensor& index) = 0;  // keep rows `index`, in that order
   virtual void Append(DecoderState& other) = 0;         // rows of `other` after these
 };
@@ -60,7 +61,9 @@ class TransformerImpl : public torch::nn::Module {
   torch::Tensor Forward(const torch::Tensor& src, const torch::Tensor& tgt_in);
 
   // Incremental decoding: one state per batch of rows; DecodeStep feeds each row's next
-  // input token (int64 [B]) and returns log-probabilities [B, V] of the token after it.
+  // input token (int64 [B]) and returns log-probabilities [B, V] (fp32) of the token after
+  // it. A step beyond max_len throws std::invalid_argument. Encode/DecodeFull throw
+  // std::invalid_argument for inputs longer than max_len.
   std::unique_ptr<DecoderState> InitDecoder(const Encoded& enc);
   torch::Tensor DecodeStep(const torch::Tensor& tokens, DecoderState& state);
 
