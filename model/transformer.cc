@@ -387,7 +387,7 @@ void TransformerImpl::ReplaceMixer(Site site, int layer, std::shared_ptr<TokenMi
                                 "encoder_self, not " + Where(site, layer));
   // The new mixer lives where the model lives.
   auto params = parameters();
-  if (!params.empty()) m->to(params[0].device());
+  if (!params.empty()) m->to(params[0].device(), params[0].scalar_type());
   if (site == Site::kEncoderSelf) {
     L.enc[layer]->SetMixer(m);
     spec_.encoder[layer].self = ms;

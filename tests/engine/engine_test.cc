@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <thread>
 
 #include "engine/model_factory.h"
 
@@ -128,6 +129,22 @@ TEST_F(EngineTest, RemovedSentenceNeverFinishes) {
     for (auto& f : session->Step()) finished.push_back(f.id);
   EXPECT_EQ(finished.size(), 2u);
   for (auto id : finished) EXPECT_NE(id, 2u);
+}
+
+TEST_F(EngineTest, SessionsOnSeveralThreadsAgree) {
+  std::vector<std::vector<int>> srcs;
+  for (int i = 0; i < 6; ++i) srcs.push_back(Sentence(3 + i, 20 + i));
+  DecodeOptions o;
+  o.beam_size = 2;
+  const auto expected = engine_->Translate(srcs, o);
+  std::vector<std::vector<std::vector<Hypothesis>>> got(3);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t)
+    threads.emplace_back([&, t] { got[t] = engine_->Translate(srcs, o); });
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < 3; ++t)
+    for (size_t i = 0; i < srcs.size(); ++i)
+      EXPECT_EQ(got[t][i][0].tokens, expected[i][0].tokens) << "thread " << t << " sentence " << i;
 }
 
 TEST_F(EngineTest, BadInputGetsClearErrors) {
