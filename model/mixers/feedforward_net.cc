@@ -56,13 +56,19 @@ FeedForwardNet::Sums FeedForwardNet::BlockTerms(const torch::Tensor& x,
 }
 
 FeedForwardNet::Sums FeedForwardNet::BlockTermsAt(const torch::Tensor& x_t,
-                                                  const torch::Tensor& block) const {
+                                                  const torch::Tensor& block,
+                                                  int64_t same_block) const {
   const int64_t g = opt_.groups, h = opt_.hidden, d = opt_.block_dim;
-  auto w1 = fc1_weight.view({g, h, opt_.in_blocks, d}).index_select(2, block);   // [G,H,B,D]
-  auto gamma = in_norm_weight.view({g, opt_.in_blocks, d}).index_select(1, block);  // [G,B,D]
-  auto u = gamma * x_t.unsqueeze(0);                                            // [G, B, D]
+  auto w1 = fc1_weight.view({g, h, opt_.in_blocks, d});
+  auto gamma = in_norm_weight.view({g, opt_.in_blocks, d});
   Sums s;
-  s.acc = torch::einsum("ghbd,gbd->bgh", {w1, u});  // [B, G, H]
+  if (same_block >= 0) {  // one weight block for every row: a plain matrix product
+    auto u = gamma.select(1, same_block).unsqueeze(1) * x_t.unsqueeze(0);           // [G, B, D]
+    s.acc = torch::einsum("ghd,gbd->bgh", {w1.select(2, same_block), u});
+  } else {  // rows at different positions: gather each row's weight block
+    auto u = gamma.index_select(1, block) * x_t.unsqueeze(0);                       // [G, B, D]
+    s.acc = torch::einsum("ghbd,gbd->bgh", {w1.index_select(2, block), u});
+  }
   auto xd = x_t.to(torch::kFloat64);
   s.s1 = xd.sum(-1);
   s.s2 = xd.pow(2).sum(-1);
@@ -102,13 +108,19 @@ torch::Tensor FeedForwardNet::OutputBlocks(const torch::Tensor& z) const {
   return y.reshape({b, t, g * o});
 }
 
-torch::Tensor FeedForwardNet::OutputBlockAt(const torch::Tensor& z,
-                                            const torch::Tensor& block) const {
+torch::Tensor FeedForwardNet::OutputBlockAt(const torch::Tensor& z, const torch::Tensor& block,
+                                            int64_t same_block) const {
   const int64_t b = z.size(0), g = opt_.groups, o = opt_.out_dim;
-  auto w2 = fc2_weight.view({g, opt_.out_blocks, o, opt_.hidden}).index_select(1, block);
-  auto b2 = fc2_bias.view({g, opt_.out_blocks, o}).index_select(1, block).permute({1, 0, 2});
-  auto y = torch::einsum("bgh,gboh->bgo", {z, w2}) + b2;  // [B, G, O]
-  return y.reshape({b, g * o});
+  auto w2 = fc2_weight.view({g, opt_.out_blocks, o, opt_.hidden});
+  auto b2 = fc2_bias.view({g, opt_.out_blocks, o});
+  torch::Tensor y;
+  if (same_block >= 0) {
+    y = torch::einsum("bgh,goh->bgo", {z, w2.select(1, same_block)}) + b2.select(1, same_block);
+  } else {
+    y = torch::einsum("bgh,gboh->bgo", {z, w2.index_select(1, block)}) +
+        b2.index_select(1, block).permute({1, 0, 2});
+  }
+  return y.reshape({b, g * o});  // [B, G, O] -> [B, G*O]
 }
 
 int64_t FeedForwardHidden(FeedForwardFamily family, const std::string& size, int spec_hidden,
@@ -300,8 +312,10 @@ torch::Tensor FeedForwardMixer::Step(const torch::Tensor& x_t, const torch::Tens
   if (!pos.defined() || pos.dim() != 1 || pos.size(0) != rows)
     throw std::invalid_argument(Where() + ": positions must be [" + std::to_string(rows) + "]");
   auto p = pos.to(x_t.device(), torch::kLong);
+  int64_t same = -1;  // the position shared by every row, if it is shared
   if (rows > 0) {
     const int64_t lo = p.min().item<int64_t>(), hi = p.max().item<int64_t>();
+    if (lo == hi) same = lo;
     if (lo < 0 || hi >= ctx_.max_len())
       throw std::invalid_argument(Where() + ": position " + std::to_string(lo < 0 ? lo : hi) +
                                   " is outside 0.." + std::to_string(ctx_.max_len() - 1) +
@@ -309,12 +323,12 @@ torch::Tensor FeedForwardMixer::Step(const torch::Tensor& x_t, const torch::Tens
                                   std::to_string(ctx_.max_len()) + ")");
   }
   const int64_t first = ctx_.site == Site::kDecoderCross ? ctx_.max_len() : 0;
-  auto terms = net_->BlockTermsAt(x_t, p + first);
+  auto terms = net_->BlockTermsAt(x_t, p + first, same < 0 ? -1 : same + first);
   st->sums.acc = st->sums.acc + terms.acc;
   st->sums.s1 = st->sums.s1 + terms.s1;
   st->sums.s2 = st->sums.s2 + terms.s2;
   auto z = net_->Activate(net_->FirstLayerFromSums(st->sums, st->consts));
-  return net_->OutputBlockAt(z, p);
+  return net_->OutputBlockAt(z, p, same);
 }
 
 }  // namespace mixserve::model

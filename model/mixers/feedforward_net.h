@@ -57,7 +57,9 @@ class FeedForwardNet : public torch::nn::Module {
   // (not accumulated): acc [B, T, G, H], s1/s2 [B, T].
   Sums BlockTerms(const torch::Tensor& x, int64_t first_block) const;
   // Terms of x_t [B, D], row b placed at block block[b] (int64 [B]): acc [B, G, H], s1/s2 [B].
-  Sums BlockTermsAt(const torch::Tensor& x_t, const torch::Tensor& block) const;
+  // same_block >= 0 says every row is at that block (no gather of weight blocks needed).
+  Sums BlockTermsAt(const torch::Tensor& x_t, const torch::Tensor& block,
+                    int64_t same_block = -1) const;
 
   // Input-independent vectors of the identity above: c = W1 gamma, e = W1 beta + b1 ([G, H]).
   struct Constants {
@@ -73,7 +75,9 @@ class FeedForwardNet : public torch::nn::Module {
   // Second layer, only the rows of output blocks 0..T-1: z [B, T, G, H] -> [B, T, G*out_dim].
   torch::Tensor OutputBlocks(const torch::Tensor& z) const;
   // Second layer, rows of output block block[b] for each row: z [B, G, H] -> [B, G*out_dim].
-  torch::Tensor OutputBlockAt(const torch::Tensor& z, const torch::Tensor& block) const;
+  // same_block as in BlockTermsAt.
+  torch::Tensor OutputBlockAt(const torch::Tensor& z, const torch::Tensor& block,
+                              int64_t same_block = -1) const;
 
   // Parameters (public for inspection and tests), G = groups:
   torch::Tensor in_norm_weight;      // [G, W_in]

@@ -3,6 +3,7 @@
 // (docs/model/feedforward.md), plus causality, padding, incremental decoding and sizes.
 #include <gtest/gtest.h>
 
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,8 @@ struct Case {
   std::string name;
   Site site;
 };
+
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name << " at " << SiteName(c.site); }
 
 std::string CaseName(const testing::TestParamInfo<Case>& info) {
   return info.param.name + "_" + SiteName(info.param.site);
