@@ -43,12 +43,12 @@ torch::Tensor FeedForwardNet::Full(const torch::Tensor& flat) const {
 FeedForwardNet::Sums FeedForwardNet::BlockTerms(const torch::Tensor& x,
                                                 int64_t first_block) const {
   const int64_t t = x.size(1), g = opt_.groups, h = opt_.hidden, d = opt_.block_dim;
-  // W1[:, block j] * gamma_block j, for the T blocks in use: [G, H, T, D].
-  auto w1 = fc1_weight.view({g, h, opt_.in_blocks, d}).narrow(2, first_block, t);
+  // P_j = W1[:, block j] (gamma_j o x_j) for the T blocks in use.
+  auto w1 = fc1_weight.view({g, h, opt_.in_blocks, d}).narrow(2, first_block, t);  // [G,H,T,D]
   auto gamma = in_norm_weight.view({g, opt_.in_blocks, d}).narrow(1, first_block, t);
-  auto wg = w1 * gamma.unsqueeze(1);
+  auto u = x.unsqueeze(2) * gamma.permute({1, 0, 2});  // [B, T, G, D]
   Sums s;
-  s.acc = torch::einsum("btd,ghtd->btgh", {x, wg});  // [B, T, G, H]
+  s.acc = torch::einsum("btgd,ghtd->btgh", {u, w1});  // [B, T, G, H]
   auto xd = x.to(torch::kFloat64);
   s.s1 = xd.sum(-1);
   s.s2 = xd.pow(2).sum(-1);
