@@ -7,9 +7,9 @@ namespace {
 
 TEST(MixerRegistry, UnknownMixerNamesKnownOnes) {
   ModelSpec spec = UniformSpec(16, 32, 2, 1, 1, 50);
-  MixerSpec unknown;
-  unknown.type = "no_such_mixer";
-  MixerContext ctx{&spec, Site::kEncoderSelf, 0, unknown};
+  MixerSpec mixer;
+  mixer.type = "no_such_mixer";
+  MixerContext ctx{&spec, Site::kEncoderSelf, 0, mixer};
   try {
     MixerRegistry::Get().Create(ctx);
     FAIL() << "expected an error";
