@@ -311,10 +311,12 @@ torch::Tensor FeedForwardMixer::Step(const torch::Tensor& x_t, const torch::Tens
                                 ", " + std::to_string(ctx_.d_model()) + "]");
   if (!pos.defined() || pos.dim() != 1 || pos.size(0) != rows)
     throw std::invalid_argument(Where() + ": positions must be [" + std::to_string(rows) + "]");
-  auto p = pos.to(x_t.device(), torch::kLong);
+  auto p = pos.to(net_->fc1_weight.device(), torch::kLong);
   int64_t same = -1;  // the position shared by every row, if it is shared
   if (rows > 0) {
-    const int64_t lo = p.min().item<int64_t>(), hi = p.max().item<int64_t>();
+    // One device-to-host copy for both bounds (a check that indexing stays in range).
+    auto bounds = torch::stack({p.min(), p.max()}).cpu();
+    const int64_t lo = bounds[0].item<int64_t>(), hi = bounds[1].item<int64_t>();
     if (lo == hi) same = lo;
     if (lo < 0 || hi >= ctx_.max_len())
       throw std::invalid_argument(Where() + ": position " + std::to_string(lo < 0 ? lo : hi) +
