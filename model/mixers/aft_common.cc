@@ -85,6 +85,24 @@ void AftMemoryState::Append(MixerState& other) {
   mask = torch::cat({PadDim1(mask, s), PadDim1(o.mask, s)}, 0);
 }
 
+void AftWindowState::Select(const torch::Tensor& index) {
+  const auto i = index.to(k.device());
+  for (auto* t : {&k, &v, &m, &num, &den}) *t = t->index_select(0, i);
+}
+
+void AftWindowState::Append(MixerState& other) {
+  auto& o = SameKind<AftWindowState>(other, "aft decoder-self window state");
+  if (o.k.size(1) != k.size(1))
+    throw std::invalid_argument("aft decoder-self window state: windows differ (" +
+                                std::to_string(k.size(1)) + " vs " +
+                                std::to_string(o.k.size(1)) + ")");
+  k = torch::cat({k, o.k}, 0);
+  v = torch::cat({v, o.v}, 0);
+  m = torch::cat({m, o.m}, 0);
+  num = torch::cat({num, o.num}, 0);
+  den = torch::cat({den, o.den}, 0);
+}
+
 int AftWindow(const MixerContext& ctx) {
   return ctx.spec.window > 0 ? ctx.spec.window : std::max(1, ctx.max_len() / 4);
 }
@@ -144,7 +162,7 @@ torch::Tensor AftMixer::Forward(const MixerInput& in) {
                               ? src_mask.to(torch::kBool).unsqueeze(1)  // [B, 1, S]
                               : torch::ones({1, 1, S}, lopts.dtype(torch::kBool));
   if (causal()) allowed = allowed & (ts.unsqueeze(0) <= tq.unsqueeze(1)).unsqueeze(0);
-  auto bias = Bias(tq, ts);
+  auto bias = Bias(tq.unsqueeze(1).expand({T, S}), ts.unsqueeze(0).expand({T, S}));
   if (bias.defined()) bias = bias.unsqueeze(0);  // [1, T, S, G]
   // Without a bias outside the causal site the average is the same for every target.
   return Finish(q, AftWeightedAverage(k, v, bias, allowed));
@@ -170,6 +188,15 @@ std::unique_ptr<MixerState> AftMixer::InitState(const torch::Tensor& memory,
     st->mask = memory_mask.defined()
                    ? memory_mask.to(torch::kBool)
                    : torch::ones({batch, memory.size(1)}, opts.dtype(torch::kBool));
+    return st;
+  }
+  if (DecodeWindow() > 0) {
+    auto st = std::make_unique<AftWindowState>();
+    st->k = torch::zeros({batch, DecodeWindow(), D}, opts);
+    st->v = torch::zeros({batch, DecodeWindow(), D}, opts);
+    st->m = torch::full({batch, D}, -std::numeric_limits<float>::infinity(), opts);
+    st->num = torch::zeros({batch, D}, opts);
+    st->den = torch::zeros({batch, D}, opts);
     return st;
   }
   auto st = std::make_unique<AftCacheState>();
@@ -204,30 +231,82 @@ torch::Tensor AftMixer::Step(const torch::Tensor& x_t, const torch::Tensor& pos,
     CheckStep(x_t, pos, st->rows());
     if (st->rows() == 0) return torch::zeros({0, D}, x_t.options());
     const auto p = pos.to(torch::kLong).to(x_t.device());
-    const auto ts = torch::arange(st->k.size(1), p.options());
-    auto bias = Bias(p, ts);                       // [B, S, G]
+    const int64_t B = p.size(0), S = st->k.size(1);
+    const auto ts = torch::arange(S, p.options());
+    auto bias = Bias(p.unsqueeze(1).expand({B, S}), ts.unsqueeze(0).expand({B, S}));  // [B,S,G]
     if (bias.defined()) bias = bias.unsqueeze(1);  // [B, 1, S, G]
     const auto avg = AftWeightedAverage(st->k, st->v, bias, st->mask.unsqueeze(1));
     return Finish(q_(x_t), avg.squeeze(1));
   }
+  if (auto* st = dynamic_cast<AftWindowState*>(&state)) return StepWindow(x_t, pos, *st);
   auto* st = dynamic_cast<AftCacheState*>(&state);
   if (!st) throw std::invalid_argument(std::string(name_) + ": state of another mixer");
-  const int64_t max_pos = CheckStep(x_t, pos, st->rows());
-  if (st->rows() == 0) return torch::zeros({0, D}, x_t.options());
+  return StepCache(x_t, pos, *st);
+}
+
+torch::Tensor AftMixer::StepCache(const torch::Tensor& x_t, const torch::Tensor& pos,
+                                  AftCacheState& st) {
+  const int64_t D = ctx_.d_model();
+  const int64_t max_pos = CheckStep(x_t, pos, st.rows());
+  if (st.rows() == 0) return torch::zeros({0, D}, x_t.options());
   const int64_t B = x_t.size(0), L = max_pos + 1;
   const auto p = pos.to(torch::kLong).to(x_t.device());
-  st->Reserve(L);
+  st.Reserve(L);
   // Write this step's key and value at each row's own position.
   const auto idx = p.view({B, 1, 1}).expand({B, 1, D});
-  st->k.scatter_(1, idx, k_(x_t).unsqueeze(1).to(st->k.dtype()));
-  st->v.scatter_(1, idx, v_(x_t).unsqueeze(1).to(st->v.dtype()));
-  const auto ts = torch::arange(L, p.options());
-  const auto allowed = (ts.unsqueeze(0) <= p.unsqueeze(1)).unsqueeze(1);  // [B, 1, L]
-  auto bias = Bias(p, ts);
+  st.k.scatter_(1, idx, k_(x_t).unsqueeze(1).to(st.k.dtype()));
+  st.v.scatter_(1, idx, v_(x_t).unsqueeze(1).to(st.v.dtype()));
+  const auto ts = torch::arange(L, p.options()).unsqueeze(0).expand({B, L});
+  const auto tq = p.unsqueeze(1).expand({B, L});
+  const auto allowed = (ts <= tq).unsqueeze(1);  // [B, 1, L]
+  auto bias = Bias(tq, ts);
   if (bias.defined()) bias = bias.unsqueeze(1);
-  const auto avg =
-      AftWeightedAverage(st->k.narrow(1, 0, L), st->v.narrow(1, 0, L), bias, allowed);
+  const auto avg = AftWeightedAverage(st.k.narrow(1, 0, L), st.v.narrow(1, 0, L), bias, allowed);
   return Finish(q_(x_t), avg.squeeze(1));
+}
+
+torch::Tensor AftMixer::StepWindow(const torch::Tensor& x_t, const torch::Tensor& pos,
+                                   AftWindowState& st) {
+  const int64_t D = ctx_.d_model();
+  CheckStep(x_t, pos, st.rows());
+  if (st.rows() == 0) return torch::zeros({0, D}, x_t.options());
+  const int64_t B = x_t.size(0), s = st.k.size(1), G = groups_;
+  const auto p = pos.to(torch::kLong).to(x_t.device());
+  const auto slot = torch::remainder(p, s);  // [B]
+  const auto slot_idx = slot.view({B, 1, 1}).expand({B, 1, D});
+  // Position p - s leaves the window; it sits in the slot this step overwrites. Fold it into
+  // the running sums (bias 0 from now on) where it exists.
+  {
+    const auto fold = (p >= s).unsqueeze(1);  // [B, 1]
+    const auto k_old = st.k.gather(1, slot_idx).squeeze(1);
+    const auto v_old = st.v.gather(1, slot_idx).squeeze(1);
+    const auto m_new = torch::where(fold, torch::max(st.m, k_old), st.m);
+    const auto decay = torch::exp(st.m - m_new);  // 1 where nothing folds; 0 from -inf
+    const auto e = torch::where(fold, torch::exp(k_old - m_new), torch::zeros_like(k_old));
+    st.num = torch::where(fold, st.num * decay + e * v_old, st.num);
+    st.den = torch::where(fold, st.den * decay + e, st.den);
+    st.m = m_new;
+  }
+  st.k.scatter_(1, slot_idx, k_(x_t).unsqueeze(1).to(st.k.dtype()));
+  st.v.scatter_(1, slot_idx, v_(x_t).unsqueeze(1).to(st.v.dtype()));
+  // Slot j holds position p - ((p - j) mod s): the last s positions, those >= 0 valid.
+  const auto j = torch::arange(s, p.options()).unsqueeze(0);      // [1, s]
+  const auto src = p.unsqueeze(1) - torch::remainder(p.unsqueeze(1) - j, s);  // [B, s]
+  const auto valid = (src >= 0).unsqueeze(-1);                    // [B, s, 1]
+  const auto tq = p.unsqueeze(1).expand({B, s});
+  auto logits = st.k;
+  const auto bias = Bias(tq, src.clamp_min(0));  // [B, s, G]
+  if (bias.defined())
+    logits = (st.k.view({B, s, G, D / G}) + bias.unsqueeze(-1)).view({B, s, D});
+  logits = torch::where(valid, logits,
+                        torch::full({}, -std::numeric_limits<float>::infinity(), logits.options()));
+  // The current position is always valid, so the maximum is finite.
+  const auto m = torch::max(st.m, std::get<0>(logits.max(1)));  // [B, D]
+  const auto e = torch::exp(logits - m.unsqueeze(1));
+  const auto a = torch::exp(st.m - m);
+  const auto num = st.num * a + (e * st.v).sum(1);
+  const auto den = st.den * a + e.sum(1);
+  return Finish(q_(x_t), num / den);
 }
 
 }  // namespace mixserve::model

@@ -54,6 +54,19 @@ class AftMemoryState : public MixerState {
   int64_t rows() const { return k.size(0); }
 };
 
+// Decoder self with a window s (aft_local, aft_conv): the keys and values of the last s
+// positions in a ring (slot = position mod s), and running sums over all older positions,
+// whose bias is 0: m = max K, num = sum exp(K - m) * V, den = sum exp(K - m). O(s D) per row.
+class AftWindowState : public MixerState {
+ public:
+  torch::Tensor k, v;          // [B, s, D]
+  torch::Tensor m, num, den;   // [B, D]
+  void Select(const torch::Tensor& index) override;
+  void Append(MixerState& other) override;
+  int64_t rows() const { return k.size(0); }
+  int64_t Numel() const { return k.numel() + v.numel() + m.numel() + num.numel() + den.numel(); }
+};
+
 // aft_simple, decoder self: running maximum and sums over the prefix (O(D) per row).
 class AftRunningState : public MixerState {
  public:
@@ -108,16 +121,23 @@ class AftMixer : public TokenMixer {
   int groups() const { return groups_; }
 
  protected:
-  // Position bias for target positions tq (int64 [N]) against source positions ts (int64
-  // [S]): [N, S, G] (G = groups()), or an undefined tensor when the variant has none.
+  // Position bias w[tq, ts] for pairs of target and source positions given as two int64
+  // tensors of the same shape [N, S]: [N, S, G] (G = groups()), or an undefined tensor when
+  // the variant has none.
   virtual torch::Tensor Bias(const torch::Tensor& tq, const torch::Tensor& ts) const = 0;
   // Largest number of positions the bias covers (targets and sources alike).
   virtual int64_t MaxPositions() const { return std::numeric_limits<int64_t>::max(); }
+  // Decoder self: s > 0 when the bias is zero for t - t' >= s (aft_local, aft_conv); decoding
+  // then keeps only the last s keys and values and folds older ones into running sums.
+  virtual int64_t DecodeWindow() const { return 0; }
 
   // sigmoid(Q) * average, then the output projection. avg [.., D] like q.
   torch::Tensor Finish(const torch::Tensor& q, const torch::Tensor& avg);
   // Checks x_t [B, D] and pos [B] against a state of `rows` rows; returns the largest position.
   int64_t CheckStep(const torch::Tensor& x_t, const torch::Tensor& pos, int64_t rows) const;
+  torch::Tensor StepCache(const torch::Tensor& x_t, const torch::Tensor& pos, AftCacheState& st);
+  torch::Tensor StepWindow(const torch::Tensor& x_t, const torch::Tensor& pos,
+                           class AftWindowState& st);
   void CheckLength(int64_t n, const char* what) const;
 
   const char* name_;

@@ -21,14 +21,15 @@ class AftConvMixer : public AftMixer {
 
  protected:
   torch::Tensor Bias(const torch::Tensor& tq, const torch::Tensor& ts) const override {
-    const auto r = tq.unsqueeze(1) - ts.unsqueeze(0);  // [N, S]
+    const auto r = tq - ts;  // [N, S]
     // Causal: r < 0 never reaches the average (masked), so only |r| < s matters here too.
     const auto inside = (r.abs() < window_) & (r + offset_ >= 0);
     const auto tap = (r + offset_).clamp(0, kernel_.size(1) - 1);
-    const int64_t N = r.size(0), S = r.size(1);
-    const auto w = kernel_.index_select(1, tap.reshape({-1})).view({kernel_.size(0), N, S});
-    return (w * inside.to(w.dtype())).permute({1, 2, 0});                        // [N, S, H]
+    const auto w = kernel_.index_select(1, tap.reshape({-1})).t().reshape(
+        {r.size(0), r.size(1), kernel_.size(0)});  // [N, S, H]
+    return w * inside.to(w.dtype()).unsqueeze(-1);
   }
+  int64_t DecodeWindow() const override { return window_; }
 
  private:
   int64_t window_;

@@ -15,7 +15,8 @@ class AftFullMixer : public AftMixer {
 
  protected:
   torch::Tensor Bias(const torch::Tensor& tq, const torch::Tensor& ts) const override {
-    return w_.index_select(0, tq).index_select(1, ts).unsqueeze(-1);  // [N, S, 1]
+    const auto flat = (tq * w_.size(1) + ts).reshape({-1});
+    return w_.reshape({-1}).index_select(0, flat).view(tq.sizes()).unsqueeze(-1);  // [N, S, 1]
   }
   int64_t MaxPositions() const override { return w_.size(0); }
 

@@ -16,11 +16,13 @@ class AftLocalMixer : public AftMixer {
 
  protected:
   torch::Tensor Bias(const torch::Tensor& tq, const torch::Tensor& ts) const override {
-    const auto inside = (tq.unsqueeze(1) - ts.unsqueeze(0)).abs() < window_;  // [N, S]
-    const auto w = w_.index_select(0, tq).index_select(1, ts);
+    const auto inside = (tq - ts).abs() < window_;  // [N, S]
+    const auto flat = (tq * w_.size(1) + ts).reshape({-1});
+    const auto w = w_.reshape({-1}).index_select(0, flat).view(tq.sizes());
     return (w * inside.to(w.dtype())).unsqueeze(-1);  // [N, S, 1]
   }
   int64_t MaxPositions() const override { return w_.size(0); }
+  int64_t DecodeWindow() const override { return window_; }
 
  private:
   int64_t window_;

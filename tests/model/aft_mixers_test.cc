@@ -340,6 +340,25 @@ TEST(AftSimple, DecodingStateDoesNotGrowWithLength) {
   EXPECT_GE(dynamic_cast<AftCacheState&>(*cache_state).Numel(), 2 * 4 * 10 * kD);
 }
 
+TEST(AftWindowed, DecodingStateIsBoundedByTheWindow) {
+  torch::manual_seed(4);
+  for (const char* name : {"aft_local", "aft_conv"}) {
+    auto m = Make(name, Site::kDecoderSelf, 3);
+    torch::NoGradGuard no_grad;
+    auto state = m->InitState(torch::Tensor(), torch::Tensor(), 2);
+    auto* window = dynamic_cast<AftWindowState*>(state.get());
+    ASSERT_NE(window, nullptr) << name;
+    // Ring of 3 keys and values, plus maximum, numerator, denominator, per row and feature.
+    EXPECT_EQ(window->Numel(), (2 * 3 + 3) * 2 * kD) << name;
+    const int64_t steps = std::string(name) == "aft_conv" ? 30 : kMaxLen;  // conv: no limit
+    for (int64_t t = 0; t < steps; ++t) {
+      const auto y = m->Step(torch::randn({2, kD}), torch::full({2}, t, torch::kLong), *state);
+      EXPECT_TRUE(torch::isfinite(y).all().item<bool>()) << name << " t " << t;
+      EXPECT_EQ(window->Numel(), (2 * 3 + 3) * 2 * kD) << name << " t " << t;
+    }
+  }
+}
+
 TEST(AftLocal, WindowCoveringEverythingEqualsFull) {
   torch::manual_seed(5);
   for (Site site : {Site::kEncoderSelf, Site::kDecoderSelf, Site::kDecoderCross}) {
