@@ -1,0 +1,151 @@
+// lstm: the multi-head LSTM mixer of FAR (arXiv 2505.21535). D is split into h heads of
+// head_dim = D / h features; each head runs its own LSTM over its slice (heads never mix),
+// the heads' outputs are concatenated and projected D -> D. Details: docs/model/lstm.md.
+//   encoder self: bidirectional; per head a forward and a backward LSTM, each with hidden
+//                 head_dim / 2, outputs concatenated [forward, backward]. The backward LSTM
+//                 reads each sentence from its own last real token (reversal by length).
+//   decoder self: unidirectional, hidden head_dim; decoding carries (h, c) per row and head.
+//   decoder cross: not supported (an LSTM has no natural way to read another sequence).
+// Padding must be trailing (real tokens first), as everywhere in mixserve.
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "model/token_mixer.h"
+
+namespace mixserve::model {
+namespace {
+
+// (h, c) of every row and head: [B, heads, head_dim] each.
+class LstmState : public MixerState {
+ public:
+  torch::Tensor h, c;
+  void Select(const torch::Tensor& index) override {
+    const auto i = index.to(h.device());
+    h = h.index_select(0, i);
+    c = c.index_select(0, i);
+  }
+  void Append(MixerState& other) override {
+    auto* o = dynamic_cast<LstmState*>(&other);
+    if (!o)
+      throw std::invalid_argument("lstm decoder state: cannot append a state of another mixer");
+    h = torch::cat({h, o->h}, 0);
+    c = torch::cat({c, o->c}, 0);
+  }
+};
+
+class LstmMixer : public TokenMixer {
+ public:
+  explicit LstmMixer(const MixerContext& ctx) : TokenMixer(ctx) {
+    const int d = ctx.d_model(), heads = ctx.heads();
+    const std::string where = std::string("lstm at ") + SiteName(ctx.site);
+    if (heads <= 0 || d % heads != 0)
+      throw std::invalid_argument(where + ": d_model " + std::to_string(d) +
+                                  " is not divisible by heads " + std::to_string(heads));
+    heads_ = heads;
+    head_dim_ = d / heads;
+    bidirectional_ = ctx.site == Site::kEncoderSelf;
+    if (bidirectional_ && head_dim_ % 2 != 0)
+      throw std::invalid_argument(where + ": the bidirectional encoder LSTM needs an even head "
+                                  "dim (d_model / heads = " + std::to_string(head_dim_) + ")");
+    const int hidden = bidirectional_ ? head_dim_ / 2 : head_dim_;
+    for (int h = 0; h < heads; ++h) {
+      auto opts = torch::nn::LSTMOptions(head_dim_, hidden).batch_first(true);
+      fwd_.push_back(register_module("head" + std::to_string(h) + "_fwd", torch::nn::LSTM(opts)));
+      if (bidirectional_)
+        bwd_.push_back(
+            register_module("head" + std::to_string(h) + "_bwd", torch::nn::LSTM(opts)));
+    }
+    out_ = register_module("out", torch::nn::Linear(d, d));
+  }
+
+  torch::Tensor Forward(const MixerInput& in) override {
+    const int64_t D = ctx_.d_model();
+    if (!in.x.defined() || in.x.dim() != 3 || in.x.size(2) != D)
+      throw std::invalid_argument(std::string("lstm at ") + SiteName(ctx_.site) +
+                                  ": input must be [B, T, " + std::to_string(D) + "]");
+    const auto& x = in.x;
+    const int64_t B = x.size(0), T = x.size(1);
+    if (T == 0) return out_(x);
+    torch::Tensor rev_in, rev_out;  // reverse each row's real prefix, keep its padding
+    if (bidirectional_) {
+      const auto t = torch::arange(T, x.options().dtype(torch::kLong)).unsqueeze(0);
+      const auto len = in.mask.defined() ? in.mask.to(torch::kLong).sum(1, true)
+                                         : torch::full({B, 1}, T, t.options());
+      const auto rev = torch::where(t < len, len - 1 - t, t).unsqueeze(-1);  // [B, T, 1]
+      rev_in = rev.expand({B, T, head_dim_});
+      rev_out = rev.expand({B, T, head_dim_ / 2});
+    }
+    std::vector<torch::Tensor> outs;
+    for (int h = 0; h < heads_; ++h) {
+      const auto xh = x.narrow(2, h * head_dim_, head_dim_).contiguous();
+      auto y = std::get<0>(fwd_[h]->forward(xh));
+      if (bidirectional_) {
+        // The reversal is its own inverse: gather back with the same index.
+        const auto yb = std::get<0>(bwd_[h]->forward(xh.gather(1, rev_in))).gather(1, rev_out);
+        y = torch::cat({y, yb}, 2);
+      }
+      outs.push_back(y);
+    }
+    return out_(torch::cat(outs, 2));
+  }
+
+  std::unique_ptr<MixerState> InitState(const torch::Tensor&, const torch::Tensor&,
+                                        int64_t batch) override {
+    if (bidirectional_)
+      throw std::logic_error("lstm at encoder_self: incremental decoding is for decoder sites");
+    auto st = std::make_unique<LstmState>();
+    const auto opts = out_->weight.options();
+    st->h = torch::zeros({batch, heads_, head_dim_}, opts);
+    st->c = torch::zeros({batch, heads_, head_dim_}, opts);
+    return st;
+  }
+
+  // One LSTM cell step for all heads at once, with each head's own weights (batched over
+  // heads: the block-diagonal form of the per-head LSTMs). Gate order i, f, g, o as in
+  // torch::nn::LSTM.
+  torch::Tensor Step(const torch::Tensor& x_t, const torch::Tensor& pos,
+                     MixerState& state) override {
+    auto* st = dynamic_cast<LstmState*>(&state);
+    if (!st) throw std::invalid_argument("lstm: state of another mixer");
+    const int64_t B = st->h.size(0), D = ctx_.d_model();
+    if (!x_t.defined() || x_t.dim() != 2 || x_t.size(0) != B || x_t.size(1) != D)
+      throw std::invalid_argument("lstm at decoder_self: step input must be [" +
+                                  std::to_string(B) + ", " + std::to_string(D) + "]");
+    if (!pos.defined() || pos.dim() != 1 || pos.size(0) != B)
+      throw std::invalid_argument("lstm at decoder_self: positions must be int64 [" +
+                                  std::to_string(B) + "]");
+    std::vector<torch::Tensor> w_ih, w_hh, b;
+    for (int h = 0; h < heads_; ++h) {
+      auto p = fwd_[h]->named_parameters(false);
+      w_ih.push_back(p["weight_ih_l0"].t());
+      w_hh.push_back(p["weight_hh_l0"].t());
+      b.push_back((p["bias_ih_l0"] + p["bias_hh_l0"]).unsqueeze(0));
+    }
+    const auto xh = x_t.reshape({B, heads_, head_dim_}).transpose(0, 1);  // [H, B, hd]
+    const auto hh = st->h.transpose(0, 1);
+    const auto gates = torch::bmm(xh, torch::stack(w_ih)) + torch::bmm(hh, torch::stack(w_hh)) +
+                       torch::stack(b);  // [H, B, 4 hd]
+    const auto g = gates.chunk(4, 2);
+    const auto c = torch::sigmoid(g[1]) * st->c.transpose(0, 1) +
+                   torch::sigmoid(g[0]) * torch::tanh(g[2]);
+    const auto h = torch::sigmoid(g[3]) * torch::tanh(c);
+    st->h = h.transpose(0, 1).contiguous();
+    st->c = c.transpose(0, 1).contiguous();
+    return out_(st->h.reshape({B, D}));
+  }
+
+ private:
+  int heads_ = 1;
+  int head_dim_ = 1;
+  bool bidirectional_ = false;
+  std::vector<torch::nn::LSTM> fwd_, bwd_;
+  torch::nn::Linear out_{nullptr};
+};
+
+}  // namespace
+
+MIXSERVE_REGISTER_MIXER("lstm", (std::set<Site>{Site::kEncoderSelf, Site::kDecoderSelf}),
+                        LstmMixer);
+
+}  // namespace mixserve::model
