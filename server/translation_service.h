@@ -1,0 +1,29 @@
+// TranslationService over the gRPC callback API: no thread blocks per request; the
+// scheduler's completion callback finishes the call.
+#pragma once
+
+#include "mixserve/v1/translation.grpc.pb.h"
+#include "server/translator.h"
+
+namespace mixserve {
+
+class TranslationServiceImpl final : public v1::TranslationService::CallbackService {
+ public:
+  TranslationServiceImpl(Translator* translator, const v1::LimitsConfig& limits)
+      : translator_(translator), limits_(limits) {}
+
+  grpc::ServerUnaryReactor* Translate(grpc::CallbackServerContext* context,
+                                      const v1::TranslateRequest* request,
+                                      v1::TranslateResponse* response) override;
+  grpc::ServerUnaryReactor* TranslateBatch(grpc::CallbackServerContext* context,
+                                           const v1::TranslateBatchRequest* request,
+                                           v1::TranslateBatchResponse* response) override;
+  grpc::ServerBidiReactor<v1::TranslateRequest, v1::TranslateResponse>* TranslateStream(
+      grpc::CallbackServerContext* context) override;
+
+ private:
+  Translator* translator_;
+  v1::LimitsConfig limits_;
+};
+
+}  // namespace mixserve
