@@ -1,0 +1,396 @@
+// mixserve-cli: translate text and administer a mixserve server from the command line.
+#include <google/protobuf/util/json_util.h>
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "clients/cli/args.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "mixserve/v1/model_service.grpc.pb.h"
+#include "mixserve/v1/translation.grpc.pb.h"
+
+namespace mixserve::cli {
+namespace {
+
+namespace pb = ::mixserve::v1;
+
+constexpr const char* kUsage = R"(usage: mixserve-cli [--target=HOST:PORT] COMMAND [options] [args]
+
+Translation:
+  translate [TEXT...]        translate the arguments, or stdin / --file line by line
+      --from=LANG --to=LANG  language pair (required)
+      --variant=NAME[:VER]   ask for one model variant (default: the server's routing)
+      --routing-key=KEY      sticky A/B assignment key
+      --beam=N --max-tokens=N --length-penalty=X --n-best=N
+      --file=PATH            one sentence per line, streamed through TranslateStream
+      --reference=TEXT       reference translation (single sentence, online BLEU)
+      --json                 print each response as JSON
+  health [SERVICE]           grpc.health.v1 status of the server (or of one service)
+
+Administration (ModelService; --token or --token-file when the server requires one):
+  models [NAME]              list models, versions, states
+  load NAME [VERSION]        load a version (default: the latest in the repository)
+  unload NAME [VERSION]      unload a version (default: all versions)
+  routes                     show routes
+  set-route --from=LANG --to=LANG --targets=NAME[:VER]=WEIGHT,... [--shadow=NAME[:VER]]
+            [--shadow-fraction=X]   replace the route of a language pair
+
+Common options:
+  --target=HOST:PORT         server address (default localhost:8500)
+  --deadline-ms=N            per-call deadline (default 30000)
+  --token=T | --token-file=P bearer token for administration
+  --tls-ca=PATH              use TLS, trusting this CA certificate
+  --help                     this text
+Exit status: 0 on success, 1 on an RPC error (the status is printed), 2 on usage errors.
+)";
+
+int Usage(const std::string& error) {
+  std::cerr << "mixserve-cli: " << error << "\n(see mixserve-cli --help)\n";
+  return 2;
+}
+
+int RpcError(const grpc::Status& s) {
+  static const char* kNames[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT",
+                                 "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
+                                 "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
+                                 "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+                                 "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+                                 "UNAUTHENTICATED"};
+  const int code = s.error_code();
+  std::cerr << "mixserve-cli: " << (code >= 0 && code <= 16 ? kNames[code] : "ERROR") << ": "
+            << s.error_message() << "\n";
+  return 1;
+}
+
+std::string ToJson(const google::protobuf::Message& m) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions o;
+  o.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(m, &out, o);
+  return out;
+}
+
+bool ParseVariant(const std::string& s, std::string* name, int64_t* version) {
+  const auto colon = s.rfind(':');
+  *name = s.substr(0, colon);
+  *version = 0;
+  if (colon == std::string::npos) return !name->empty();
+  try {
+    size_t used = 0;
+    *version = std::stoll(s.substr(colon + 1), &used);
+    return used == s.size() - colon - 1 && *version >= 0 && !name->empty();
+  } catch (...) {
+    return false;
+  }
+}
+
+struct Connection {
+  std::shared_ptr<grpc::Channel> channel;
+  long deadline_ms = 30000;
+  std::string token;
+
+  void Prepare(grpc::ClientContext* ctx) const {
+    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(deadline_ms));
+    if (!token.empty()) ctx->AddMetadata("authorization", "Bearer " + token);
+  }
+};
+
+class Translator {
+ public:
+  Translator(const Connection& conn, Args& args) : conn_(conn), args_(args) {}
+
+  int Run() {
+    if (!args_.Has("from") || !args_.Has("to"))
+      return Usage("translate needs --from and --to");
+    pb::TranslateRequest proto;
+    proto.set_source_language(args_.Get("from"));
+    proto.set_target_language(args_.Get("to"));
+    if (args_.Has("variant")) {
+      std::string name;
+      int64_t version;
+      if (!ParseVariant(args_.Get("variant"), &name, &version))
+        return Usage("--variant expects NAME or NAME:VERSION, got '" + args_.Get("variant") + "'");
+      proto.mutable_variant()->set_name(name);
+      proto.mutable_variant()->set_version(version);
+    }
+    proto.set_routing_key(args_.Get("routing-key"));
+    auto* o = proto.mutable_options();
+    o->set_beam_size(static_cast<int>(args_.GetInt("beam", 0)));
+    o->set_max_output_tokens(static_cast<int>(args_.GetInt("max-tokens", 0)));
+    o->set_n_best(static_cast<int>(args_.GetInt("n-best", 0)));
+    if (args_.Has("length-penalty")) {
+      try {
+        o->set_length_penalty(std::stof(args_.Get("length-penalty")));
+      } catch (...) {
+        return Usage("--length-penalty expects a number");
+      }
+    }
+    if (!args_.ok()) return Usage(args_.error());
+    json_ = args_.Has("json");
+    stub_ = pb::TranslationService::NewStub(conn_.channel);
+
+    if (args_.Has("file")) {
+      std::ifstream in(args_.Get("file"));
+      if (!in) return Usage("cannot read --file " + args_.Get("file"));
+      return Stream(proto, in);
+    }
+    if (args_.positionals().size() > 1) {
+      std::string text;
+      for (size_t i = 1; i < args_.positionals().size(); ++i)
+        text += (i > 1 ? " " : "") + args_.positionals()[i];
+      proto.set_text(text);
+      proto.set_reference(args_.Get("reference"));
+      return Unary(proto);
+    }
+    return Stream(proto, std::cin);
+  }
+
+ private:
+  void Print(const pb::TranslateResponse& r) {
+    if (json_) {
+      std::cout << ToJson(r) << "\n";
+    } else if (r.n_best_size() > 1) {
+      for (const auto& h : r.n_best()) std::cout << h.text() << "\t" << h.score() << "\n";
+    } else {
+      std::cout << r.translation() << "\n";
+    }
+  }
+
+  int Unary(const pb::TranslateRequest& req) {
+    grpc::ClientContext ctx;
+    conn_.Prepare(&ctx);
+    pb::TranslateResponse resp;
+    const grpc::Status s = stub_->Translate(&ctx, req, &resp);
+    if (!s.ok()) return RpcError(s);
+    Print(resp);
+    return 0;
+  }
+
+  // Streams every line of `in` through TranslateStream and prints the answers in input order.
+  int Stream(const pb::TranslateRequest& base, std::istream& in) {
+    grpc::ClientContext ctx;
+    conn_.Prepare(&ctx);
+    auto stream = stub_->TranslateStream(&ctx);
+    std::map<std::string, pb::TranslateResponse> answers;
+    size_t sent = 0;
+    std::thread reader([&] {
+      pb::TranslateResponse r;
+      while (stream->Read(&r)) answers[r.request_id()] = r;
+    });
+    std::string line;
+    while (std::getline(in, line)) {
+      pb::TranslateRequest req = base;
+      req.set_text(line);
+      req.set_request_id("line-" + std::to_string(sent++));
+      if (!stream->Write(req)) break;
+    }
+    stream->WritesDone();
+    reader.join();
+    const grpc::Status s = stream->Finish();
+    for (size_t i = 0; i < sent; ++i) {
+      auto it = answers.find("line-" + std::to_string(i));
+      if (it != answers.end()) Print(it->second);
+    }
+    if (!s.ok()) return RpcError(s);
+    if (answers.size() != sent) {
+      std::cerr << "mixserve-cli: " << sent - answers.size() << " of " << sent
+                << " lines got no answer\n";
+      return 1;
+    }
+    return 0;
+  }
+
+  const Connection& conn_;
+  Args& args_;
+  bool json_ = false;
+  std::unique_ptr<pb::TranslationService::Stub> stub_;
+};
+
+int Health(const Connection& conn, const Args& args) {
+  auto stub = grpc::health::v1::Health::NewStub(conn.channel);
+  grpc::health::v1::HealthCheckRequest req;
+  if (args.positionals().size() > 1) req.set_service(args.positionals()[1]);
+  grpc::health::v1::HealthCheckResponse resp;
+  grpc::ClientContext ctx;
+  conn.Prepare(&ctx);
+  const grpc::Status s = stub->Check(&ctx, req, &resp);
+  if (!s.ok()) return RpcError(s);
+  std::cout << grpc::health::v1::HealthCheckResponse::ServingStatus_Name(resp.status()) << "\n";
+  return resp.status() == grpc::health::v1::HealthCheckResponse::SERVING ? 0 : 1;
+}
+
+int Admin(const Connection& conn, const std::string& cmd, Args& args) {
+  auto stub = pb::ModelService::NewStub(conn.channel);
+  grpc::ClientContext ctx;
+  conn.Prepare(&ctx);
+  const auto& pos = args.positionals();
+  auto version_arg = [&](int64_t* v) {
+    *v = 0;
+    if (pos.size() < 3) return true;
+    try {
+      size_t used = 0;
+      *v = std::stoll(pos[2], &used);
+      return used == pos[2].size() && *v >= 0;
+    } catch (...) {
+      return false;
+    }
+  };
+  grpc::Status s;
+  if (cmd == "models") {
+    pb::ListModelsRequest req;
+    if (pos.size() > 1) req.set_name(pos[1]);
+    pb::ListModelsResponse resp;
+    s = stub->ListModels(&ctx, req, &resp);
+    if (!s.ok()) return RpcError(s);
+    if (args.Has("json")) {
+      std::cout << ToJson(resp) << "\n";
+      return 0;
+    }
+    for (const auto& m : resp.models())
+      for (const auto& v : m.versions())
+        std::cout << m.name() << "\t" << v.version() << "\t" << m.source_language() << "-"
+                  << m.target_language() << "\t" << pb::ModelState_Name(v.state()) << "\t"
+                  << v.parameter_count() << "\t" << v.device()
+                  << (v.message().empty() ? "" : "\t" + v.message()) << "\n";
+    return 0;
+  }
+  if (cmd == "load" || cmd == "unload") {
+    if (pos.size() < 2) return Usage(cmd + " needs a model NAME");
+    int64_t version;
+    if (!version_arg(&version)) return Usage("VERSION must be a non-negative integer");
+    if (cmd == "load") {
+      pb::LoadModelRequest req;
+      req.set_name(pos[1]);
+      req.set_version(version);
+      pb::LoadModelResponse resp;
+      s = stub->LoadModel(&ctx, req, &resp);
+      if (!s.ok()) return RpcError(s);
+      std::cout << pos[1] << "\t" << resp.status().version() << "\t"
+                << pb::ModelState_Name(resp.status().state()) << "\n";
+    } else {
+      pb::UnloadModelRequest req;
+      req.set_name(pos[1]);
+      req.set_version(version);
+      pb::UnloadModelResponse resp;
+      s = stub->UnloadModel(&ctx, req, &resp);
+      if (!s.ok()) return RpcError(s);
+      std::cout << "unloaded " << pos[1] << (version ? ":" + std::to_string(version) : "")
+                << "\n";
+    }
+    return 0;
+  }
+  if (cmd == "routes") {
+    pb::GetRoutesResponse resp;
+    s = stub->GetRoutes(&ctx, pb::GetRoutesRequest(), &resp);
+    if (!s.ok()) return RpcError(s);
+    for (const auto& r : resp.routes()) std::cout << ToJson(r) << "\n";
+    return 0;
+  }
+  // set-route
+  if (!args.Has("from") || !args.Has("to")) return Usage("set-route needs --from and --to");
+  pb::SetRouteRequest req;
+  auto* route = req.mutable_route();
+  route->set_source_language(args.Get("from"));
+  route->set_target_language(args.Get("to"));
+  std::stringstream targets(args.Get("targets"));
+  std::string item;
+  while (std::getline(targets, item, ',')) {
+    const auto eq = item.rfind('=');
+    std::string name;
+    int64_t version;
+    double weight = 1;
+    try {
+      if (eq != std::string::npos) weight = std::stod(item.substr(eq + 1));
+    } catch (...) {
+      return Usage("bad weight in --targets item '" + item + "'");
+    }
+    if (!ParseVariant(item.substr(0, eq), &name, &version))
+      return Usage("--targets expects NAME[:VERSION]=WEIGHT,..., got '" + item + "'");
+    auto* t = route->add_targets();
+    t->mutable_variant()->set_name(name);
+    t->mutable_variant()->set_version(version);
+    t->set_weight(weight);
+  }
+  if (args.Has("shadow")) {
+    std::string name;
+    int64_t version;
+    if (!ParseVariant(args.Get("shadow"), &name, &version))
+      return Usage("--shadow expects NAME[:VERSION]");
+    route->mutable_shadow()->set_name(name);
+    route->mutable_shadow()->set_version(version);
+    try {
+      route->set_shadow_fraction(std::stod(args.Get("shadow-fraction", "1")));
+    } catch (...) {
+      return Usage("--shadow-fraction expects a number");
+    }
+  }
+  pb::SetRouteResponse resp;
+  s = stub->SetRoute(&ctx, req, &resp);
+  if (!s.ok()) return RpcError(s);
+  std::cout << ToJson(resp.route()) << "\n";
+  return 0;
+}
+
+int Main(int argc, char** argv) {
+  Args args(argc, argv, 1, {"json", "help"});
+  if (args.Has("help") || args.positionals().empty()) {
+    std::cout << kUsage;
+    return args.Has("help") ? 0 : 2;
+  }
+  if (!args.ok()) return Usage(args.error());
+  const std::string cmd = args.positionals()[0];
+  static const std::set<std::string> kCommands = {"translate", "health", "models", "load",
+                                                  "unload",    "routes", "set-route"};
+  if (!kCommands.count(cmd)) return Usage("unknown command '" + cmd + "'");
+  static const std::set<std::string> kKnown = {
+      "target", "deadline-ms", "token", "token-file", "tls-ca", "json", "help", "from", "to",
+      "variant", "routing-key", "beam", "max-tokens", "length-penalty", "n-best", "file",
+      "reference", "targets", "shadow", "shadow-fraction"};
+  for (const auto& u : args.Unknown(kKnown)) return Usage("unknown option --" + u);
+
+  Connection conn;
+  conn.deadline_ms = args.GetInt("deadline-ms", 30000);
+  if (!args.ok()) return Usage(args.error());
+  if (conn.deadline_ms <= 0) return Usage("--deadline-ms must be positive");
+  conn.token = args.Get("token");
+  if (args.Has("token-file")) {
+    std::ifstream in(args.Get("token-file"));
+    if (!in) return Usage("cannot read --token-file " + args.Get("token-file"));
+    std::getline(in, conn.token);
+  }
+  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
+  if (args.Has("tls-ca")) {
+    std::ifstream in(args.Get("tls-ca"));
+    if (!in) return Usage("cannot read --tls-ca " + args.Get("tls-ca"));
+    std::stringstream ca;
+    ca << in.rdbuf();
+    grpc::SslCredentialsOptions o;
+    o.pem_root_certs = ca.str();
+    creds = grpc::SslCredentials(o);
+  }
+  grpc::ChannelArguments channel_args;
+  channel_args.SetMaxReceiveMessageSize(64 << 20);
+  conn.channel = grpc::CreateCustomChannel(args.Get("target", "localhost:8500"), creds,
+                                           channel_args);
+
+  if (cmd == "translate") {
+    Translator t(conn, args);
+    return t.Run();
+  }
+  if (cmd == "health") return Health(conn, args);
+  return Admin(conn, cmd, args);
+}
+
+}  // namespace
+}  // namespace mixserve::cli
+
+int main(int argc, char** argv) { return mixserve::cli::Main(argc, argv); }

@@ -1,0 +1,196 @@
+"""A small synchronous client over grpcio for mixserve's TranslationService and ModelService.
+
+The message classes come from the project's proto/ files, compiled with `protoc --python_out`
+when the package is built (setup.py) or by the project's CMake build (for its tests).
+"""
+
+import grpc
+
+from mixserve.v1 import config_pb2, model_service_pb2, translation_pb2
+
+_TRANSLATION = "/mixserve.v1.TranslationService/"
+_MODELS = "/mixserve.v1.ModelService/"
+_HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+_HEALTH_STATES = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
+
+
+class MixserveError(Exception):
+    """An RPC failed; `code` is the grpc.StatusCode and `details` the server's message."""
+
+    def __init__(self, code, details):
+        super().__init__(f"{code.name}: {details}")
+        self.code = code
+        self.details = details
+
+
+def _encode_health_request(service):
+    data = service.encode("utf-8")
+    if not data:
+        return b""
+    return b"\x0a" + _varint(len(data)) + data
+
+
+def _decode_health_response(data):
+    # HealthCheckResponse { ServingStatus status = 1; } -> tag 0x08 then a varint.
+    if len(data) >= 2 and data[0] == 0x08:
+        return _HEALTH_STATES.get(data[1], "UNKNOWN")
+    return "UNKNOWN"
+
+
+def _varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+class Client:
+    """Connects to a mixserve server.
+
+    >>> c = Client("localhost:8500")
+    >>> c.translate("A man is riding a bike.", "en", "de").translation
+    """
+
+    def __init__(self, target="localhost:8500", token=None, credentials=None, timeout=30.0):
+        if credentials is not None:
+            self._channel = grpc.secure_channel(target, credentials)
+        else:
+            self._channel = grpc.insecure_channel(target)
+        self._timeout = timeout
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        t, m = translation_pb2, model_service_pb2
+        self._translate = self._unary(_TRANSLATION + "Translate", t.TranslateRequest, t.TranslateResponse)
+        self._batch = self._unary(
+            _TRANSLATION + "TranslateBatch", t.TranslateBatchRequest, t.TranslateBatchResponse
+        )
+        self._stream = self._channel.stream_stream(
+            _TRANSLATION + "TranslateStream",
+            request_serializer=t.TranslateRequest.SerializeToString,
+            response_deserializer=t.TranslateResponse.FromString,
+        )
+        self._list = self._unary(_MODELS + "ListModels", m.ListModelsRequest, m.ListModelsResponse)
+        self._load = self._unary(_MODELS + "LoadModel", m.LoadModelRequest, m.LoadModelResponse)
+        self._unload = self._unary(_MODELS + "UnloadModel", m.UnloadModelRequest, m.UnloadModelResponse)
+        self._get_routes = self._unary(_MODELS + "GetRoutes", m.GetRoutesRequest, m.GetRoutesResponse)
+        self._set_route = self._unary(_MODELS + "SetRoute", m.SetRouteRequest, m.SetRouteResponse)
+        self._health = self._channel.unary_unary(
+            _HEALTH_CHECK, request_serializer=_encode_health_request,
+            response_deserializer=_decode_health_response,
+        )
+
+    def _unary(self, method, request_cls, response_cls):
+        return self._channel.unary_unary(
+            method,
+            request_serializer=request_cls.SerializeToString,
+            response_deserializer=response_cls.FromString,
+        )
+
+    def _call(self, stub, request, timeout, admin=False):
+        try:
+            return stub(
+                request,
+                timeout=self._timeout if timeout is None else timeout,
+                metadata=self._metadata if admin else (),
+            )
+        except grpc.RpcError as e:
+            raise MixserveError(e.code(), e.details()) from None
+
+    def close(self):
+        self._channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @staticmethod
+    def _request(cls, source, target, variant, version, routing_key, beam_size,
+                 max_output_tokens, length_penalty, n_best, request_id):
+        req = cls(source_language=source, target_language=target, routing_key=routing_key,
+                  request_id=request_id)
+        if variant:
+            req.variant.name = variant
+            req.variant.version = version
+        req.options.beam_size = beam_size
+        req.options.max_output_tokens = max_output_tokens
+        req.options.length_penalty = length_penalty
+        req.options.n_best = n_best
+        return req
+
+    def translate(self, text, source, target, variant=None, version=0, routing_key="",
+                  beam_size=0, max_output_tokens=0, length_penalty=0.0, n_best=0,
+                  reference="", request_id="", timeout=None):
+        """Translates one sentence; returns a mixserve.v1.TranslateResponse."""
+        req = self._request(translation_pb2.TranslateRequest, source, target, variant, version,
+                            routing_key, beam_size, max_output_tokens, length_penalty, n_best,
+                            request_id)
+        req.text = text
+        req.reference = reference
+        return self._call(self._translate, req, timeout)
+
+    def translate_batch(self, texts, source, target, variant=None, version=0, routing_key="",
+                        beam_size=0, max_output_tokens=0, length_penalty=0.0, n_best=0,
+                        references=(), request_id="", timeout=None):
+        """Translates many sentences of one pair; returns a TranslateBatchResponse."""
+        req = self._request(translation_pb2.TranslateBatchRequest, source, target, variant,
+                            version, routing_key, beam_size, max_output_tokens, length_penalty,
+                            n_best, request_id)
+        req.texts.extend(texts)
+        req.references.extend(references)
+        return self._call(self._batch, req, timeout)
+
+    def translate_stream(self, texts, source, target, timeout=None, **options):
+        """Streams sentences through TranslateStream; yields responses as they arrive
+        (request_id is the sentence's index as a string)."""
+
+        def requests():
+            for i, text in enumerate(texts):
+                req = self._request(translation_pb2.TranslateRequest, source, target,
+                                    options.get("variant"), options.get("version", 0),
+                                    options.get("routing_key", ""), options.get("beam_size", 0),
+                                    options.get("max_output_tokens", 0),
+                                    options.get("length_penalty", 0.0),
+                                    options.get("n_best", 0), str(i))
+                req.text = text
+                yield req
+
+        try:
+            yield from self._stream(requests(), timeout=self._timeout if timeout is None else timeout)
+        except grpc.RpcError as e:
+            raise MixserveError(e.code(), e.details()) from None
+
+    def health(self, service="", timeout=None):
+        """Returns the grpc.health.v1 status name, e.g. "SERVING"."""
+        return self._call(self._health, service, timeout)
+
+    def list_models(self, name="", timeout=None):
+        return self._call(self._list, model_service_pb2.ListModelsRequest(name=name), timeout, True)
+
+    def load_model(self, name, version=0, timeout=None):
+        req = model_service_pb2.LoadModelRequest(name=name, version=version)
+        return self._call(self._load, req, timeout, True)
+
+    def unload_model(self, name, version=0, timeout=None):
+        req = model_service_pb2.UnloadModelRequest(name=name, version=version)
+        return self._call(self._unload, req, timeout, True)
+
+    def get_routes(self, timeout=None):
+        return self._call(self._get_routes, model_service_pb2.GetRoutesRequest(), timeout, True).routes
+
+    def set_route(self, source, target, targets, shadow=None, shadow_fraction=1.0, timeout=None):
+        """targets: {"name" or ("name", version): weight}; shadow: "name" or ("name", version)."""
+        route = config_pb2.RouteConfig(source_language=source, target_language=target)
+        for variant, weight in targets.items():
+            name, version = (variant, 0) if isinstance(variant, str) else variant
+            t = route.targets.add(weight=weight)
+            t.variant.name, t.variant.version = name, version
+        if shadow:
+            name, version = (shadow, 0) if isinstance(shadow, str) else shadow
+            route.shadow.name, route.shadow.version = name, version
+            route.shadow_fraction = shadow_fraction
+        req = model_service_pb2.SetRouteRequest(route=route)
+        return self._call(self._set_route, req, timeout, True).route
