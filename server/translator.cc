@@ -119,7 +119,11 @@ struct ShadowJoin {
       p = primary[i];
       s = shadow[i];
     }
-    metrics->Add(SentenceStats(s, {p}));
+    try {
+      metrics->Add(SentenceStats(s, {p}));
+    } catch (const std::exception&) {
+      // An empty primary output has no n-grams to agree with: nothing to record.
+    }
   }
 };
 
@@ -186,14 +190,36 @@ void Translator::Run(TranslateCall call, std::function<void(TranslateResult&&)> 
   };
   if (draining_) return fail({grpc::StatusCode::UNAVAILABLE, "server is shutting down"});
 
-  std::vector<LoadedVariant> loaded = repository_->Loaded();
-  RouteDecision route = router_->Route(call.source_language, call.target_language, call.variant,
-                                       call.routing_key, loaded, Uniform(), Uniform());
-  if (!route.status.ok()) return fail(route.status);
-  std::shared_ptr<Variant> v = repository_->Get(route.primary);
-  if (!v)
-    return fail({grpc::StatusCode::UNAVAILABLE,
-                 "variant " + route.primary.ToString() + " was just unloaded; retry"});
+  // A variant unloaded between routing and queueing is routed around (a few attempts).
+  for (int attempt = 0;; ++attempt) {
+    std::vector<LoadedVariant> loaded = repository_->Loaded();
+    RouteDecision route = router_->Route(call.source_language, call.target_language,
+                                         call.variant, call.routing_key, loaded, Uniform(),
+                                         Uniform());
+    if (!route.status.ok()) return fail(route.status);
+    std::shared_ptr<Variant> v = repository_->Get(route.primary);
+    if (!v) {
+      if (attempt < 3) continue;
+      return fail({grpc::StatusCode::UNAVAILABLE,
+                   "variant " + route.primary.ToString() + " was just unloaded; retry"});
+    }
+    Scheduler::Admit a = Submit(call, start, route, v, done, attempt >= 3);
+    if (a == Scheduler::Admit::kStopped && attempt < 3) continue;
+    return;
+  }
+}
+
+Scheduler::Admit Translator::Submit(TranslateCall call, SteadyClock::time_point start,
+                                    const RouteDecision& route, std::shared_ptr<Variant> v,
+                                    std::function<void(TranslateResult&&)>& done,
+                                    bool last_attempt) {
+  auto fail = [&](grpc::Status s, const VariantId& id = {}) {
+    TranslateResult r;
+    r.status = std::move(s);
+    r.variant = id;
+    Finish(call, start, std::move(r), done);
+    return Scheduler::Admit::kAccepted;
+  };
   if (call.source_language.empty()) call.source_language = v->spec.source_language;
   if (call.target_language.empty()) call.target_language = v->spec.target_language;
   Dispatch d;
@@ -222,7 +248,7 @@ void Translator::Run(TranslateCall call, std::function<void(TranslateResult&&)> 
   state->result.variant = v->id;
   state->result.translations.resize(n);
   auto shared_call = std::make_shared<TranslateCall>(call);
-  auto shared_done = std::make_shared<std::function<void(TranslateResult&&)>>(std::move(done));
+  auto shared_done = std::make_shared<std::function<void(TranslateResult&&)>>(done);
 
   std::vector<SentenceJob> jobs(n);
   for (size_t i = 0; i < n; ++i) {
@@ -264,7 +290,14 @@ void Translator::Run(TranslateCall call, std::function<void(TranslateResult&&)> 
           m->input_tokens->Increment(input_tokens);
           m->output_tokens->Increment(static_cast<double>(o.hyps[0].tokens.size()));
           m->sentences->Increment();
-          if (!reference.empty()) m->AddBleu(SentenceStats(text, {reference}));
+          if (!reference.empty()) {
+            try {
+              m->AddBleu(SentenceStats(text, {reference}));
+            } catch (const std::exception& e) {
+              LOG_DEBUG("request id=" << shared_call->request_id
+                                      << " reference skipped for BLEU: " << e.what());
+            }
+          }
         }
       }
       m->queue_seconds->Observe(o.queue_seconds);
@@ -290,6 +323,7 @@ void Translator::Run(TranslateCall call, std::function<void(TranslateResult&&)> 
     };
   }
   Scheduler::Admit a = v->scheduler->Submit(std::move(jobs));
+  if (a == Scheduler::Admit::kStopped && !last_attempt) return a;  // caller re-routes
   if (a != Scheduler::Admit::kAccepted) {
     TranslateResult r;
     r.variant = v->id;
@@ -301,12 +335,13 @@ void Translator::Run(TranslateCall call, std::function<void(TranslateResult&&)> 
                    : grpc::Status(grpc::StatusCode::UNAVAILABLE,
                                   "variant " + v->id.ToString() + " is unloading; retry");
     Finish(call, start, std::move(r), *shared_done);
-    return;
+    return Scheduler::Admit::kAccepted;
   }
   if (join) {
     auto primary_out = std::make_shared<std::vector<std::string>>();
     RunShadow(call, v->id, route.shadow_id, primary_out, join);
   }
+  return Scheduler::Admit::kAccepted;
 }
 
 void Translator::RunShadow(const TranslateCall& call, const VariantId& primary,

@@ -63,6 +63,11 @@ class Translator {
  private:
   void Finish(const TranslateCall& call, SteadyClock::time_point start, TranslateResult&& r,
               const std::function<void(TranslateResult&&)>& done);
+  // Prepares and queues the call on `v`; kStopped (variant unloading) is returned without
+  // answering unless `last_attempt`; every other outcome answers through `done`.
+  Scheduler::Admit Submit(TranslateCall call, SteadyClock::time_point start,
+                          const RouteDecision& route, std::shared_ptr<Variant> v,
+                          std::function<void(TranslateResult&&)>& done, bool last_attempt);
   void RunShadow(const TranslateCall& call, const VariantId& primary, const VariantId& shadow,
                  std::shared_ptr<std::vector<std::string>> primary_out,
                  std::shared_ptr<struct ShadowJoin> join);
