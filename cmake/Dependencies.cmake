@@ -14,7 +14,9 @@ find_package(Torch REQUIRED)
 # attached only to targets that link torch privately, never globally.
 
 find_package(PkgConfig REQUIRED)
+# Linked only by text/'s SentencePiece shim, never by a binary (docs/text.md).
 pkg_check_modules(SENTENCEPIECE REQUIRED IMPORTED_TARGET sentencepiece)
+find_package(ZLIB REQUIRED)  # .gz corpora (text/text_files.cc)
 
 if(MIXSERVE_BUILD_TESTS)
   find_package(GTest CONFIG REQUIRED)

@@ -19,10 +19,15 @@ struct BleuStats {
   BleuStats& operator+=(const BleuStats& o);
 };
 
-// sacreBLEU's 13a tokenizer (mteval-v13a), applied before n-gram counting.
+// sacreBLEU's 13a tokenizer (mteval-v13a), applied before n-gram counting. Exactly
+// Tokenizer13a.__call__; the BLEU functions below first strip trailing whitespace from each
+// sentence (str.rstrip), as sacreBLEU does.
 std::string Tokenize13a(const std::string& line);
 
-// Statistics of one hypothesis against one or more references (closest ref length).
+// Statistics of one hypothesis against one or more references: n-gram matches clipped by the
+// largest count in any one reference, and the reference length closest to the hypothesis
+// length (the shorter on ties). Empty references are skipped, as in sacreBLEU; throws
+// std::invalid_argument when none is left.
 BleuStats SentenceStats(const std::string& hypothesis, const std::vector<std::string>& references);
 
 struct BleuScore {
@@ -38,5 +43,11 @@ BleuScore CorpusBleu(const BleuStats& stats);
 BleuScore CorpusBleu(const std::vector<std::string>& hyps, const std::vector<std::string>& refs);
 // Sentence BLEU as sacreBLEU's sentence_bleu (smooth_method="exp", effective order).
 BleuScore SentenceBleu(const std::string& hypothesis, const std::vector<std::string>& references);
+// The same from (summed) statistics: orders without any hypothesis n-gram are left out.
+BleuScore SentenceBleu(const BleuStats& stats);
+
+// sacreBLEU's summary line, e.g.
+// "BLEU = 27.43 60.1/33.6/20.4/12.7 (BP = 1.000 ratio = 1.012 hyp_len = 1234 ref_len = 1220)".
+std::string FormatBleu(const BleuScore& score);
 
 }  // namespace mixserve

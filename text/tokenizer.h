@@ -1,10 +1,12 @@
 // Subword tokenizer over SentencePiece. SentencePiece lives in a separate shared library
-// loaded with RTLD_DEEPBIND (it bundles a private protobuf runtime; docs/build.md), so this
-// header and its users never see SentencePiece or protobuf types.
+// (libmixserve_spm_shim) loaded at run time apart from the rest of the process (it bundles a
+// private protobuf runtime; docs/text.md), so this header and its users never see SentencePiece
+// or protobuf types.
 #pragma once
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace mixserve {
@@ -20,10 +22,18 @@ class Tokenizer {
     float character_coverage = 1.0f;
     int input_sentence_size = 0;  // 0: all
     std::vector<std::string> user_symbols;  // e.g. language tags "<2de>"
+    bool shuffle_input_sentence = true;  // sample randomly when input_sentence_size is set
+    int num_threads = 0;                 // 0: hardware threads
+    bool hard_vocab_limit = true;        // false: vocab_size is a soft limit (small corpora)
+    bool verbose = false;                // SentencePiece's training log on stderr
+    // Any other spm_train flag, passed through as --name=value (e.g. {"split_digits", "true"}).
+    std::vector<std::pair<std::string, std::string>> extra_flags;
   };
 
   // Trains a model from text files (one sentence per line; .gz is read too) and writes
-  // <model_prefix>.model and <model_prefix>.vocab. Throws std::runtime_error on failure.
+  // <model_prefix>.model and <model_prefix>.vocab, with the special ids above (pieces "<pad>",
+  // "<unk>", "<s>", "</s>"). Throws std::runtime_error on failure, bad options included. Calls
+  // are serialized process-wide.
   static void Train(const std::vector<std::string>& inputs, const std::string& model_prefix,
                     const TrainOptions& options);
 
@@ -34,8 +44,10 @@ class Tokenizer {
   Tokenizer(const Tokenizer&) = delete;
   Tokenizer& operator=(const Tokenizer&) = delete;
 
-  // Thread-safe. Ids exclude BOS/EOS.
+  // Thread-safe (all const members). Ids exclude BOS/EOS.
   std::vector<int> Encode(const std::string& text) const;
+  // Control ids (pad, bos, eos) decode to nothing, kUnk to " \u2047 ". Throws
+  // std::out_of_range for an id outside [0, vocab_size()).
   std::string Decode(const std::vector<int>& ids) const;
   std::vector<std::string> EncodePieces(const std::string& text) const;
   int vocab_size() const;
