@@ -60,6 +60,14 @@ TranslateCall CallFrom(const char* method, const grpc::CallbackServerContext* ct
 
 }  // namespace
 
+grpc::Status CheckRate(RateLimiter* rate, const grpc::CallbackServerContext* ctx, double cost) {
+  if (!rate || !rate->enabled()) return grpc::Status::OK;
+  std::string peer = ctx->peer();
+  if (rate->Allow(peer, cost)) return grpc::Status::OK;
+  return {grpc::StatusCode::RESOURCE_EXHAUSTED,
+          "rate limit exceeded for " + RateLimiter::ClientOf(peer)};
+}
+
 grpc::ServerUnaryReactor* TranslationServiceImpl::Translate(
     grpc::CallbackServerContext* context, const v1::TranslateRequest* request,
     v1::TranslateResponse* response) {
@@ -72,6 +80,7 @@ grpc::ServerUnaryReactor* TranslationServiceImpl::Translate(
   call.texts.push_back(request->text());
   if (!request->reference().empty()) call.references.push_back(request->reference());
   grpc::Status check = CheckRequest(*request, limits_);
+  if (check.ok()) check = CheckRate(&rate_, context, 1);
   if (!check.ok()) {
     translator_->Reject(call, check);
     UnaryReactor::Complete(state, check, [] {});
@@ -95,6 +104,7 @@ grpc::ServerUnaryReactor* TranslationServiceImpl::TranslateBatch(
                                 request->source_language(), request->target_language(),
                                 request->variant(), request->routing_key(), request->options());
   grpc::Status check = CheckBatchRequest(*request, limits_);
+  if (check.ok()) check = CheckRate(&rate_, context, request->texts_size());
   if (!check.ok()) {
     translator_->Reject(call, check);
     UnaryReactor::Complete(state, check, [] {});
@@ -138,8 +148,10 @@ class StreamReactor final
   };
   enum class Act { kNone, kWrite, kFinish };
 
-  StreamReactor(grpc::CallbackServerContext* ctx, Translator* t, const v1::LimitsConfig& limits)
-      : ctx_(ctx), translator_(t), limits_(limits), shared_(std::make_shared<Shared>()) {
+  StreamReactor(grpc::CallbackServerContext* ctx, Translator* t, const v1::LimitsConfig& limits,
+                RateLimiter* rate)
+      : ctx_(ctx), translator_(t), limits_(limits), rate_(rate),
+        shared_(std::make_shared<Shared>()) {
     shared_->reactor = this;
     StartRead(&request_);
   }
@@ -172,6 +184,7 @@ class StreamReactor final
     call.texts.push_back(req.text());
     if (!req.reference().empty()) call.references.push_back(req.reference());
     grpc::Status check = CheckRequest(req, limits_);
+    if (check.ok()) check = CheckRate(rate_, ctx_, 1);
     if (!check.ok()) {
       translator_->Reject(call, check);
       Deliver(s, ErrorResponse(request_id, check));
@@ -279,6 +292,7 @@ class StreamReactor final
   grpc::CallbackServerContext* ctx_;
   Translator* translator_;
   v1::LimitsConfig limits_;
+  RateLimiter* rate_;
   std::shared_ptr<Shared> shared_;
   v1::TranslateRequest request_;
 };
@@ -287,7 +301,7 @@ class StreamReactor final
 
 grpc::ServerBidiReactor<v1::TranslateRequest, v1::TranslateResponse>*
 TranslationServiceImpl::TranslateStream(grpc::CallbackServerContext* context) {
-  return new StreamReactor(context, translator_, limits_);
+  return new StreamReactor(context, translator_, limits_, &rate_);
 }
 
 }  // namespace mixserve

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "mixserve/v1/translation.grpc.pb.h"
+#include "server/rate_limiter.h"
 #include "server/translator.h"
 
 namespace mixserve {
@@ -10,7 +11,7 @@ namespace mixserve {
 class TranslationServiceImpl final : public v1::TranslationService::CallbackService {
  public:
   TranslationServiceImpl(Translator* translator, const v1::LimitsConfig& limits)
-      : translator_(translator), limits_(limits) {}
+      : translator_(translator), limits_(limits), rate_(limits.rate_limit_rps()) {}
 
   grpc::ServerUnaryReactor* Translate(grpc::CallbackServerContext* context,
                                       const v1::TranslateRequest* request,
@@ -24,6 +25,10 @@ class TranslationServiceImpl final : public v1::TranslationService::CallbackServ
  private:
   Translator* translator_;
   v1::LimitsConfig limits_;
+  RateLimiter rate_;
 };
+
+// RESOURCE_EXHAUSTED when the client is over limits.rate_limit_rps (`cost`: sentences).
+grpc::Status CheckRate(RateLimiter* rate, const grpc::CallbackServerContext* ctx, double cost);
 
 }  // namespace mixserve

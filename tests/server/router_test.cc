@@ -8,11 +8,23 @@
 namespace mixserve {
 namespace {
 
+LoadedVariant Make(const std::string& name, int64_t version, const std::string& src,
+                   const std::string& tgt) {
+  LoadedVariant v;
+  v.id.name = name;
+  v.id.version = version;
+  v.source_language = src;
+  v.target_language = tgt;
+  return v;
+}
+
 std::vector<LoadedVariant> Loaded() {
-  return {{{"en-de-base", 1}, "en", "de"},
-          {{"en-de-base", 2}, "en", "de"},
-          {{"en-de-aft", 1}, "en", "de"},
-          {{"de-en-base", 3}, "de", "en"}};
+  std::vector<LoadedVariant> out;
+  out.push_back(Make("en-de-base", 1, "en", "de"));
+  out.push_back(Make("en-de-base", 2, "en", "de"));
+  out.push_back(Make("en-de-aft", 1, "en", "de"));
+  out.push_back(Make("de-en-base", 3, "de", "en"));
+  return out;
 }
 
 v1::RouteConfig Split(double a, double b) {
@@ -81,7 +93,7 @@ TEST(Router, WeightedSplitProportions) {
 
 TEST(Router, UnloadedTargetsAreSkipped) {
   Router router({Split(1, 1)});
-  std::vector<LoadedVariant> only_base = {{{"en-de-base", 1}, "en", "de"}};
+  std::vector<LoadedVariant> only_base = {Make("en-de-base", 1, "en", "de")};
   for (double u : {0.0, 0.4, 0.6, 0.99})
     EXPECT_EQ(router.Route("en", "de", {}, "", only_base, u, 0).primary.name, "en-de-base");
 }
@@ -117,6 +129,27 @@ TEST(Router, KeyFractionIsStableAndSpread) {
     sum += f;
   }
   EXPECT_NEAR(sum / 10000, 0.5, 0.02);
+}
+
+}  // namespace
+}  // namespace mixserve
+
+#include "server/rate_limiter.h"
+
+namespace mixserve {
+namespace {
+
+TEST(RateLimiter, BucketPerClientHost) {
+  RateLimiter off(0);
+  for (int i = 0; i < 100; ++i) EXPECT_TRUE(off.Allow("ipv4:1.2.3.4:1"));
+  RateLimiter r(3);
+  int allowed = 0;
+  for (int i = 0; i < 10; ++i) allowed += r.Allow("ipv4:10.0.0.1:" + std::to_string(5000 + i));
+  EXPECT_EQ(allowed, 3);  // one second's burst, shared by the host's connections
+  EXPECT_TRUE(r.Allow("ipv4:10.0.0.2:5000"));  // another host has its own bucket
+  EXPECT_FALSE(r.Allow("ipv4:10.0.0.3:1", 4));  // a batch above the burst
+  EXPECT_EQ(RateLimiter::ClientOf("ipv6:[::1]:443"), "ipv6:[::1]");
+  EXPECT_EQ(RateLimiter::ClientOf("unix:/tmp/s"), "unix:/tmp/s");
 }
 
 }  // namespace
