@@ -7,7 +7,9 @@ namespace {
 
 TEST(MixerRegistry, UnknownMixerNamesKnownOnes) {
   ModelSpec spec = UniformSpec(16, 32, 2, 1, 1, 50);
-  MixerContext ctx{&spec, Site::kEncoderSelf, 0, MixerSpec{"no_such_mixer"}};
+  MixerSpec mixer;
+  mixer.type = "no_such_mixer";
+  MixerContext ctx{&spec, Site::kEncoderSelf, 0, mixer};
   try {
     MixerRegistry::Get().Create(ctx);
     FAIL() << "expected an error";
