@@ -208,3 +208,37 @@ TEST_F(RobustnessE2E, DeadlinesAndCancellationFreeTheQueue) {
 
 }  // namespace
 }  // namespace mixserve
+
+namespace mixserve {
+namespace {
+using namespace mixserve::testing;
+
+TEST(RateLimitE2E, ClientOverItsRateGetsResourceExhausted) {
+  std::string repo = StandardRepository();
+  ServerProcess server;
+  std::string error;
+  ASSERT_TRUE(server.Start("model_repository: \"" + repo + "\"\nlimits { rate_limit_rps: 2 }\n",
+                           {}, &error))
+      << error;
+  auto stub = server.Translation();
+  int ok = 0, limited = 0;
+  for (int i = 0; i < 8; ++i) {
+    auto req = Request("A dog.");
+    req.mutable_options()->set_max_output_tokens(1);
+    v1::TranslateResponse r;
+    grpc::ClientContext c;
+    grpc::Status s = stub->Translate(&c, req, &r);
+    if (s.ok()) {
+      ++ok;
+    } else {
+      EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+      EXPECT_NE(s.error_message().find("rate limit"), std::string::npos);
+      ++limited;
+    }
+  }
+  EXPECT_GE(ok, 2);
+  EXPECT_GT(limited, 0);
+}
+
+}  // namespace
+}  // namespace mixserve
