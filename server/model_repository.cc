@@ -187,9 +187,15 @@ grpc::Status ModelRepository::LoadLocked(const std::string& name, int64_t versio
   Engine* engine = v->engine.get();
   SchedulerObserver obs;
   obs.queue_depth = [m](size_t n) { m->queue_depth->Set(static_cast<double>(n)); };
-  obs.in_flight = [m, engine](size_t n) {
+  // Device memory is sampled at most once a second (the query is not free on CUDA).
+  auto last_sample = std::make_shared<std::chrono::steady_clock::time_point>();
+  obs.in_flight = [m, engine, last_sample](size_t n) {
     m->inflight->Set(static_cast<double>(n));
-    m->device_memory->Set(static_cast<double>(engine->DeviceMemoryBytes()));
+    auto now = std::chrono::steady_clock::now();
+    if (now - *last_sample >= std::chrono::seconds(1)) {
+      *last_sample = now;
+      m->device_memory->Set(static_cast<double>(engine->DeviceMemoryBytes()));
+    }
   };
   obs.step_batch = [m](size_t n) { m->batch_size->Observe(static_cast<double>(n)); };
   v->scheduler = std::make_unique<Scheduler>(v->engine.get(), so, obs);
