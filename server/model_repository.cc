@@ -1,0 +1,453 @@
+#include "server/model_repository.h"
+
+#include <google/protobuf/text_format.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "config/model_spec_io.h"
+#include "config/server_config.h"
+#include "server/log.h"
+
+namespace mixserve {
+namespace fs = std::filesystem;
+namespace {
+
+bool ReadFile(const std::string& path, std::string* out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  *out = ss.str();
+  return true;
+}
+
+// A version directory name: a positive integer without sign or leading zeros.
+bool ParseVersion(const std::string& s, int64_t* v) {
+  if (s.empty() || s.size() > 18 || s[0] == '0') return false;
+  for (char c : s)
+    if (c < '0' || c > '9') return false;
+  *v = std::stoll(s);
+  return true;
+}
+
+const char* StateName(v1::ModelState s) {
+  switch (s) {
+    case v1::MODEL_STATE_LOADING: return "loading";
+    case v1::MODEL_STATE_READY: return "ready";
+    case v1::MODEL_STATE_UNAVAILABLE: return "unavailable";
+    default: return "unloaded";
+  }
+}
+
+}  // namespace
+
+ModelRepository::ModelRepository(const v1::ServerConfig& config, Metrics* metrics)
+    : config_(config), metrics_(metrics) {
+  default_serving_.set_name("");
+  ApplyServingDefaults(&default_serving_);
+}
+
+ModelRepository::~ModelRepository() {
+  {
+    std::lock_guard<std::mutex> lock(poll_mu_);
+    stop_poll_ = true;
+  }
+  poll_cv_.notify_all();
+  if (poller_.joinable()) poller_.join();
+  DrainAll(config_.drain_grace_seconds());
+}
+
+const v1::ModelServingConfig& ModelRepository::ServingFor(const std::string& name) const {
+  for (const auto& m : config_.models())
+    if (m.name() == name) return m;
+  return default_serving_;
+}
+
+std::string ModelRepository::VersionDir(const std::string& name, int64_t version) const {
+  return (fs::path(config_.model_repository()) / name / std::to_string(version)).string();
+}
+
+std::vector<std::string> ModelRepository::ModelNames() const {
+  std::vector<std::string> names;
+  if (config_.models_size() > 0) {
+    for (const auto& m : config_.models()) names.push_back(m.name());
+  } else {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(config_.model_repository(), ec)) {
+      std::string n = e.path().filename().string();
+      if (e.is_directory(ec) && IsSafeModelName(n)) names.push_back(n);
+    }
+    std::sort(names.begin(), names.end());
+  }
+  // Models loaded through ModelService stay under management too.
+  for (const auto& id : pinned_in_)
+    if (std::find(names.begin(), names.end(), id.name) == names.end())
+      names.push_back(id.name);
+  return names;
+}
+
+std::vector<int64_t> ModelRepository::VersionsOnDisk(const std::string& name) const {
+  std::vector<int64_t> versions;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(fs::path(config_.model_repository()) / name, ec)) {
+    int64_t v;
+    if (e.is_directory(ec) && ParseVersion(e.path().filename().string(), &v))
+      versions.push_back(v);
+  }
+  std::sort(versions.begin(), versions.end());
+  return versions;
+}
+
+std::string ModelRepository::Fingerprint(const std::string& dir) const {
+  std::string fp;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    struct stat st {};
+    if (::stat(e.path().c_str(), &st) != 0) continue;
+    fp += e.path().filename().string() + ":" + std::to_string(st.st_size) + ":" +
+          std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) + ";";
+  }
+  return fp;
+}
+
+void ModelRepository::SetRecord(const VariantId& id, v1::ModelState state,
+                                const std::string& message) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Record& r = records_[id];
+    r.state = state;
+    r.message = message;
+  }
+  metrics_->SetModelState(id.name, id.version, StateName(state));
+}
+
+grpc::Status ModelRepository::LoadLocked(const std::string& name, int64_t version) {
+  VariantId id{name, version};
+  std::string dir = VersionDir(name, version);
+  SetRecord(id, v1::MODEL_STATE_LOADING, "");
+  auto fail = [&](const std::string& why) {
+    LOG_ERROR("model load failed model=" << name << " version=" << version
+                                         << " error=" << LogQuote(why));
+    SetRecord(id, v1::MODEL_STATE_UNAVAILABLE, why);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      records_[id].fingerprint = Fingerprint(dir);
+    }
+    metrics_->CountLoadFailure(name);
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        "cannot load " + name + " version " + std::to_string(version) + ": " +
+                            why);
+  };
+  auto v = std::make_shared<Variant>();
+  v->id = id;
+  v->dir = dir;
+  v->serving = ServingFor(name);
+  std::string error, text;
+  std::string spec_path = (fs::path(dir) / "model.pbtxt").string();
+  if (!ReadModelSpec(spec_path, &v->spec, &error)) return fail(error);
+  if (ReadFile(spec_path, &text))
+    google::protobuf::TextFormat::ParseFromString(text, &v->config);
+  if (v->spec.source_language.empty() || v->spec.target_language.empty())
+    return fail(spec_path + ": source_language and target_language are required");
+  ReadFile((fs::path(dir) / "metadata.json").string(), &v->metadata_json);
+  try {
+    v->tokenizer = Tokenizer::Load((fs::path(dir) / v->spec.tokenizer_file).string());
+    v->target_tokenizer =
+        v->spec.target_tokenizer_file.empty()
+            ? v->tokenizer
+            : std::shared_ptr<const Tokenizer>(
+                  Tokenizer::Load((fs::path(dir) / v->spec.target_tokenizer_file).string()));
+    EngineOptions eo;
+    eo.device = v->serving.device();
+    eo.dtype = v->serving.dtype();
+    eo.threads = config_.compute_threads();
+    v->engine = Engine::Load(dir, eo);
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  }
+  v->max_output_tokens = std::max(1, v->spec.max_len - 2);
+  v->max_input_tokens = v->max_output_tokens;
+  if (v->serving.max_input_tokens() > 0)
+    v->max_input_tokens = std::min(v->max_input_tokens, v->serving.max_input_tokens());
+  v->metrics = metrics_->ForVariant(name, version, v->spec.source_language,
+                                    v->spec.target_language, v->engine->info().device);
+  const auto& b = v->serving.batching();
+  SchedulerOptions so;
+  so.max_batch_sentences = b.max_batch_sentences();
+  so.max_batch_tokens = b.max_batch_tokens();
+  so.max_queue_delay_us = b.max_queue_delay_us();
+  so.max_queue_size = b.max_queue_size();
+  so.continuous = b.continuous();
+  VariantMetrics* m = v->metrics;
+  Engine* engine = v->engine.get();
+  SchedulerObserver obs;
+  obs.queue_depth = [m](size_t n) { m->queue_depth->Set(static_cast<double>(n)); };
+  // Device memory is sampled at most once a second (the query is not free on CUDA).
+  auto last_sample = std::make_shared<std::chrono::steady_clock::time_point>();
+  obs.in_flight = [m, engine, last_sample](size_t n) {
+    m->inflight->Set(static_cast<double>(n));
+    auto now = std::chrono::steady_clock::now();
+    if (now - *last_sample >= std::chrono::seconds(1)) {
+      *last_sample = now;
+      m->device_memory->Set(static_cast<double>(engine->DeviceMemoryBytes()));
+    }
+  };
+  obs.step_batch = [m](size_t n) { m->batch_size->Observe(static_cast<double>(n)); };
+  v->scheduler = std::make_unique<Scheduler>(v->engine.get(), so, obs);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    loaded_[id] = v;
+    Record& r = records_[id];
+    r.fingerprint.clear();
+    r.source = v->spec.source_language;
+    r.target = v->spec.target_language;
+  }
+  SetRecord(id, v1::MODEL_STATE_READY, "");
+  LOG_INFO("model loaded model=" << name << " version=" << version << " pair="
+                                 << v->spec.source_language << "-" << v->spec.target_language
+                                 << " device=" << v->engine->info().device
+                                 << " parameters=" << v->engine->info().parameters);
+  return grpc::Status::OK;
+}
+
+void ModelRepository::UnloadLocked(const VariantId& id, const std::string& why) {
+  std::shared_ptr<Variant> v;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = loaded_.find(id);
+    if (it == loaded_.end()) return;
+    v = it->second;
+    loaded_.erase(it);
+    retired_.push_back(v);
+  }
+  // New work is refused from now on; accepted sentences still complete before it is freed.
+  v->scheduler->Stop();
+  SetRecord(id, v1::MODEL_STATE_UNSPECIFIED, "");
+  LOG_INFO("model unloaded model=" << id.name << " version=" << id.version << " reason=" << why);
+}
+
+void ModelRepository::ReapRetired() {
+  std::vector<std::shared_ptr<Variant>> done;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = retired_.begin(); it != retired_.end();) {
+      if ((*it)->scheduler->Idle() && it->use_count() == 1) {
+        done.push_back(std::move(*it));
+        it = retired_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  done.clear();  // joins the stopped workers outside the lock
+}
+
+void ModelRepository::Sync() {
+  std::lock_guard<std::mutex> guard(load_mu_);
+  ReapRetired();
+  for (const std::string& name : ModelNames()) {
+    std::vector<int64_t> on_disk = VersionsOnDisk(name);
+    // Versions that failed with the same files are skipped until the files change, so a
+    // corrupt new version never replaces the one that serves.
+    std::vector<int64_t> candidates;
+    for (int64_t v : on_disk) {
+      VariantId id{name, v};
+      std::string fp;
+      bool failed = false;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto r = records_.find(id);
+        if (r != records_.end() && r->second.state == v1::MODEL_STATE_UNAVAILABLE) {
+          failed = true;
+          fp = r->second.fingerprint;
+        }
+      }
+      if (failed && fp == Fingerprint(VersionDir(name, v))) continue;
+      if (pinned_out_.count(id)) continue;
+      candidates.push_back(v);
+    }
+    std::set<int64_t> want;
+    const auto& policy = ServingFor(name).version_policy();
+    switch (policy.policy_case()) {
+      case v1::VersionPolicy::kAll:
+        want.insert(candidates.begin(), candidates.end());
+        break;
+      case v1::VersionPolicy::kSpecific:
+        for (int64_t v : policy.specific().versions())
+          if (std::count(candidates.begin(), candidates.end(), v)) want.insert(v);
+        break;
+      default: {
+        int n = policy.policy_case() == v1::VersionPolicy::kLatest ? policy.latest() : 1;
+        for (auto it = candidates.rbegin(); it != candidates.rend() && n > 0; ++it, --n)
+          want.insert(*it);
+      }
+    }
+    for (const auto& id : pinned_in_)
+      if (id.name == name && std::count(on_disk.begin(), on_disk.end(), id.version))
+        want.insert(id.version);
+    // Load first, then unload what is no longer wanted: no gap in service.
+    for (int64_t v : want) {
+      bool have;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        have = loaded_.count({name, v}) > 0;
+      }
+      if (!have) LoadLocked(name, v);
+    }
+    std::vector<VariantId> drop;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& kv : loaded_)
+        if (kv.first.name == name && !want.count(kv.first.version)) drop.push_back(kv.first);
+    }
+    for (const auto& id : drop) {
+      bool still_on_disk = std::count(on_disk.begin(), on_disk.end(), id.version) > 0;
+      UnloadLocked(id, still_on_disk ? "version policy" : "version directory removed");
+    }
+  }
+}
+
+void ModelRepository::StartPolling(int seconds) {
+  if (seconds <= 0) return;
+  poller_ = std::thread([this, seconds] {
+    std::unique_lock<std::mutex> lock(poll_mu_);
+    while (!stop_poll_) {
+      poll_cv_.wait_for(lock, std::chrono::seconds(seconds));
+      if (stop_poll_) break;
+      lock.unlock();
+      Sync();
+      lock.lock();
+    }
+  });
+}
+
+grpc::Status ModelRepository::Load(const std::string& name, int64_t version,
+                                   v1::ModelVersionStatus* status) {
+  if (!IsSafeModelName(name))
+    return {grpc::StatusCode::INVALID_ARGUMENT, "'" + name + "' is not a valid model name"};
+  if (version < 0)
+    return {grpc::StatusCode::INVALID_ARGUMENT, "version must be positive (or 0 for latest)"};
+  std::lock_guard<std::mutex> guard(load_mu_);
+  ReapRetired();
+  std::vector<int64_t> on_disk = VersionsOnDisk(name);
+  if (on_disk.empty())
+    return {grpc::StatusCode::NOT_FOUND, "model " + name + " has no version in the repository"};
+  if (version == 0) version = on_disk.back();
+  if (!std::count(on_disk.begin(), on_disk.end(), version))
+    return {grpc::StatusCode::NOT_FOUND,
+            "model " + name + " has no version " + std::to_string(version)};
+  VariantId id{name, version};
+  pinned_out_.erase(id);
+  bool have;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    have = loaded_.count(id) > 0;
+  }
+  grpc::Status s = grpc::Status::OK;
+  if (!have) s = LoadLocked(name, version);
+  if (s.ok()) pinned_in_.insert(id);
+  if (status) FillStatus(id, status);
+  return s;
+}
+
+grpc::Status ModelRepository::Unload(const std::string& name, int64_t version) {
+  if (!IsSafeModelName(name))
+    return {grpc::StatusCode::INVALID_ARGUMENT, "'" + name + "' is not a valid model name"};
+  if (version < 0)
+    return {grpc::StatusCode::INVALID_ARGUMENT, "version must be positive (or 0 for all)"};
+  std::lock_guard<std::mutex> guard(load_mu_);
+  std::vector<VariantId> ids;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& kv : loaded_)
+      if (kv.first.name == name && (version == 0 || kv.first.version == version))
+        ids.push_back(kv.first);
+  }
+  if (ids.empty())
+    return {grpc::StatusCode::NOT_FOUND,
+            "model " + name + (version ? " version " + std::to_string(version) : "") +
+                " is not loaded"};
+  for (const auto& id : ids) {
+    pinned_in_.erase(id);
+    pinned_out_.insert(id);
+    UnloadLocked(id, "ModelService request");
+  }
+  ReapRetired();
+  return grpc::Status::OK;
+}
+
+std::shared_ptr<Variant> ModelRepository::Get(const VariantId& id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = loaded_.find(id);
+  return it == loaded_.end() ? nullptr : it->second;
+}
+
+std::vector<LoadedVariant> ModelRepository::Loaded() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<LoadedVariant> out;
+  for (const auto& kv : loaded_)
+    out.push_back({kv.first, kv.second->spec.source_language, kv.second->spec.target_language});
+  return out;
+}
+
+void ModelRepository::FillStatus(const VariantId& id, v1::ModelVersionStatus* st) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  st->set_version(id.version);
+  auto r = records_.find(id);
+  if (r != records_.end()) {
+    st->set_state(r->second.state);
+    st->set_message(r->second.message);
+  }
+  auto it = loaded_.find(id);
+  if (it != loaded_.end()) {
+    const Variant& v = *it->second;
+    *st->mutable_config() = v.config;
+    st->set_metadata_json(v.metadata_json);
+    st->set_parameter_count(v.engine->info().parameters);
+    st->set_device(v.engine->info().device);
+  }
+}
+
+v1::ListModelsResponse ModelRepository::List(const std::string& filter) const {
+  std::map<std::string, v1::ModelStatus> models;
+  std::vector<VariantId> ids;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& kv : records_) {
+      if (!filter.empty() && kv.first.name != filter) continue;
+      if (kv.second.state == v1::MODEL_STATE_UNSPECIFIED) continue;  // unloaded
+      ids.push_back(kv.first);
+      auto& m = models[kv.first.name];
+      m.set_name(kv.first.name);
+      if (!kv.second.source.empty()) {
+        m.set_source_language(kv.second.source);
+        m.set_target_language(kv.second.target);
+      }
+    }
+  }
+  for (const auto& id : ids) FillStatus(id, models[id.name].add_versions());
+  v1::ListModelsResponse out;
+  for (auto& kv : models) *out.add_models() = std::move(kv.second);
+  return out;
+}
+
+void ModelRepository::DrainAll(double timeout_s) {
+  std::vector<std::shared_ptr<Variant>> all;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& kv : loaded_) all.push_back(kv.second);
+    for (auto& v : retired_) all.push_back(v);
+  }
+  for (auto& v : all) v->scheduler->Stop();
+  auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  for (auto& v : all)
+    while (!v->scheduler->Idle() && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+}
+
+}  // namespace mixserve

@@ -1,0 +1,278 @@
+#include "server/scheduler.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <exception>
+
+namespace mixserve {
+namespace {
+double Seconds(SteadyClock::duration d) { return std::chrono::duration<double>(d).count(); }
+}  // namespace
+
+Scheduler::Scheduler(Engine* engine, const SchedulerOptions& options,
+                     SchedulerObserver observer)
+    : engine_(engine), options_(options), observer_(std::move(observer)) {
+  if (options_.max_batch_sentences < 1) options_.max_batch_sentences = 1;
+  if (options_.max_batch_tokens < 1) options_.max_batch_tokens = 1;
+  if (options_.max_queue_size < 1) options_.max_queue_size = 1;
+  worker_ = std::thread([this] { Loop(); });
+}
+
+Scheduler::~Scheduler() {
+  Stop();
+  if (worker_.joinable()) worker_.join();
+}
+
+Scheduler::Admit Scheduler::Submit(std::vector<SentenceJob> jobs) {
+  auto now = SteadyClock::now();
+  size_t depth;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return Admit::kStopped;
+    if (queue_.size() + jobs.size() > static_cast<size_t>(options_.max_queue_size))
+      return Admit::kQueueFull;
+    for (auto& j : jobs) queue_.push_back(Queued{next_id_++, std::move(j), now});
+    depth = queue_.size();
+  }
+  if (observer_.queue_depth) observer_.queue_depth(depth);
+  cv_.notify_one();
+  return Admit::kAccepted;
+}
+
+void Scheduler::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_one();
+}
+
+bool Scheduler::Idle() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return finished_;
+}
+
+size_t Scheduler::queued() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return queue_.size();
+}
+
+void Scheduler::Finish(SentenceJob& job, SentenceOutcome&& outcome) {
+  if (job.done) {
+    auto done = std::move(job.done);
+    job.done = nullptr;
+    done(std::move(outcome));
+  }
+}
+
+std::vector<Scheduler::Queued> Scheduler::PickLocked(size_t active, size_t active_tokens) {
+  std::vector<Queued> picked;
+  if (queue_.empty()) return picked;
+  size_t room = options_.max_batch_sentences > static_cast<int>(active)
+                    ? options_.max_batch_sentences - active
+                    : 0;
+  if (room == 0) return picked;
+  size_t budget = static_cast<size_t>(options_.max_batch_tokens);
+  size_t tokens = active_tokens;
+  // The oldest sentence always goes first (no starvation); an empty batch takes it even if
+  // it alone exceeds the token budget.
+  const Queued& head = queue_.front();
+  if (active > 0 && tokens + head.job.src.size() > budget) return picked;
+  OptionsKey key = KeyOf(head.job.options);
+  size_t head_len = head.job.src.size();
+  // Length-aware grouping: among a window of the queue, the sentences of the same decoding
+  // options whose source length is closest to the oldest one's join it.
+  size_t window = std::min(queue_.size(), room * 4 + 1);
+  std::vector<size_t> order;
+  for (size_t i = 1; i < window; ++i)
+    if (KeyOf(queue_[i].job.options) == key) order.push_back(i);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    long da = std::labs(static_cast<long>(queue_[a].job.src.size()) - static_cast<long>(head_len));
+    long db = std::labs(static_cast<long>(queue_[b].job.src.size()) - static_cast<long>(head_len));
+    return da < db;
+  });
+  std::vector<size_t> take{0};
+  tokens += head_len;
+  for (size_t i : order) {
+    if (take.size() >= room) break;
+    size_t len = queue_[i].job.src.size();
+    if (tokens + len > budget) continue;
+    tokens += len;
+    take.push_back(i);
+  }
+  std::sort(take.begin(), take.end());
+  for (size_t k = take.size(); k-- > 0;) {
+    picked.push_back(std::move(queue_[take[k]]));
+    queue_.erase(queue_.begin() + static_cast<long>(take[k]));
+  }
+  std::reverse(picked.begin(), picked.end());
+  return picked;
+}
+
+void Scheduler::Loop() {
+  const auto delay = std::chrono::microseconds(options_.max_queue_delay_us);
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    auto now = SteadyClock::now();
+    // Cancelled and expired sentences leave the queue at once.
+    std::vector<std::pair<Queued, SentenceOutcome::Code>> dropped;
+    for (auto it = queue_.begin(); it != queue_.end();) {
+      bool cancelled = it->job.cancelled && it->job.cancelled->load();
+      if (cancelled || now >= it->job.deadline) {
+        dropped.emplace_back(std::move(*it), cancelled
+                                                 ? SentenceOutcome::Code::kCancelled
+                                                 : SentenceOutcome::Code::kDeadlineExceeded);
+        it = queue_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    size_t active = 0, active_tokens = 0;
+    for (auto& kv : sessions_) {
+      active += kv.second.active.size();
+      active_tokens += kv.second.tokens;
+    }
+    std::vector<Queued> admit;
+    bool wait = false;
+    SteadyClock::time_point wait_until = SteadyClock::time_point::max();
+    if (dropped.empty() && queue_.empty() && active == 0) {
+      if (stopping_) {
+        finished_ = true;
+        break;
+      }
+      wait = true;
+    } else if (!queue_.empty() && (options_.continuous || active == 0)) {
+      // With nothing running, a short delay lets a batch fill up before decoding starts.
+      auto due = queue_.front().enqueued + delay;
+      if (active == 0 && dropped.empty() && !stopping_ &&
+          queue_.size() < static_cast<size_t>(options_.max_batch_sentences) && now < due) {
+        wait = true;
+        wait_until = due;
+        for (const auto& q : queue_) wait_until = std::min(wait_until, q.job.deadline);
+      } else {
+        admit = PickLocked(active, active_tokens);
+      }
+    }
+    if (wait) {
+      if (wait_until == SteadyClock::time_point::max()) {
+        // Wake periodically to notice cancellations of queued sentences.
+        cv_.wait_for(lock, std::chrono::milliseconds(50));
+      } else {
+        cv_.wait_until(lock, std::min(wait_until, now + std::chrono::milliseconds(50)));
+      }
+      continue;
+    }
+    size_t depth = queue_.size();
+    lock.unlock();
+    if (observer_.queue_depth) observer_.queue_depth(depth);
+
+    for (auto& [q, code] : dropped) {
+      SentenceOutcome o;
+      o.code = code;
+      o.message = code == SentenceOutcome::Code::kCancelled ? "cancelled while queued"
+                                                            : "deadline expired while queued";
+      o.queue_seconds = Seconds(now - q.enqueued);
+      Finish(q.job, std::move(o));
+    }
+
+    // New sentences join their session with one encoder call per options group.
+    std::map<OptionsKey, std::vector<Queued>> groups;
+    for (auto& q : admit) groups[KeyOf(q.job.options)].push_back(std::move(q));
+    for (auto& [key, items] : groups) {
+      Session& s = sessions_[key];
+      std::vector<uint64_t> ids;
+      std::vector<std::vector<int>> srcs;
+      for (auto& q : items) {
+        ids.push_back(q.id);
+        srcs.push_back(q.job.src);
+      }
+      try {
+        if (!s.session) s.session = engine_->NewSession(items.front().job.options);
+        s.session->AddBatch(ids, srcs);
+      } catch (const std::exception& e) {
+        for (auto& q : items) {
+          SentenceOutcome o;
+          o.code = SentenceOutcome::Code::kInternal;
+          o.message = std::string("engine failed to start the sentence: ") + e.what();
+          Finish(q.job, std::move(o));
+        }
+        if (s.active.empty()) sessions_.erase(key);
+        continue;
+      }
+      auto admitted = SteadyClock::now();
+      for (auto& q : items) {
+        s.tokens += q.job.src.size();
+        s.active.emplace(q.id, Active{std::move(q.job), q.enqueued, admitted});
+      }
+    }
+
+    // One decoding step per session; cancelled/expired sentences leave before it.
+    size_t in_flight = 0;
+    for (auto it = sessions_.begin(); it != sessions_.end();) {
+      Session& s = it->second;
+      auto step_now = SteadyClock::now();
+      for (auto a = s.active.begin(); a != s.active.end();) {
+        bool cancelled = a->second.job.cancelled && a->second.job.cancelled->load();
+        if (cancelled || step_now >= a->second.job.deadline) {
+          try {
+            s.session->Remove(a->first);
+          } catch (const std::exception&) {
+          }
+          SentenceOutcome o;
+          o.code = cancelled ? SentenceOutcome::Code::kCancelled
+                             : SentenceOutcome::Code::kDeadlineExceeded;
+          o.message = cancelled ? "cancelled during decoding" : "deadline expired during decoding";
+          o.queue_seconds = Seconds(a->second.admitted - a->second.enqueued);
+          o.compute_seconds = Seconds(step_now - a->second.admitted);
+          s.tokens -= a->second.job.src.size();
+          Finish(a->second.job, std::move(o));
+          a = s.active.erase(a);
+        } else {
+          ++a;
+        }
+      }
+      if (!s.active.empty()) {
+        if (observer_.step_batch) observer_.step_batch(s.active.size());
+        std::vector<DecodeSession::Finished> done;
+        std::string error;
+        try {
+          done = s.session->Step();
+        } catch (const std::exception& e) {
+          error = e.what();
+        }
+        auto t = SteadyClock::now();
+        if (!error.empty()) {
+          for (auto& a : s.active) {
+            SentenceOutcome o;
+            o.code = SentenceOutcome::Code::kInternal;
+            o.message = "decoding failed: " + error;
+            Finish(a.second.job, std::move(o));
+          }
+          s.active.clear();
+          s.tokens = 0;
+          s.session.reset();
+        }
+        for (auto& f : done) {
+          auto a = s.active.find(f.id);
+          if (a == s.active.end()) continue;
+          SentenceOutcome o;
+          o.hyps = std::move(f.hyps);
+          o.queue_seconds = Seconds(a->second.admitted - a->second.enqueued);
+          o.compute_seconds = Seconds(t - a->second.admitted);
+          s.tokens -= a->second.job.src.size();
+          Finish(a->second.job, std::move(o));
+          s.active.erase(a);
+        }
+      }
+      in_flight += s.active.size();
+      if (s.active.empty())
+        it = sessions_.erase(it);
+      else
+        ++it;
+    }
+    if (observer_.in_flight) observer_.in_flight(in_flight);
+    lock.lock();
+  }
+}
+
+}  // namespace mixserve

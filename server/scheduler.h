@@ -1,0 +1,117 @@
+// The batching scheduler of one variant on one device: a bounded, deadline-aware queue in
+// front of a worker thread that runs iteration-level (continuous) batching on the engine's
+// DecodeSession. New sentences join the running decode between steps, finished ones leave at
+// once, and cancelled or expired ones are removed from the queue or the batch.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "engine/engine.h"
+
+namespace mixserve {
+
+using SteadyClock = std::chrono::steady_clock;
+
+struct SchedulerOptions {
+  int max_batch_sentences = 64;
+  int max_batch_tokens = 4096;    // source tokens in the running batch
+  int64_t max_queue_delay_us = 2000;
+  int max_queue_size = 1024;      // queued sentences
+  bool continuous = true;         // false: a batch runs to its end before the next starts
+};
+
+struct SentenceOutcome {
+  enum class Code { kOk, kCancelled, kDeadlineExceeded, kUnavailable, kInternal };
+  Code code = Code::kOk;
+  std::string message;
+  std::vector<Hypothesis> hyps;
+  double queue_seconds = 0;
+  double compute_seconds = 0;
+};
+
+struct SentenceJob {
+  std::vector<int> src;  // token ids without BOS/EOS
+  DecodeOptions options;
+  SteadyClock::time_point deadline = SteadyClock::time_point::max();
+  std::shared_ptr<std::atomic<bool>> cancelled;  // may be null
+  // Called exactly once, from the worker thread (or from Submit's caller when refused).
+  std::function<void(SentenceOutcome&&)> done;
+};
+
+// Observes queue and batch sizes (metrics); every callback may be empty.
+struct SchedulerObserver {
+  std::function<void(size_t)> queue_depth;
+  std::function<void(size_t)> in_flight;
+  std::function<void(size_t)> step_batch;  // sentences in one decoding step
+};
+
+class Scheduler {
+ public:
+  enum class Admit { kAccepted, kQueueFull, kStopped };
+
+  Scheduler(Engine* engine, const SchedulerOptions& options, SchedulerObserver observer = {});
+  ~Scheduler();  // drains: accepted work completes, then the worker stops
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // All or nothing: either every job is queued, or none is (kQueueFull when they do not fit,
+  // kStopped after Stop()). Refused jobs' callbacks are not called.
+  Admit Submit(std::vector<SentenceJob> jobs);
+  // Refuses new work; queued and running sentences still complete.
+  void Stop();
+  // True once stopped and every accepted sentence has completed.
+  bool Idle() const;
+  size_t queued() const;
+
+ private:
+  struct Queued {
+    uint64_t id;
+    SentenceJob job;
+    SteadyClock::time_point enqueued;
+  };
+  struct Active {
+    SentenceJob job;
+    SteadyClock::time_point enqueued, admitted;
+  };
+  using OptionsKey = std::tuple<int, int, float, int>;
+  struct Session {
+    std::unique_ptr<DecodeSession> session;
+    std::map<uint64_t, Active> active;
+    size_t tokens = 0;
+  };
+
+  void Loop();
+  // Picks queued jobs to admit (oldest first, then those of the same options with the
+  // nearest source length). Called with mu_ held.
+  std::vector<Queued> PickLocked(size_t active, size_t active_tokens);
+  void Finish(SentenceJob& job, SentenceOutcome&& outcome);
+  static OptionsKey KeyOf(const DecodeOptions& o) {
+    return {o.beam_size, o.max_output_tokens, o.length_penalty, o.n_best};
+  }
+
+  Engine* engine_;
+  SchedulerOptions options_;
+  SchedulerObserver observer_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Queued> queue_;
+  bool stopping_ = false;
+  bool finished_ = false;
+  uint64_t next_id_ = 1;
+  std::map<OptionsKey, Session> sessions_;  // worker thread only
+  std::thread worker_;
+};
+
+}  // namespace mixserve

@@ -1,0 +1,307 @@
+#include "server/translation_service.h"
+
+#include <deque>
+#include <mutex>
+
+#include "server/validation.h"
+
+namespace mixserve {
+namespace {
+
+// A unary call whose Finish may come from the scheduler thread or from OnCancel, whichever
+// is first; the other is ignored. The state outlives the reactor (shared with callbacks).
+struct UnaryState {
+  std::mutex mu;
+  bool finished = false;
+  grpc::ServerUnaryReactor* reactor = nullptr;
+  std::shared_ptr<std::atomic<bool>> cancelled = std::make_shared<std::atomic<bool>>(false);
+};
+
+class UnaryReactor final : public grpc::ServerUnaryReactor {
+ public:
+  UnaryReactor() : state(std::make_shared<UnaryState>()) { state->reactor = this; }
+  void OnCancel() override {
+    auto s = state;  // `this` may be gone once Finish returns
+    s->cancelled->store(true);
+    std::lock_guard<std::mutex> lock(s->mu);
+    if (s->finished) return;
+    s->finished = true;
+    s->reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client"));
+  }
+  void OnDone() override { delete this; }
+  // Runs `fill` and finishes with `status` unless the call already finished.
+  template <typename Fill>
+  static void Complete(const std::shared_ptr<UnaryState>& s, const grpc::Status& status,
+                       Fill fill) {
+    std::lock_guard<std::mutex> lock(s->mu);
+    if (s->finished) return;
+    s->finished = true;
+    if (status.ok()) fill();
+    s->reactor->Finish(status);
+  }
+  std::shared_ptr<UnaryState> state;
+};
+
+TranslateCall CallFrom(const char* method, const grpc::CallbackServerContext* ctx,
+                       const std::string& request_id, const std::string& source,
+                       const std::string& target, const v1::VariantRef& variant,
+                       const std::string& routing_key, const v1::DecodingOptions& options) {
+  TranslateCall c;
+  c.method = method;
+  c.request_id = request_id.empty() ? Translator::NewRequestId() : request_id;
+  c.source_language = source;
+  c.target_language = target;
+  c.variant = variant;
+  c.routing_key = routing_key;
+  c.options = options;
+  c.deadline = Translator::SteadyDeadline(ctx->deadline());
+  return c;
+}
+
+}  // namespace
+
+grpc::Status CheckRate(RateLimiter* rate, const grpc::CallbackServerContext* ctx, double cost) {
+  if (!rate || !rate->enabled()) return grpc::Status::OK;
+  std::string peer = ctx->peer();
+  if (rate->Allow(peer, cost)) return grpc::Status::OK;
+  return {grpc::StatusCode::RESOURCE_EXHAUSTED,
+          "rate limit exceeded for " + RateLimiter::ClientOf(peer)};
+}
+
+grpc::ServerUnaryReactor* TranslationServiceImpl::Translate(
+    grpc::CallbackServerContext* context, const v1::TranslateRequest* request,
+    v1::TranslateResponse* response) {
+  auto* reactor = new UnaryReactor;
+  auto state = reactor->state;
+  TranslateCall call = CallFrom("Translate", context, request->request_id(),
+                                request->source_language(), request->target_language(),
+                                request->variant(), request->routing_key(), request->options());
+  call.cancelled = state->cancelled;
+  call.texts.push_back(request->text());
+  if (!request->reference().empty()) call.references.push_back(request->reference());
+  grpc::Status check = CheckRequest(*request, limits_);
+  if (check.ok()) check = CheckRate(&rate_, context, 1);
+  if (!check.ok()) {
+    translator_->Reject(call, check);
+    UnaryReactor::Complete(state, check, [] {});
+    return reactor;
+  }
+  translator_->Run(std::move(call), [state, response](TranslateResult&& r) {
+    UnaryReactor::Complete(state, r.status, [&] {
+      *response = std::move(r.translations.front());
+      response->mutable_timings()->set_total_ms(r.total_ms);
+    });
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TranslationServiceImpl::TranslateBatch(
+    grpc::CallbackServerContext* context, const v1::TranslateBatchRequest* request,
+    v1::TranslateBatchResponse* response) {
+  auto* reactor = new UnaryReactor;
+  auto state = reactor->state;
+  TranslateCall call = CallFrom("TranslateBatch", context, request->request_id(),
+                                request->source_language(), request->target_language(),
+                                request->variant(), request->routing_key(), request->options());
+  grpc::Status check = CheckBatchRequest(*request, limits_);
+  if (check.ok()) check = CheckRate(&rate_, context, request->texts_size());
+  if (!check.ok()) {
+    translator_->Reject(call, check);
+    UnaryReactor::Complete(state, check, [] {});
+    return reactor;
+  }
+  call.cancelled = state->cancelled;
+  call.texts.assign(request->texts().begin(), request->texts().end());
+  call.references.assign(request->references().begin(), request->references().end());
+  std::string request_id = call.request_id;
+  translator_->Run(std::move(call), [state, response, request_id](TranslateResult&& r) {
+    UnaryReactor::Complete(state, r.status, [&] {
+      response->set_request_id(request_id);
+      response->mutable_variant()->set_name(r.variant.name);
+      response->mutable_variant()->set_version(r.variant.version);
+      response->mutable_timings()->set_queue_ms(r.queue_ms);
+      response->mutable_timings()->set_compute_ms(r.compute_ms);
+      response->mutable_timings()->set_total_ms(r.total_ms);
+      for (auto& t : r.translations) *response->add_translations() = std::move(t);
+    });
+  });
+  return reactor;
+}
+
+namespace {
+
+// Each request message is translated on its own; answers are written one at a time in the
+// order they complete. A failed message is answered with its status in the response and
+// the stream goes on. Decisions are taken under the mutex, gRPC operations after it.
+class StreamReactor final
+    : public grpc::ServerBidiReactor<v1::TranslateRequest, v1::TranslateResponse> {
+ public:
+  struct Shared {
+    std::mutex mu;
+    StreamReactor* reactor = nullptr;
+    bool finished = false;  // Finish called (or about to be)
+    bool reads_done = false;
+    bool writing = false;
+    int pending = 0;
+    std::deque<v1::TranslateResponse> out;  // front() is being written while `writing`
+    std::shared_ptr<std::atomic<bool>> cancelled = std::make_shared<std::atomic<bool>>(false);
+  };
+  enum class Act { kNone, kWrite, kFinish };
+
+  StreamReactor(grpc::CallbackServerContext* ctx, Translator* t, const v1::LimitsConfig& limits,
+                RateLimiter* rate)
+      : ctx_(ctx), translator_(t), limits_(limits), rate_(rate),
+        shared_(std::make_shared<Shared>()) {
+    shared_->reactor = this;
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    auto s = shared_;
+    if (!ok) {
+      Act act;
+      {
+        std::lock_guard<std::mutex> lock(s->mu);
+        s->reads_done = true;
+        act = NextLocked(*s);
+      }
+      Do(s, act);
+      return;
+    }
+    v1::TranslateRequest req = std::move(request_);
+    {
+      std::lock_guard<std::mutex> lock(s->mu);
+      ++s->pending;
+    }
+    request_.Clear();
+    StartRead(&request_);
+    std::string request_id =
+        req.request_id().empty() ? Translator::NewRequestId() : req.request_id();
+    TranslateCall call = CallFrom("TranslateStream", ctx_, request_id, req.source_language(),
+                                  req.target_language(), req.variant(), req.routing_key(),
+                                  req.options());
+    call.cancelled = s->cancelled;
+    call.texts.push_back(req.text());
+    if (!req.reference().empty()) call.references.push_back(req.reference());
+    grpc::Status check = CheckRequest(req, limits_);
+    if (check.ok()) check = CheckRate(rate_, ctx_, 1);
+    if (!check.ok()) {
+      translator_->Reject(call, check);
+      Deliver(s, ErrorResponse(request_id, check));
+      return;
+    }
+    translator_->Run(std::move(call), [s, request_id](TranslateResult&& r) {
+      if (!r.status.ok()) return Deliver(s, ErrorResponse(request_id, r.status));
+      v1::TranslateResponse resp = std::move(r.translations.front());
+      resp.mutable_timings()->set_total_ms(r.total_ms);
+      Deliver(s, std::move(resp));
+    });
+  }
+
+  void OnWriteDone(bool ok) override {
+    auto s = shared_;
+    Act act;
+    {
+      std::lock_guard<std::mutex> lock(s->mu);
+      s->writing = false;
+      if (!s->out.empty()) s->out.pop_front();
+      if (!ok) s->cancelled->store(true);
+      act = NextLocked(*s);
+    }
+    Do(s, act);
+  }
+
+  void OnCancel() override {
+    auto s = shared_;
+    s->cancelled->store(true);
+    Act act;
+    {
+      std::lock_guard<std::mutex> lock(s->mu);
+      act = NextLocked(*s);
+    }
+    Do(s, act);
+  }
+
+  void OnDone() override {
+    {
+      std::lock_guard<std::mutex> lock(shared_->mu);
+      shared_->reactor = nullptr;
+    }
+    delete this;
+  }
+
+ private:
+  static v1::TranslateResponse ErrorResponse(const std::string& id, const grpc::Status& st) {
+    v1::TranslateResponse r;
+    r.set_request_id(id);
+    r.set_status_code(static_cast<int>(st.error_code()));
+    r.set_status_message(st.error_message());
+    return r;
+  }
+
+  static void Deliver(const std::shared_ptr<Shared>& s, v1::TranslateResponse&& resp) {
+    Act act;
+    {
+      std::lock_guard<std::mutex> lock(s->mu);
+      --s->pending;
+      if (!s->finished && !s->cancelled->load()) s->out.push_back(std::move(resp));
+      act = NextLocked(*s);
+    }
+    Do(s, act);
+  }
+
+  // What to do next, with the mutex held: write the next answer, finish, or nothing.
+  static Act NextLocked(Shared& s) {
+    if (s.finished || s.writing || !s.reactor) return Act::kNone;
+    bool cancelled = s.cancelled->load();
+    if (!cancelled && !s.out.empty()) {
+      s.writing = true;
+      return Act::kWrite;
+    }
+    if (cancelled || (s.reads_done && s.pending == 0 && s.out.empty())) {
+      s.finished = true;
+      return Act::kFinish;
+    }
+    return Act::kNone;
+  }
+
+  // The reactor stays alive here: it is deleted only after Finish, and Finish is issued
+  // only once, by the one caller that took the kFinish decision.
+  static void Do(const std::shared_ptr<Shared>& s, Act act) {
+    if (act == Act::kWrite) {
+      StreamReactor* r;
+      const v1::TranslateResponse* msg;
+      {
+        std::lock_guard<std::mutex> lock(s->mu);
+        r = s->reactor;
+        msg = &s->out.front();
+      }
+      r->StartWrite(msg);
+    } else if (act == Act::kFinish) {
+      StreamReactor* r;
+      {
+        std::lock_guard<std::mutex> lock(s->mu);
+        r = s->reactor;
+      }
+      r->Finish(s->cancelled->load()
+                    ? grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client")
+                    : grpc::Status::OK);
+    }
+  }
+
+  grpc::CallbackServerContext* ctx_;
+  Translator* translator_;
+  v1::LimitsConfig limits_;
+  RateLimiter* rate_;
+  std::shared_ptr<Shared> shared_;
+  v1::TranslateRequest request_;
+};
+
+}  // namespace
+
+grpc::ServerBidiReactor<v1::TranslateRequest, v1::TranslateResponse>*
+TranslationServiceImpl::TranslateStream(grpc::CallbackServerContext* context) {
+  return new StreamReactor(context, translator_, limits_, &rate_);
+}
+
+}  // namespace mixserve

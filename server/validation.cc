@@ -1,0 +1,136 @@
+#include "server/validation.h"
+
+#include <cmath>
+
+#include "config/server_config.h"
+
+namespace mixserve {
+
+long InvalidUtf8Offset(const std::string& s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  size_t n = s.size(), i = 0;
+  while (i < n) {
+    unsigned c = p[i];
+    size_t len;
+    unsigned cp;
+    if (c < 0x80) { ++i; continue; }
+    if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
+    else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
+    else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
+    else return static_cast<long>(i);
+    if (i + len > n) return static_cast<long>(i);
+    for (size_t k = 1; k < len; ++k) {
+      if ((p[i + k] & 0xC0) != 0x80) return static_cast<long>(i);
+      cp = (cp << 6) | (p[i + k] & 0x3F);
+    }
+    // Overlong forms, UTF-16 surrogates and code points beyond Unicode are invalid.
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+        (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+      return static_cast<long>(i);
+    i += len;
+  }
+  return -1;
+}
+
+grpc::Status CheckText(const std::string& text, const std::string& what,
+                       const v1::LimitsConfig& limits) {
+  if (text.empty()) return {grpc::StatusCode::INVALID_ARGUMENT, what + " is empty"};
+  if (limits.max_text_bytes() > 0 && text.size() > static_cast<size_t>(limits.max_text_bytes()))
+    return {grpc::StatusCode::INVALID_ARGUMENT,
+            what + " is " + std::to_string(text.size()) + " bytes, above the limit of " +
+                std::to_string(limits.max_text_bytes())};
+  long bad = InvalidUtf8Offset(text);
+  if (bad >= 0)
+    return {grpc::StatusCode::INVALID_ARGUMENT,
+            what + " is not valid UTF-8 (byte offset " + std::to_string(bad) + ")"};
+  bool blank = true;
+  for (char c : text)
+    if (c != ' ' && c != '\t' && c != '\n' && c != '\r') blank = false;
+  if (blank) return {grpc::StatusCode::INVALID_ARGUMENT, what + " holds only white space"};
+  return grpc::Status::OK;
+}
+
+grpc::Status CheckOptions(const v1::DecodingOptions& o) {
+  auto bad = [](const std::string& m) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "options." + m);
+  };
+  if (o.beam_size() < 0)
+    return bad("beam_size is " + std::to_string(o.beam_size()) + "; must be 0 (default) to " +
+               std::to_string(kMaxBeamSize));
+  if (o.beam_size() > kMaxBeamSize)
+    return bad("beam_size " + std::to_string(o.beam_size()) + " is above the maximum of " +
+               std::to_string(kMaxBeamSize));
+  if (o.max_output_tokens() < 0)
+    return bad("max_output_tokens is negative (" + std::to_string(o.max_output_tokens()) + ")");
+  if (!std::isfinite(o.length_penalty()) || o.length_penalty() < 0)
+    return bad("length_penalty must be a finite non-negative number");
+  if (o.n_best() < 0) return bad("n_best is negative (" + std::to_string(o.n_best()) + ")");
+  // beam_size 0 is resolved against the variant later; an explicit beam bounds n_best here.
+  if (o.beam_size() > 0 && o.n_best() > o.beam_size())
+    return bad("n_best " + std::to_string(o.n_best()) + " is above beam_size " +
+               std::to_string(o.beam_size()));
+  return grpc::Status::OK;
+}
+
+grpc::Status CheckVariantRef(const v1::VariantRef& v) {
+  if (v.name().empty()) {
+    if (v.version() != 0)
+      return {grpc::StatusCode::INVALID_ARGUMENT, "variant.version is set without a name"};
+    return grpc::Status::OK;
+  }
+  if (!IsSafeModelName(v.name()))
+    return {grpc::StatusCode::INVALID_ARGUMENT,
+            "variant.name '" + v.name() + "' is not a valid model name"};
+  if (v.version() < 0)
+    return {grpc::StatusCode::INVALID_ARGUMENT,
+            "variant.version is negative (" + std::to_string(v.version()) + ")"};
+  return grpc::Status::OK;
+}
+
+grpc::Status CheckLanguages(const std::string& source, const std::string& target,
+                            const v1::VariantRef& variant) {
+  if (variant.name().empty() && (source.empty() || target.empty()))
+    return {grpc::StatusCode::INVALID_ARGUMENT,
+            "source_language and target_language are required when no variant is named"};
+  return grpc::Status::OK;
+}
+
+grpc::Status CheckRequest(const v1::TranslateRequest& r, const v1::LimitsConfig& limits) {
+  grpc::Status s = CheckText(r.text(), "text", limits);
+  if (!s.ok()) return s;
+  if (!(s = CheckVariantRef(r.variant())).ok()) return s;
+  if (!(s = CheckLanguages(r.source_language(), r.target_language(), r.variant())).ok())
+    return s;
+  if (!r.reference().empty() && InvalidUtf8Offset(r.reference()) >= 0)
+    return {grpc::StatusCode::INVALID_ARGUMENT, "reference is not valid UTF-8"};
+  return CheckOptions(r.options());
+}
+
+grpc::Status CheckBatchRequest(const v1::TranslateBatchRequest& r,
+                               const v1::LimitsConfig& limits) {
+  if (r.texts_size() == 0) return {grpc::StatusCode::INVALID_ARGUMENT, "texts is empty"};
+  if (limits.max_batch_texts() > 0 && r.texts_size() > limits.max_batch_texts())
+    return {grpc::StatusCode::RESOURCE_EXHAUSTED,
+            "batch of " + std::to_string(r.texts_size()) + " texts is above the limit of " +
+                std::to_string(limits.max_batch_texts())};
+  if (r.references_size() != 0 && r.references_size() != r.texts_size())
+    return {grpc::StatusCode::INVALID_ARGUMENT,
+            "references has " + std::to_string(r.references_size()) +
+                " entries; expected none or one per text (" + std::to_string(r.texts_size()) +
+                ")"};
+  for (int i = 0; i < r.texts_size(); ++i) {
+    grpc::Status s = CheckText(r.texts(i), "texts[" + std::to_string(i) + "]", limits);
+    if (!s.ok()) return s;
+  }
+  for (int i = 0; i < r.references_size(); ++i)
+    if (InvalidUtf8Offset(r.references(i)) >= 0)
+      return {grpc::StatusCode::INVALID_ARGUMENT,
+              "references[" + std::to_string(i) + "] is not valid UTF-8"};
+  grpc::Status s = CheckVariantRef(r.variant());
+  if (!s.ok()) return s;
+  if (!(s = CheckLanguages(r.source_language(), r.target_language(), r.variant())).ok())
+    return s;
+  return CheckOptions(r.options());
+}
+
+}  // namespace mixserve

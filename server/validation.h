@@ -1,0 +1,32 @@
+// Checks on request fields that need no model: text, languages, decoding options, batch
+// shape. Each failure is a grpc::Status whose message names the problem.
+#pragma once
+
+#include <grpcpp/support/status.h>
+
+#include <string>
+
+#include "mixserve/v1/config.pb.h"
+#include "mixserve/v1/translation.pb.h"
+
+namespace mixserve {
+
+constexpr int kMaxBeamSize = 16;
+
+// Byte offset of the first byte that is not part of valid UTF-8 (no overlongs, no
+// surrogates, nothing above U+10FFFF), or -1 when the whole text is valid.
+long InvalidUtf8Offset(const std::string& text);
+
+// `what` names the field in messages, e.g. "text" or "texts[3]".
+grpc::Status CheckText(const std::string& text, const std::string& what,
+                       const v1::LimitsConfig& limits);
+grpc::Status CheckOptions(const v1::DecodingOptions& options);
+// Languages are required unless an explicit variant is named.
+grpc::Status CheckLanguages(const std::string& source, const std::string& target,
+                            const v1::VariantRef& variant);
+grpc::Status CheckVariantRef(const v1::VariantRef& variant);
+grpc::Status CheckRequest(const v1::TranslateRequest& request, const v1::LimitsConfig& limits);
+grpc::Status CheckBatchRequest(const v1::TranslateBatchRequest& request,
+                               const v1::LimitsConfig& limits);
+
+}  // namespace mixserve

@@ -1,0 +1,103 @@
+#include <gtest/gtest.h>
+
+#include "config/server_config.h"
+
+namespace mixserve {
+namespace {
+
+TEST(ServerConfig, DefaultsApplied) {
+  v1::ServerConfig c;
+  std::string error;
+  ASSERT_TRUE(ParseServerConfig("models { name: \"en-de-base\" }", &c, &error)) << error;
+  EXPECT_EQ(c.listen_address(), "0.0.0.0:8500");
+  EXPECT_EQ(c.metrics_address(), "0.0.0.0:9500");
+  EXPECT_EQ(c.drain_grace_seconds(), 20);
+  EXPECT_EQ(c.limits().max_text_bytes(), 4096);
+  const auto& m = c.models(0);
+  EXPECT_EQ(m.version_policy().latest(), 1);
+  EXPECT_EQ(m.batching().max_batch_sentences(), 64);
+  EXPECT_EQ(m.batching().max_queue_size(), 1024);
+  EXPECT_TRUE(m.batching().continuous());
+  EXPECT_EQ(m.default_beam_size(), 1);
+}
+
+TEST(ServerConfig, ExplicitContinuousFalseKept) {
+  v1::ServerConfig c;
+  std::string error;
+  ASSERT_TRUE(ParseServerConfig(
+      "models { name: \"a\" batching { continuous: false max_queue_size: 3 } }", &c, &error))
+      << error;
+  EXPECT_FALSE(c.models(0).batching().continuous());
+  EXPECT_EQ(c.models(0).batching().max_queue_size(), 3);
+}
+
+TEST(ServerConfig, ParseErrorNamesLine) {
+  v1::ServerConfig c;
+  std::string error;
+  EXPECT_FALSE(ParseServerConfig("listen_address: \"x:1\"\nbogus_field: 3\n", &c, &error));
+  EXPECT_NE(error.find("line 2"), std::string::npos) << error;
+}
+
+TEST(ServerConfig, RejectsBadValues) {
+  struct Case {
+    const char* text;
+    const char* needle;
+  } cases[] = {
+      {"models { name: \"../etc\" }", "bad model name"},
+      {"models { name: \"a\" } models { name: \"a\" }", "twice"},
+      {"models { name: \"a\" version_policy { latest: -1 } }", "latest must be positive"},
+      {"models { name: \"a\" version_policy { specific { versions: 0 } } }", "positive"},
+      {"models { name: \"a\" device: \"tpu\" }", "unknown device"},
+      {"models { name: \"a\" dtype: \"int4\" }", "unknown dtype"},
+      {"models { name: \"a\" default_beam_size: 40 }", "default_beam_size"},
+      {"routes { source_language: \"en\" target_language: \"de\" targets { variant { name: "
+       "\"a\" } weight: -1 } }",
+       "weight"},
+      {"routes { source_language: \"en\" target_language: \"de\" targets { variant { name: "
+       "\"a\" } weight: 0 } }",
+       "sum to zero"},
+      {"routes { source_language: \"en\" target_language: \"de\" targets { variant { name: "
+       "\"a\" } weight: 1 } } routes { source_language: \"en\" target_language: \"de\" "
+       "targets { variant { name: \"b\" } weight: 1 } }",
+       "two routes"},
+      {"log_level: \"loud\"", "log_level"},
+      {"listen_address: \"nocolon\"", "host:port"},
+      {"tls { cert_file: \"c.pem\" }", "key_file"},
+  };
+  for (const auto& k : cases) {
+    v1::ServerConfig c;
+    std::string error;
+    EXPECT_FALSE(ParseServerConfig(k.text, &c, &error)) << k.text;
+    EXPECT_NE(error.find(k.needle), std::string::npos) << k.text << " -> " << error;
+  }
+}
+
+TEST(ServerConfig, SafeModelNames) {
+  EXPECT_TRUE(IsSafeModelName("en-de-base"));
+  EXPECT_TRUE(IsSafeModelName("m1.v_2"));
+  EXPECT_FALSE(IsSafeModelName(""));
+  EXPECT_FALSE(IsSafeModelName(".."));
+  EXPECT_FALSE(IsSafeModelName("a/b"));
+  EXPECT_FALSE(IsSafeModelName("a..b"));
+  EXPECT_FALSE(IsSafeModelName(".hidden"));
+  EXPECT_FALSE(IsSafeModelName("-x"));
+  EXPECT_FALSE(IsSafeModelName(std::string(129, 'a')));
+}
+
+TEST(ServerConfig, ReadMissingFileNamesPath) {
+  v1::ServerConfig c;
+  std::string error;
+  EXPECT_FALSE(ReadServerConfig("/nonexistent/server.pbtxt", &c, &error));
+  EXPECT_NE(error.find("/nonexistent/server.pbtxt"), std::string::npos);
+}
+
+TEST(ServerConfig, ExampleDeployConfigIsValid) {
+  v1::ServerConfig c;
+  std::string error;
+  EXPECT_TRUE(ReadServerConfig(std::string(MIXSERVE_SOURCE_DIR) + "/deploy/server.pbtxt", &c,
+                               &error))
+      << error;
+}
+
+}  // namespace
+}  // namespace mixserve

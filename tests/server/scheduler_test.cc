@@ -1,0 +1,317 @@
+// Queueing policy of the scheduler, driven through a small in-test engine whose sentences
+// finish after as many steps as they have source tokens (output: the source reversed).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <future>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "server/scheduler.h"
+
+namespace mixserve {
+namespace {
+
+struct Trace {
+  std::mutex mu;
+  std::vector<size_t> step_sizes;
+  std::set<uint64_t> removed;
+  int sessions = 0;
+  int step_delay_ms = 0;
+};
+
+class StepSession : public DecodeSession {
+ public:
+  explicit StepSession(Trace* t) : t_(t) {}
+  void Add(uint64_t id, const std::vector<int>& src) override { AddBatch({id}, {src}); }
+  void AddBatch(const std::vector<uint64_t>& ids,
+                const std::vector<std::vector<int>>& srcs) override {
+    for (size_t i = 0; i < ids.size(); ++i) rows_[ids[i]] = {srcs[i], srcs[i].size()};
+  }
+  void Remove(uint64_t id) override {
+    rows_.erase(id);
+    std::lock_guard<std::mutex> lock(t_->mu);
+    t_->removed.insert(id);
+  }
+  std::vector<Finished> Step() override {
+    {
+      std::lock_guard<std::mutex> lock(t_->mu);
+      t_->step_sizes.push_back(rows_.size());
+    }
+    if (t_->step_delay_ms) std::this_thread::sleep_for(std::chrono::milliseconds(t_->step_delay_ms));
+    std::vector<Finished> out;
+    for (auto it = rows_.begin(); it != rows_.end();) {
+      if (--it->second.left == 0) {
+        Hypothesis h;
+        h.tokens.assign(it->second.src.rbegin(), it->second.src.rend());
+        out.push_back({it->first, {h}});
+        it = rows_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    return out;
+  }
+  size_t active() const override { return rows_.size(); }
+
+ private:
+  struct Row {
+    std::vector<int> src;
+    size_t left;
+  };
+  Trace* t_;
+  std::map<uint64_t, Row> rows_;
+};
+
+class StepEngine : public Engine {
+ public:
+  explicit StepEngine(Trace* t) : t_(t) {}
+  const ModelInfo& info() const override { return info_; }
+  std::vector<std::vector<Hypothesis>> Translate(const std::vector<std::vector<int>>&,
+                                                 const DecodeOptions&) override {
+    return {};
+  }
+  std::unique_ptr<DecodeSession> NewSession(const DecodeOptions&) override {
+    std::lock_guard<std::mutex> lock(t_->mu);
+    t_->sessions++;
+    return std::make_unique<StepSession>(t_);
+  }
+  int64_t DeviceMemoryBytes() const override { return 0; }
+
+ private:
+  Trace* t_;
+  ModelInfo info_;
+};
+
+struct Result {
+  std::promise<SentenceOutcome> p;
+};
+
+SentenceJob Job(std::vector<int> src, std::shared_ptr<std::promise<SentenceOutcome>> p,
+                std::shared_ptr<std::atomic<bool>> cancel = nullptr) {
+  SentenceJob j;
+  j.src = std::move(src);
+  j.cancelled = std::move(cancel);
+  j.done = [p](SentenceOutcome&& o) { p->set_value(std::move(o)); };
+  return j;
+}
+
+TEST(Scheduler, TranslatesAndBatchesWithinTheQueueDelay) {
+  Trace t;
+  StepEngine e(&t);
+  SchedulerOptions o;
+  o.max_queue_delay_us = 200000;  // long enough for all three to arrive together
+  Scheduler s(&e, o);
+  std::vector<std::shared_ptr<std::promise<SentenceOutcome>>> ps;
+  for (int i = 0; i < 3; ++i) {
+    ps.push_back(std::make_shared<std::promise<SentenceOutcome>>());
+    std::vector<SentenceJob> jobs;
+    jobs.push_back(Job({1, 2, i + 3}, ps.back()));
+    ASSERT_EQ(s.Submit(std::move(jobs)), Scheduler::Admit::kAccepted);
+  }
+  for (int i = 0; i < 3; ++i) {
+    auto r = ps[i]->get_future().get();
+    EXPECT_EQ(r.code, SentenceOutcome::Code::kOk);
+    EXPECT_EQ(r.hyps[0].tokens, (std::vector<int>{i + 3, 2, 1}));
+  }
+  std::lock_guard<std::mutex> lock(t.mu);
+  EXPECT_EQ(t.step_sizes.front(), 3u);
+}
+
+TEST(Scheduler, ContinuousBatchingAdmitsBetweenSteps) {
+  Trace t;
+  t.step_delay_ms = 5;
+  StepEngine e(&t);
+  SchedulerOptions o;
+  o.max_queue_delay_us = 0;
+  Scheduler s(&e, o);
+  auto long_p = std::make_shared<std::promise<SentenceOutcome>>();
+  std::vector<SentenceJob> a;
+  a.push_back(Job(std::vector<int>(40, 5), long_p));  // 40 steps
+  ASSERT_EQ(s.Submit(std::move(a)), Scheduler::Admit::kAccepted);
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  auto short_p = std::make_shared<std::promise<SentenceOutcome>>();
+  std::vector<SentenceJob> b;
+  b.push_back(Job({7, 8}, short_p));
+  ASSERT_EQ(s.Submit(std::move(b)), Scheduler::Admit::kAccepted);
+  auto short_f = short_p->get_future();
+  auto long_f = long_p->get_future();
+  // The short sentence joins the running batch and leaves it long before the long one ends.
+  ASSERT_EQ(short_f.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_EQ(long_f.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout);
+  EXPECT_EQ(long_f.get().code, SentenceOutcome::Code::kOk);
+  std::lock_guard<std::mutex> lock(t.mu);
+  EXPECT_EQ(*std::max_element(t.step_sizes.begin(), t.step_sizes.end()), 2u);
+}
+
+TEST(Scheduler, StaticBatchingWaitsForTheBatchToEnd) {
+  Trace t;
+  StepEngine e(&t);
+  SchedulerOptions o;
+  o.max_queue_delay_us = 0;
+  o.continuous = false;
+  Scheduler s(&e, o);
+  auto p1 = std::make_shared<std::promise<SentenceOutcome>>();
+  auto p2 = std::make_shared<std::promise<SentenceOutcome>>();
+  std::vector<SentenceJob> a;
+  a.push_back(Job(std::vector<int>(30, 5), p1));
+  s.Submit(std::move(a));
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  std::vector<SentenceJob> b;
+  b.push_back(Job({1}, p2));
+  s.Submit(std::move(b));
+  p1->get_future().get();
+  p2->get_future().get();
+  std::lock_guard<std::mutex> lock(t.mu);
+  for (size_t n : t.step_sizes) EXPECT_EQ(n, 1u);
+}
+
+TEST(Scheduler, BatchLimitsInSentencesAndTokens) {
+  Trace t;
+  StepEngine e(&t);
+  SchedulerOptions o;
+  o.max_batch_sentences = 3;
+  o.max_batch_tokens = 1000;
+  o.max_queue_delay_us = 100000;
+  Scheduler s(&e, o);
+  std::vector<std::shared_ptr<std::promise<SentenceOutcome>>> ps;
+  std::vector<SentenceJob> jobs;
+  for (int i = 0; i < 10; ++i) {
+    ps.push_back(std::make_shared<std::promise<SentenceOutcome>>());
+    jobs.push_back(Job({1, 2, 3, 4}, ps.back()));
+  }
+  ASSERT_EQ(s.Submit(std::move(jobs)), Scheduler::Admit::kAccepted);
+  for (auto& p : ps) EXPECT_EQ(p->get_future().get().code, SentenceOutcome::Code::kOk);
+  {
+    std::lock_guard<std::mutex> lock(t.mu);
+    for (size_t n : t.step_sizes) EXPECT_LE(n, 3u);
+    t.step_sizes.clear();
+  }
+  // Token budget: 10 tokens allow two 4-token sentences at a time.
+  SchedulerOptions o2 = o;
+  o2.max_batch_sentences = 64;
+  o2.max_batch_tokens = 10;
+  Scheduler s2(&e, o2);
+  ps.clear();
+  jobs.clear();
+  for (int i = 0; i < 6; ++i) {
+    ps.push_back(std::make_shared<std::promise<SentenceOutcome>>());
+    jobs.push_back(Job({1, 2, 3, 4}, ps.back()));
+  }
+  ASSERT_EQ(s2.Submit(std::move(jobs)), Scheduler::Admit::kAccepted);
+  for (auto& p : ps) p->get_future().get();
+  std::lock_guard<std::mutex> lock(t.mu);
+  for (size_t n : t.step_sizes) EXPECT_LE(n, 2u);
+}
+
+TEST(Scheduler, FullQueueRefusesAllOrNothing) {
+  Trace t;
+  t.step_delay_ms = 20;
+  StepEngine e(&t);
+  SchedulerOptions o;
+  o.max_queue_size = 4;
+  o.max_batch_sentences = 1;
+  o.max_queue_delay_us = 0;
+  Scheduler s(&e, o);
+  std::vector<std::shared_ptr<std::promise<SentenceOutcome>>> ps;
+  auto submit = [&](int n) {
+    std::vector<SentenceJob> jobs;
+    for (int i = 0; i < n; ++i) {
+      ps.push_back(std::make_shared<std::promise<SentenceOutcome>>());
+      jobs.push_back(Job({1, 2, 3}, ps.back()));
+    }
+    return s.Submit(std::move(jobs));
+  };
+  EXPECT_EQ(submit(5), Scheduler::Admit::kQueueFull);
+  ps.clear();
+  EXPECT_EQ(submit(4), Scheduler::Admit::kAccepted);
+  // At most one has left the queue for the batch so far: four more cannot fit.
+  EXPECT_EQ(submit(4), Scheduler::Admit::kQueueFull);
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(ps[i]->get_future().get().code, SentenceOutcome::Code::kOk);
+}
+
+TEST(Scheduler, CancelAndDeadlineLeaveQueueAndBatch) {
+  Trace t;
+  t.step_delay_ms = 5;
+  StepEngine e(&t);
+  SchedulerOptions o;
+  o.max_batch_sentences = 1;
+  o.max_queue_delay_us = 0;
+  Scheduler s(&e, o);
+  auto running = std::make_shared<std::promise<SentenceOutcome>>();
+  auto cancel_running = std::make_shared<std::atomic<bool>>(false);
+  auto queued = std::make_shared<std::promise<SentenceOutcome>>();
+  auto cancel_queued = std::make_shared<std::atomic<bool>>(false);
+  auto expiring = std::make_shared<std::promise<SentenceOutcome>>();
+  std::vector<SentenceJob> jobs;
+  jobs.push_back(Job(std::vector<int>(1000, 1), running, cancel_running));
+  jobs.push_back(Job({1, 2}, queued, cancel_queued));
+  SentenceJob exp = Job({3}, expiring);
+  exp.deadline = SteadyClock::now() + std::chrono::milliseconds(30);
+  jobs.push_back(std::move(exp));
+  ASSERT_EQ(s.Submit(std::move(jobs)), Scheduler::Admit::kAccepted);
+  cancel_queued->store(true);
+  auto q = queued->get_future().get();
+  EXPECT_EQ(q.code, SentenceOutcome::Code::kCancelled);
+  auto x = expiring->get_future().get();
+  EXPECT_EQ(x.code, SentenceOutcome::Code::kDeadlineExceeded);
+  cancel_running->store(true);
+  auto r = running->get_future().get();
+  EXPECT_EQ(r.code, SentenceOutcome::Code::kCancelled);
+  std::lock_guard<std::mutex> lock(t.mu);
+  EXPECT_EQ(t.removed.size(), 1u);  // only the running one was in the batch
+}
+
+TEST(Scheduler, StopDrainsAcceptedWork) {
+  Trace t;
+  t.step_delay_ms = 2;
+  StepEngine e(&t);
+  std::vector<std::shared_ptr<std::promise<SentenceOutcome>>> ps;
+  {
+    SchedulerOptions o;
+    o.max_batch_sentences = 2;
+    o.max_queue_delay_us = 0;
+    Scheduler s(&e, o);
+    std::vector<SentenceJob> jobs;
+    for (int i = 0; i < 8; ++i) {
+      ps.push_back(std::make_shared<std::promise<SentenceOutcome>>());
+      jobs.push_back(Job({1, 2, 3, 4, 5}, ps.back()));
+    }
+    ASSERT_EQ(s.Submit(std::move(jobs)), Scheduler::Admit::kAccepted);
+    s.Stop();
+    std::vector<SentenceJob> late;
+    late.push_back(Job({1}, std::make_shared<std::promise<SentenceOutcome>>()));
+    EXPECT_EQ(s.Submit(std::move(late)), Scheduler::Admit::kStopped);
+  }  // destructor waits for the worker
+  for (auto& p : ps) {
+    auto f = p->get_future();
+    ASSERT_EQ(f.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+    EXPECT_EQ(f.get().code, SentenceOutcome::Code::kOk);
+  }
+}
+
+TEST(Scheduler, LengthAwareGroupingPrefersSimilarLengths) {
+  Trace t;
+  StepEngine e(&t);
+  SchedulerOptions o;
+  o.max_batch_sentences = 2;
+  o.max_queue_delay_us = 100000;
+  Scheduler s(&e, o);
+  std::vector<std::shared_ptr<std::promise<SentenceOutcome>>> ps;
+  std::vector<SentenceJob> jobs;
+  for (int len : {10, 1, 2, 10}) {
+    ps.push_back(std::make_shared<std::promise<SentenceOutcome>>());
+    jobs.push_back(Job(std::vector<int>(len, 4), ps.back()));
+  }
+  s.Submit(std::move(jobs));
+  for (auto& p : ps) p->get_future().get();
+  // The oldest (10 tokens) runs with the other 10-token sentence (10 steps), then the two
+  // short ones together (2 steps): 12 steps. First-come order would take 13.
+  std::lock_guard<std::mutex> lock(t.mu);
+  EXPECT_EQ(t.step_sizes.size(), 12u);
+}
+
+}  // namespace
+}  // namespace mixserve

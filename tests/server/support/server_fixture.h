@@ -1,0 +1,87 @@
+// Support for the end-to-end server tests: a tiny tokenizer trained once on Multi30k (cached
+// in the build tree), repositories of random-weight tiny models, the real mixserve-server
+// binary started on a loopback port, gRPC stubs, and /metrics scraping.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mixserve/v1/model_service.grpc.pb.h"
+#include "mixserve/v1/translation.grpc.pb.h"
+
+namespace mixserve {
+namespace testing {
+
+// The joint en/de SentencePiece model (trained on first use; later tests reuse it).
+std::string TokenizerPath();
+
+struct ModelDef {
+  std::string name;
+  int64_t version = 1;
+  std::string source = "en", target = "de";
+  std::string decoder_self = "mha";  // mixer of the decoder self-attention site
+  uint64_t seed = 1;
+  int max_len = 48;
+};
+
+// A fresh empty directory under the test's temporary folder.
+std::string MakeTempDir(const std::string& prefix);
+// Writes <repo>/<name>/<version>/ with random weights and the shared tokenizer.
+void CreateModel(const std::string& repo, const ModelDef& def);
+// en-de-base/1, en-de-alt/1 (another mixer or seed), de-en-base/1.
+std::vector<ModelDef> StandardModels();
+std::string StandardRepository();
+
+class ServerProcess {
+ public:
+  ServerProcess() = default;
+  ~ServerProcess();
+  // Writes `config_text` to a file and starts the binary with --config plus `args`
+  // (listen and metrics default to 127.0.0.1:0). Waits for the ready line.
+  bool Start(const std::string& config_text, const std::vector<std::string>& args,
+             std::string* error);
+  // Sends `sig` and waits for the exit; returns the exit status (or 128 + signal).
+  int Stop(int sig = 15);
+  void Signal(int sig);
+  // Waits for the process to exit (after Signal); returns as Stop.
+  int Wait();
+
+  int port() const { return port_; }
+  int metrics_port() const { return metrics_port_; }
+  const std::string& ready_line() const { return ready_line_; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string Log() const;  // stderr so far
+
+  std::shared_ptr<grpc::Channel> Channel();
+  std::unique_ptr<v1::TranslationService::Stub> Translation();
+  std::unique_ptr<v1::ModelService::Stub> Models();
+
+ private:
+  pid_t pid_ = -1;
+  int port_ = 0, metrics_port_ = 0;
+  std::string ready_line_, log_path_, dir_;
+  std::shared_ptr<grpc::Channel> channel_;
+};
+
+// Plain HTTP GET on 127.0.0.1:port; returns the body ("" on failure).
+std::string HttpGet(int port, const std::string& path);
+
+// Sum of the samples of `name` whose labels include every pair of `labels`.
+double MetricSum(const std::string& exposition, const std::string& name,
+                 const std::map<std::string, std::string>& labels = {});
+// Whether any sample of `name` with those labels exists.
+bool MetricExists(const std::string& exposition, const std::string& name,
+                  const std::map<std::string, std::string>& labels = {});
+
+v1::TranslateRequest Request(const std::string& text, const std::string& src = "en",
+                             const std::string& tgt = "de");
+
+// A few Multi30k sentences (test_2016_flickr) of a language, for traffic.
+std::vector<std::string> Sentences(const std::string& lang, size_t n, size_t offset = 0);
+
+}  // namespace testing
+}  // namespace mixserve

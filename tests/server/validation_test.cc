@@ -1,0 +1,93 @@
+#include <gtest/gtest.h>
+
+#include "server/validation.h"
+
+namespace mixserve {
+namespace {
+
+v1::LimitsConfig Limits() {
+  v1::LimitsConfig l;
+  l.set_max_text_bytes(20);
+  l.set_max_batch_texts(3);
+  return l;
+}
+
+TEST(Validation, Utf8) {
+  EXPECT_EQ(InvalidUtf8Offset("plain"), -1);
+  EXPECT_EQ(InvalidUtf8Offset("Gr\xc3\xbc\xc3\x9f" "e \xe2\x82\xac \xf0\x9f\x98\x80"), -1);
+  EXPECT_EQ(InvalidUtf8Offset("ab\xff"), 2);
+  EXPECT_EQ(InvalidUtf8Offset("a\xc3"), 1);            // truncated
+  EXPECT_EQ(InvalidUtf8Offset("\xc0\xaf"), 0);         // overlong '/'
+  EXPECT_EQ(InvalidUtf8Offset("x\xed\xa0\x80"), 1);    // surrogate
+  EXPECT_EQ(InvalidUtf8Offset("\xf4\x90\x80\x80"), 0);  // above U+10FFFF
+}
+
+TEST(Validation, Text) {
+  auto l = Limits();
+  EXPECT_TRUE(CheckText("hello", "text", l).ok());
+  auto s = CheckText("", "text", l);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("text is empty"), std::string::npos);
+  s = CheckText(std::string(21, 'a'), "texts[2]", l);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("texts[2] is 21 bytes"), std::string::npos);
+  s = CheckText("a\xff", "text", l);
+  EXPECT_NE(s.error_message().find("UTF-8"), std::string::npos);
+  EXPECT_EQ(CheckText("  \n", "text", l).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST(Validation, Options) {
+  v1::DecodingOptions o;
+  EXPECT_TRUE(CheckOptions(o).ok());  // all defaults
+  o.set_beam_size(-1);
+  EXPECT_NE(CheckOptions(o).error_message().find("beam_size"), std::string::npos);
+  o.set_beam_size(17);
+  EXPECT_NE(CheckOptions(o).error_message().find("maximum of 16"), std::string::npos);
+  o.set_beam_size(4);
+  o.set_n_best(5);
+  EXPECT_NE(CheckOptions(o).error_message().find("n_best 5 is above beam_size 4"),
+            std::string::npos);
+  o.set_n_best(-2);
+  EXPECT_EQ(CheckOptions(o).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  o.set_n_best(4);
+  EXPECT_TRUE(CheckOptions(o).ok());
+  o.set_max_output_tokens(-3);
+  EXPECT_NE(CheckOptions(o).error_message().find("max_output_tokens"), std::string::npos);
+  o.set_max_output_tokens(0);
+  o.set_length_penalty(-1);
+  EXPECT_NE(CheckOptions(o).error_message().find("length_penalty"), std::string::npos);
+}
+
+TEST(Validation, Requests) {
+  auto l = Limits();
+  v1::TranslateRequest r;
+  r.set_text("hello");
+  auto s = CheckRequest(r, l);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("source_language"), std::string::npos);
+  r.mutable_variant()->set_name("en-de-base");
+  EXPECT_TRUE(CheckRequest(r, l).ok());  // explicit variant: languages optional
+  r.mutable_variant()->set_name("../x");
+  EXPECT_NE(CheckRequest(r, l).error_message().find("not a valid model name"),
+            std::string::npos);
+
+  v1::TranslateBatchRequest b;
+  b.set_source_language("en");
+  b.set_target_language("de");
+  EXPECT_NE(CheckBatchRequest(b, l).error_message().find("texts is empty"), std::string::npos);
+  for (int i = 0; i < 4; ++i) b.add_texts("a");
+  EXPECT_EQ(CheckBatchRequest(b, l).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  b.clear_texts();
+  b.add_texts("a");
+  b.add_texts("");
+  EXPECT_NE(CheckBatchRequest(b, l).error_message().find("texts[1] is empty"),
+            std::string::npos);
+  b.set_texts(1, "b");
+  b.add_references("x");
+  EXPECT_NE(CheckBatchRequest(b, l).error_message().find("references"), std::string::npos);
+  b.add_references("y");
+  EXPECT_TRUE(CheckBatchRequest(b, l).ok());
+}
+
+}  // namespace
+}  // namespace mixserve
