@@ -303,7 +303,7 @@ TEST(OfflinePipeline, BadInputsFailClearly) {
   const std::vector<Case> cases = {
       {"nosuchcommand", "unknown command 'nosuchcommand'", 2},
       {"train --bogus=1", "unknown flag --bogus", 2},
-      {"train --src=en --tgt=de", "missing required flag --spm", 2},
+      {"train --src=en --tgt=de --out=" + out, "missing required flag --spm", 2},
       {"train --spm=/nonexistent/x.model --src=en --tgt=de --out=" + out, "/nonexistent/x.model", 1},
       {"train --spm=" + A.spm + ".model --src=en --tgt=xx --data=" + kData + " --out=" + out,
        "train.xx", 1},
