@@ -1,0 +1,181 @@
+// sweep: the ablation grid of the study. For every teacher (one per direction) and every
+// mixer x size x site group, distil a student (the distill subcommand) and evaluate it (the
+// eval path); write the table as markdown and CSV and a plot of BLEU against parameters.
+#include <filesystem>
+
+#include "config/model_spec_io.h"
+#include "offline/commands.h"
+#include "offline/common.h"
+#include "offline/evaluate.h"
+#include "offline/progress.h"
+#include "offline/svg_plot.h"
+#include "offline/table.h"
+
+namespace mixserve::offline {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string Fixed(double v, int digits) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.*f", digits, v);
+  return buf;
+}
+
+std::string ShortSite(const std::string& sites) {
+  std::string out;
+  for (const auto& s : SplitList(sites, '+')) {
+    const std::string a = s == "encoder_self" ? "enc" : s == "decoder_self" ? "dec" : s == "decoder_cross" ? "cross" : s;
+    out += (out.empty() ? "" : "+") + a;
+  }
+  return out;
+}
+
+}  // namespace
+
+int RunSweep(const Args& args) {
+  FlagSet f(
+      "sweep",
+      "For each teacher (one per direction) and each cell of mixers x sizes x sites, runs\n"
+      "distill and eval, then writes <out>/ablation.{md,csv} (direction, method, size, sites,\n"
+      "parameters, BLEU per test split, decode latency), <out>/ablation.svg (BLEU against\n"
+      "parameter count) and <out>/results.jsonl (full eval results).",
+      Concat({{{"teachers", "", "teacher model folders, comma-separated (one per direction)", true},
+               {"out", "", "output folder (students, tables, plot)", true},
+               {"mixers", "alr", "mixer types, comma-separated"},
+               {"sizes", "s", "sizes, comma-separated; '-' for mixers without sizes"},
+               {"sites", "encoder_self,decoder_self,decoder_cross",
+                "site groups, comma-separated; join sites of one group with '+'"},
+               {"layers", "all", "layers replaced in every cell"},
+               {"include_teacher", "true", "add the teacher itself as a row"},
+               {"skip_invalid", "true", "skip cells whose mixer/site/size combination is invalid"},
+               {"data", "data/multi30k", "folder of <split>.<lang>[.gz] files"},
+               {"limit", "0", "distillation: first N training pairs (0: all)"},
+               {"epochs", "1", "distillation epochs"},
+               {"max_steps", "0", "distillation steps (0: epochs)"},
+               {"lr", "1e-3", "distillation learning rate"},
+               {"max_tokens", "1500", "distillation batch size in tokens"},
+               {"valid_limit", "300", "validation sentences for the before/after MSE"},
+               {"splits", "test_2016_flickr,test_2017_flickr", "test splits of the table"},
+               {"test_limit", "0", "first N sentences of each test split (0: all)"},
+               {"beam", "1", "beam size for BLEU (1: greedy)"},
+               {"batch_size", "64", "decoding batch size"},
+               {"latency_sentences", "100", "sentences timed at batch 1"}},
+              DeviceFlags()}));
+  if (!f.Parse(args)) {
+    Print("%s", f.Usage().c_str());
+    return 0;
+  }
+  const std::string out = f.Get("out");
+  const auto teachers = f.GetList("teachers");
+  const auto mixers = f.GetList("mixers");
+  const auto sizes = f.GetList("sizes");
+  const auto site_groups = f.GetList("sites");
+  const auto splits = f.GetList("splits");
+  if (mixers.empty() || sizes.empty() || site_groups.empty() || splits.empty())
+    throw UsageError("--mixers, --sizes, --sites and --splits must not be empty");
+  for (const auto& t : teachers) RequireModelDir(t, "teachers");
+  fs::create_directories(out);
+
+  Table table;
+  table.columns = {"direction", "method", "size", "sites", "parameters"};
+  for (const auto& s : splits) table.columns.push_back("bleu_" + s);
+  table.columns.push_back("latency_ms");
+  std::vector<PlotPoint> points;
+  std::string results;
+  Stopwatch sw;
+
+  auto eval = [&](const std::string& dir, const std::string& direction, const std::string& method,
+                  const std::string& size, const std::string& sites) {
+    EvalConfig ec;
+    ec.model_dir = dir;
+    ec.data = f.Get("data");
+    ec.splits = splits;
+    ec.limit = static_cast<size_t>(f.GetInt64("test_limit"));
+    ec.beam = f.GetInt("beam");
+    ec.batch_size = f.GetInt("batch_size");
+    ec.latency_sentences = f.GetInt("latency_sentences");
+    ec.device = f.Get("device");
+    ec.threads = f.GetInt("threads");
+    const EvalResult r = EvaluateModel(ec);
+    std::vector<std::string> row = {direction, method, size, sites, std::to_string(r.parameters)};
+    for (const auto& s : splits) {
+      const auto& sr = r.splits.at(s);
+      row.push_back(Fixed(ec.beam > 1 ? sr.bleu_beam : sr.bleu_greedy, 2));
+    }
+    row.push_back(Fixed(r.latency_ms_mean, 2));
+    table.Add(row);
+    const auto& first = r.splits.at(splits[0]);
+    points.push_back({static_cast<double>(r.parameters), ec.beam > 1 ? first.bleu_beam : first.bleu_greedy,
+                      direction + " " + method, size == "-" ? ShortSite(sites) : size + " " + ShortSite(sites)});
+    JsonObject j = r.ToJson();
+    j.Set("direction", direction).Set("method", method).Set("size", size).Set("sites", sites);
+    results += j.Dump() + "\n";
+    // Written after every row, so an interrupted sweep keeps what it measured.
+    WriteFile(out + "/ablation.csv", table.Csv());
+    WriteFile(out + "/ablation.md", table.Markdown());
+    WriteFile(out + "/results.jsonl", results);
+  };
+
+  size_t cells = 0, skipped = 0;
+  for (const auto& teacher : teachers) {
+    ModelSpec spec;
+    std::string err;
+    if (!ReadModelSpec(teacher + "/model.pbtxt", &spec, &err)) throw std::runtime_error(err);
+    const std::string direction = spec.source_language + "-" + spec.target_language;
+    if (f.GetBool("include_teacher")) eval(teacher, direction, "mha (teacher)", "-", "-");
+    for (const auto& mixer : mixers) {
+      for (const auto& size : sizes) {
+        for (const auto& group : site_groups) {
+          const std::string sites = [&] {
+            std::string s;
+            for (const auto& x : SplitList(group, '+')) s += (s.empty() ? "" : ",") + x;
+            return s;
+          }();
+          const std::string cell = direction + "/" + mixer + (size == "-" ? "" : "-" + size) + "-" +
+                                   ShortSite(group);
+          const std::string dir = out + "/" + cell;
+          Print("sweep: cell %s\n", cell.c_str());
+          Args dargs = {"--teacher=" + teacher, "--out=" + dir, "--mixer=" + mixer,
+                        "--sites=" + sites, "--layers=" + f.Get("layers"),
+                        "--data=" + f.Get("data"), "--limit=" + f.Get("limit"),
+                        "--epochs=" + f.Get("epochs"), "--max_steps=" + f.Get("max_steps"),
+                        "--lr=" + f.Get("lr"), "--max_tokens=" + f.Get("max_tokens"),
+                        "--valid_limit=" + f.Get("valid_limit"), "--bleu=false",
+                        "--device=" + f.Get("device"), "--threads=" + f.Get("threads")};
+          if (size != "-") dargs.push_back("--size=" + size);
+          try {
+            RunDistill(dargs);
+          } catch (const std::invalid_argument& e) {
+            if (!f.GetBool("skip_invalid")) throw;
+            Print("sweep: skipping %s: %s\n", cell.c_str(), e.what());
+            ++skipped;
+            continue;
+          } catch (const UsageError& e) {
+            if (!f.GetBool("skip_invalid")) throw;
+            Print("sweep: skipping %s: %s\n", cell.c_str(), e.what());
+            ++skipped;
+            continue;
+          }
+          eval(dir, direction, mixer, size, group);
+          ++cells;
+        }
+      }
+    }
+  }
+  PlotOptions po;
+  po.title = "BLEU (" + splits[0] + ") against parameter count";
+  po.x_label = "parameters";
+  po.y_label = std::string("BLEU ") + (f.GetInt("beam") > 1 ? "(beam)" : "(greedy)");
+  po.log_x = true;
+  WriteFile(out + "/ablation.svg", RenderScatterSvg(points, po));
+  WriteFile(out + "/ablation.csv", table.Csv());
+  WriteFile(out + "/ablation.md", table.Markdown());
+  Print("sweep: %zu cells (%zu skipped) in %s -> %s/ablation.{md,csv,svg}\n", cells, skipped,
+        FormatDuration(sw.Seconds()).c_str(), out.c_str());
+  Print("%s", table.Markdown().c_str());
+  return 0;
+}
+
+}  // namespace mixserve::offline

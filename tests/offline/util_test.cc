@@ -1,0 +1,155 @@
+// Torch-free helpers of mixserve-offline.
+#include <gtest/gtest.h>
+
+#include <zlib.h>
+
+#include <cmath>
+#include <filesystem>
+#include <set>
+
+#include "offline/batching.h"
+#include "offline/flags.h"
+#include "offline/json.h"
+#include "offline/svg_plot.h"
+#include "offline/table.h"
+#include "offline/text_io.h"
+
+namespace mixserve::offline {
+namespace {
+
+std::string TempDir(const std::string& name) {
+  auto d = std::filesystem::temp_directory_path() / ("mixserve_offline_util_" + name + "_" +
+                                                     std::to_string(::getpid()));
+  std::filesystem::create_directories(d);
+  return d.string();
+}
+
+TEST(Flags, ParsesDefaultsAndValues) {
+  FlagSet f("t", "test", {{"a", "1", "int"}, {"b", "x", "str"}, {"c", "false", "bool"},
+                          {"d", "0.5", "double"}, {"e", "", "list"}});
+  ASSERT_TRUE(f.Parse({"--a=7", "--c", "--e=x, y,,z"}));
+  EXPECT_EQ(f.GetInt("a"), 7);
+  EXPECT_EQ(f.Get("b"), "x");
+  EXPECT_TRUE(f.GetBool("c"));
+  EXPECT_DOUBLE_EQ(f.GetDouble("d"), 0.5);
+  EXPECT_EQ(f.GetList("e"), (std::vector<std::string>{"x", "y", "z"}));
+  EXPECT_TRUE(f.Given("a"));
+  EXPECT_FALSE(f.Given("b"));
+}
+
+TEST(Flags, RejectsBadInput) {
+  FlagSet f("t", "test", {{"a", "1", "int"}, {"r", "", "required", true}});
+  EXPECT_THROW(f.Parse({"--r=1", "--nope=2"}), UsageError);
+  FlagSet g("t", "test", {{"a", "1", "int"}, {"r", "", "required", true}});
+  EXPECT_THROW(g.Parse({"--a=2"}), UsageError);  // missing --r
+  FlagSet h("t", "test", {{"a", "1", "int"}});
+  EXPECT_THROW(h.Parse({"positional"}), UsageError);
+  ASSERT_TRUE(h.Parse({"--a=abc"}));
+  EXPECT_THROW(h.GetInt("a"), UsageError);
+  FlagSet k("t", "test", {{"a", "1", "int"}});
+  EXPECT_FALSE(k.Parse({"--help"}));
+  EXPECT_NE(k.Usage().find("--a"), std::string::npos);
+}
+
+TEST(Batching, FiltersByLengthAndRespectsMaxTokens) {
+  std::vector<TokenPair> pairs;
+  for (int i = 0; i < 200; ++i) {
+    TokenPair p;
+    p.src.assign(1 + i % 13, 5);
+    p.tgt.assign(1 + (i * 7) % 17, 6);
+    p.index = i;
+    pairs.push_back(p);
+  }
+  TokenPair too_long;
+  too_long.src.assign(30, 5);
+  too_long.tgt.assign(3, 5);
+  pairs.push_back(too_long);
+  size_t dropped = 0;
+  auto kept = FilterByLength(pairs, 20, &dropped);
+  EXPECT_EQ(dropped, 1u);
+  ASSERT_EQ(kept.size(), 200u);
+  for (bool shuffle : {false, true}) {
+    auto batches = MakeBatches(kept, 64, shuffle, 3);
+    std::multiset<int> seen;
+    for (const auto& b : batches) {
+      size_t w = 0;
+      for (int i : b) {
+        w = std::max({w, kept[i].src.size() + 1, kept[i].tgt.size() + 1});
+        seen.insert(i);
+      }
+      EXPECT_LE(w * b.size(), 64u);
+    }
+    EXPECT_EQ(seen.size(), kept.size());
+    EXPECT_EQ(std::set<int>(seen.begin(), seen.end()).size(), kept.size());  // each once
+  }
+  // Different seeds give different batch orders.
+  EXPECT_NE(MakeBatches(kept, 64, true, 1), MakeBatches(kept, 64, true, 2));
+}
+
+TEST(Json, RoundTripsObject) {
+  JsonObject j;
+  j.Set("s", "a \"quoted\"\nline").Set("n", 2.5).Set("i", int64_t{7}).Set("b", true)
+      .Set("o", JsonObject().Set("x", 1));
+  auto m = ParseJsonObject(j.Dump(2));
+  EXPECT_EQ(m.at("s"), "a \"quoted\"\nline");
+  EXPECT_DOUBLE_EQ(std::stod(m.at("n")), 2.5);
+  EXPECT_EQ(m.at("i"), "7");
+  EXPECT_EQ(m.at("b"), "true");
+  EXPECT_EQ(m.at("o"), "{\"x\": 1}");
+  EXPECT_THROW(ParseJsonObject("{\"a\": 1"), std::runtime_error);
+  EXPECT_EQ(JsonNumber(std::nan("")), "null");
+}
+
+TEST(Table, CsvRoundTripAndMarkdown) {
+  Table t;
+  t.columns = {"method", "note", "bleu"};
+  t.Add({"alr", "a, \"b\"", "12.50"});
+  t.Add({"mha", "x|y", "30.00"});
+  EXPECT_THROW(t.Add({"too", "short"}), std::logic_error);
+  auto rows = ParseCsv(t.Csv());
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[1][1], "a, \"b\"");
+  EXPECT_EQ(rows[2][2], "30.00");
+  const std::string md = t.Markdown();
+  EXPECT_NE(md.find("| --- | --- | --- |"), std::string::npos);
+  EXPECT_NE(md.find("x\\|y"), std::string::npos);
+}
+
+TEST(SvgPlot, RendersPointsAndLegend) {
+  std::vector<PlotPoint> pts = {{1e5, 30, "mha", "base"}, {3e5, 28, "alr", "s"},
+                                {3e6, 31, "alr", "l"}, {-1, 5, "alr", "bad"}};
+  PlotOptions o;
+  o.log_x = true;
+  o.title = "BLEU <vs> params";
+  const std::string svg = RenderScatterSvg(pts, o);
+  EXPECT_EQ(svg.rfind("<svg", 0), 0u);
+  EXPECT_NE(svg.find("</svg>"), std::string::npos);
+  size_t circles = 0;
+  for (size_t p = svg.find("<circle"); p != std::string::npos; p = svg.find("<circle", p + 1)) ++circles;
+  EXPECT_EQ(circles, 3u + 2u);  // three points (x <= 0 skipped on a log axis), two legend marks
+  EXPECT_NE(svg.find("&lt;vs&gt;"), std::string::npos);
+}
+
+TEST(TextIo, ReadsGzipAndPlainWithLimit) {
+  const std::string dir = TempDir("textio");
+  const std::string gz = dir + "/a.en.gz";
+  gzFile f = gzopen(gz.c_str(), "wb");
+  ASSERT_NE(f, nullptr);
+  gzputs(f, "one\r\ntwo\nthree");
+  gzclose(f);
+  WriteLines(dir + "/a.de", {"eins", "zwei", "drei"});
+  EXPECT_EQ(ReadLines(gz), (std::vector<std::string>{"one", "two", "three"}));
+  EXPECT_EQ(ReadLines(gz, 2), (std::vector<std::string>{"one", "two"}));
+  EXPECT_EQ(DataFile(dir, "a", "en"), gz);
+  EXPECT_EQ(DataFile(dir, "a", "de"), dir + "/a.de");
+  EXPECT_THROW(DataFile(dir, "a", "fr"), std::runtime_error);
+  EXPECT_THROW(ReadLines(dir + "/missing.gz"), std::runtime_error);
+  auto p = ReadParallel(gz, dir + "/a.de");
+  EXPECT_EQ(p.tgt[2], "drei");
+  WriteLines(dir + "/b.de", {"eins"});
+  EXPECT_THROW(ReadParallel(gz, dir + "/b.de"), std::runtime_error);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace mixserve::offline
