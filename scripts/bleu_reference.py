@@ -39,7 +39,7 @@ def read_cases(path):
     cases = []
     for number, line in enumerate(lines, 1):
         fields = line.split("\t")
-        if len(fields) < 2 or not any(fields[1:]):
+        if len(fields) < 2:
             sys.exit(f"{path}:{number}: expected hypothesis<TAB>reference[<TAB>reference...]")
         cases.append((fields[0], fields[1:]))
     return cases
@@ -83,15 +83,16 @@ def main():
         chosen = [c for i, c in enumerate(cases) if keep(i, n)]
         hyps = [h for h, _ in chosen]
         width = max(len(r) for _, r in chosen)
-        # One stream per reference position; "" where a case has fewer references.
-        streams = [[r[k] if k < len(r) else "" for _, r in chosen] for k in range(width)]
+        # One stream per reference position; None where a case has fewer references (sacreBLEU
+        # 2.x skips None, while "" counts as an empty reference of length 0).
+        streams = [[r[k] if k < len(r) else None for _, r in chosen] for k in range(width)]
         score = sacrebleu.corpus_bleu(hyps, streams)
         rows.append("\t".join(["corpus", name] + stats_fields(score)))
 
     # Corpus BLEU through the metric object too (same defaults); a guard against API drift.
     all_hyps = [h for h, _ in cases]
     width = max(len(r) for _, r in cases)
-    streams = [[r[k] if k < len(r) else "" for _, r in cases] for k in range(width)]
+    streams = [[r[k] if k < len(r) else None for _, r in cases] for k in range(width)]
     check = BLEU().corpus_score(all_hyps, streams)
     assert abs(check.score - sacrebleu.corpus_bleu(all_hyps, streams).score) < 1e-9
 

@@ -92,11 +92,12 @@ BleuStats& BleuStats::operator+=(const BleuStats& o) {
 
 BleuStats SentenceStats(const std::string& hypothesis,
                         const std::vector<std::string>& references) {
-  // sacreBLEU drops empty references and refuses a segment that has none left.
+  // sacreBLEU 2.x keeps an empty reference: it has no n-grams and length 0 (so it can become
+  // the closest reference length of a short hypothesis).
+  if (references.empty()) throw std::invalid_argument("BLEU: no reference for a hypothesis");
   NgramCounts ref_counts;
   std::vector<size_t> ref_lens;
   for (const auto& ref : references) {
-    if (ref.empty()) continue;
     const auto tokens = Preprocess(ref);
     ref_lens.push_back(tokens.size());
     // Clipping uses, per n-gram, its largest count in any one reference.
@@ -104,9 +105,6 @@ BleuStats SentenceStats(const std::string& hypothesis,
       int& c = ref_counts[ngram];
       if (count > c) c = count;
     }
-  }
-  if (ref_lens.empty()) {
-    throw std::invalid_argument("BLEU: empty reference sentence (sacreBLEU refuses it too)");
   }
 
   const auto hyp_tokens = Preprocess(hypothesis);

@@ -26,8 +26,8 @@ std::string Tokenize13a(const std::string& line);
 
 // Statistics of one hypothesis against one or more references: n-gram matches clipped by the
 // largest count in any one reference, and the reference length closest to the hypothesis
-// length (the shorter on ties). Empty references are skipped, as in sacreBLEU; throws
-// std::invalid_argument when none is left.
+// length (the shorter on ties). An empty reference counts, with length 0, as in sacreBLEU 2.x;
+// throws std::invalid_argument when references is empty.
 BleuStats SentenceStats(const std::string& hypothesis, const std::vector<std::string>& references);
 
 struct BleuScore {

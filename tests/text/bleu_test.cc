@@ -96,8 +96,17 @@ TEST(Bleu, EmptyHypothesisAndNoMatches) {
   EXPECT_EQ(z.score, 0);
   for (double p : z.precisions) EXPECT_EQ(p, 0);
   EXPECT_EQ(z.brevity_penalty, 1);
-  // Empty reference is refused, as by sacreBLEU; other references still count.
-  EXPECT_THROW(SentenceStats("a", {""}), std::invalid_argument);
+  // An empty reference is a reference of length 0 without n-grams (sacreBLEU 2.x).
+  EXPECT_THROW(SentenceStats("a", {}), std::invalid_argument);
+  const auto only_empty = SentenceBleu("a", {""});
+  EXPECT_EQ(only_empty.ref_len, 0);
+  EXPECT_EQ(only_empty.score, 0);
+  // hyp 1 token, refs of 0 and 2 tokens: a tie, so the shorter (0) is used, BP = 1, and the
+  // one matching unigram gives 100 (effective order 1).
+  const auto with_empty = SentenceBleu("a", {"a b", ""});
+  EXPECT_EQ(with_empty.ref_len, 0);
+  EXPECT_EQ(with_empty.brevity_penalty, 1);
+  EXPECT_NEAR(with_empty.score, 100, 1e-9);
   EXPECT_EQ(SentenceStats("a b", {"", "a b"}).ref_len, 2);
 }
 
