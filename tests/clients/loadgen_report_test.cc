@@ -1,0 +1,179 @@
+// mixserve-loadgen's report: per-variant aggregation, pairing of A/B comparisons, the table,
+// JSON and SVG outputs, and the command line.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "clients/loadgen/options.h"
+#include "clients/loadgen/report.h"
+#include "clients/loadgen/svg_histogram.h"
+#include "text/bleu.h"
+
+namespace mixserve::loadgen {
+namespace {
+
+const std::vector<std::string> kRefs = {
+    "a man rides a red bike .", "two dogs play in the snow .", "a woman is reading a book .",
+    "children run on the beach .", "a cat sleeps on the sofa ."};
+
+Record Ok(std::size_t sentence, const std::string& variant, const std::string& text,
+          double ms) {
+  Record r;
+  r.sentence = sentence;
+  r.variant = variant;
+  r.served_by = variant;
+  r.translation = text;
+  r.latency_ms = ms;
+  r.input_tokens = 5;
+  r.output_tokens = 7;
+  return r;
+}
+
+Record Failed(std::size_t sentence, const std::string& variant, int code) {
+  Record r;
+  r.sentence = sentence;
+  r.variant = variant;
+  r.status = code;
+  r.latency_ms = 1;
+  return r;
+}
+
+TEST(Report, AggregatesPerVariant) {
+  RunInfo run;
+  run.mode = "closed";
+  run.wall_s = 2;
+  std::vector<Record> recs;
+  // b:1 answers sentences 0-2 perfectly; a:1 answers 1-4 with a poorer translation.
+  for (std::size_t i = 0; i < 3; ++i) recs.push_back(Ok(i, "b:1", kRefs[i], 10 + i));
+  for (std::size_t i = 1; i < 5; ++i) recs.push_back(Ok(i, "a:1", "a man on a bike .", 20 + i));
+  recs.push_back(Ok(1, "a:1", kRefs[1], 99));  // a repeat: BLEU keeps the first answer
+  recs.push_back(Failed(0, kUnroutedLabel, 14));
+  recs.push_back(Failed(0, kUnroutedLabel, 4));
+  recs.push_back(Failed(0, kUnroutedLabel, 14));
+  const Report r = BuildReport(run, recs, kRefs, BootstrapOptions{});
+
+  ASSERT_EQ(r.variants.size(), 3u);
+  EXPECT_EQ(r.variants[0].label, "a:1");  // sorted, unrouted last
+  EXPECT_EQ(r.variants[1].label, "b:1");
+  EXPECT_EQ(r.variants[2].label, kUnroutedLabel);
+  const VariantReport& a = r.variants[0];
+  EXPECT_EQ(a.requests, 5u);
+  EXPECT_EQ(a.ok, 5u);
+  EXPECT_DOUBLE_EQ(a.sentences_per_s, 2.5);
+  EXPECT_DOUBLE_EQ(a.output_tokens_per_s, 5 * 7 / 2.0);
+  EXPECT_DOUBLE_EQ(a.latency.max, 99);
+  EXPECT_EQ(a.bleu_sentences, 4u);
+  std::vector<std::string> hyps(4, "a man on a bike ."), refs(kRefs.begin() + 1, kRefs.end());
+  EXPECT_DOUBLE_EQ(a.bleu, CorpusBleu(hyps, refs).score);
+  EXPECT_DOUBLE_EQ(r.variants[1].bleu, 100);
+  const VariantReport& u = r.variants[2];
+  EXPECT_EQ(u.requests, 3u);
+  EXPECT_EQ(u.ok, 0u);
+  EXPECT_EQ(u.errors.at("UNAVAILABLE"), 2u);
+  EXPECT_EQ(u.errors.at("DEADLINE_EXCEEDED"), 1u);
+
+  // One comparison (b against the baseline a), paired on sentences 1 and 2.
+  ASSERT_EQ(r.comparisons.size(), 1u);
+  const Comparison& c = r.comparisons[0];
+  EXPECT_EQ(c.baseline, "a:1");
+  EXPECT_EQ(c.candidate, "b:1");
+  EXPECT_EQ(c.paired_sentences, 2u);
+  ASSERT_TRUE(c.paired);
+  EXPECT_DOUBLE_EQ(c.bootstrap.bleu_b, 100);
+  EXPECT_DOUBLE_EQ(c.bootstrap.bleu_a,
+                   CorpusBleu({"a man on a bike .", "a man on a bike ."},
+                              {kRefs[1], kRefs[2]}).score);
+  EXPECT_DOUBLE_EQ(c.ratio_p50, r.variants[1].latency.p50 / a.latency.p50);
+
+  const std::string table = FormatTable(r);
+  EXPECT_NE(table.find("UNAVAILABLE=2"), std::string::npos) << table;
+  EXPECT_NE(table.find("A/B: b:1 vs a:1"), std::string::npos) << table;
+  const std::string json = ToJson(r);
+  EXPECT_NE(json.find("\"p_value\": "), std::string::npos) << json;
+  EXPECT_NE(json.find("\"paired_sentences\": 2"), std::string::npos) << json;
+}
+
+TEST(Report, ForcedVariantsKeepTheirOrderAndUnpairedComparisons) {
+  RunInfo run;
+  run.mode = "open";
+  run.wall_s = 1;
+  run.forced_variants = {"z", "m"};
+  std::vector<Record> recs = {Ok(0, "z", kRefs[0], 5), Ok(1, "m", kRefs[1], 6)};
+  const Report r = BuildReport(run, recs, kRefs, BootstrapOptions{});
+  ASSERT_EQ(r.variants.size(), 2u);
+  EXPECT_EQ(r.variants[0].label, "z");
+  ASSERT_EQ(r.comparisons.size(), 1u);
+  EXPECT_FALSE(r.comparisons[0].paired);  // no sentence answered by both
+  EXPECT_NE(FormatTable(r).find("unpaired"), std::string::npos);
+}
+
+TEST(Report, JsonEscapesStrings) {
+  RunInfo run;
+  run.forced_variants = {"we\"ird\\name"};
+  const Report r = BuildReport(run, {}, kRefs, BootstrapOptions{});
+  EXPECT_NE(ToJson(r).find("\"we\\\"ird\\\\name\""), std::string::npos);
+}
+
+TEST(Svg, OnePanelPerVariantWithOneBarPerFilledBin) {
+  RunInfo run;
+  run.mode = "closed";
+  run.wall_s = 1;
+  std::vector<Record> recs;
+  for (int i = 0; i < 50; ++i) recs.push_back(Ok(0, "a<1>", kRefs[0], 10));
+  for (int i = 0; i < 50; ++i) recs.push_back(Ok(0, "b", kRefs[0], 100));
+  const Report r = BuildReport(run, recs, kRefs, BootstrapOptions{});
+  const std::string svg = LatencyHistogramSvg(r, 20);
+  EXPECT_EQ(svg.rfind("<svg", 0), 0u);
+  EXPECT_NE(svg.find("</svg>\n"), std::string::npos);
+  EXPECT_NE(svg.find("a&lt;1&gt;"), std::string::npos);  // labels are escaped
+  // Each variant has all its latencies in one bin: one bar each, titled with the count.
+  std::size_t bars = 0;
+  for (std::size_t p = svg.find(" ms: 50</title>"); p != std::string::npos;
+       p = svg.find(" ms: 50</title>", p + 1))
+    ++bars;
+  EXPECT_EQ(bars, 2u);
+  EXPECT_EQ(svg.find("<script"), std::string::npos);
+}
+
+std::vector<char*> Argv(std::vector<std::string>& args) {
+  std::vector<char*> out;
+  for (auto& a : args) out.push_back(a.data());
+  return out;
+}
+
+TEST(Options, ParsesAndValidates) {
+  std::vector<std::string> args = {"mixserve-loadgen", "--src=s", "--ref=r", "--src-lang=en",
+                                   "--tgt-lang=de", "--qps=20", "--duration=3",
+                                   "--variants=base,alt:2", "--routing-key=fixed:k1"};
+  auto argv = Argv(args);
+  Options o;
+  std::string error;
+  ASSERT_EQ(ParseOptions(static_cast<int>(argv.size()), argv.data(), &o, &error), 0) << error;
+  EXPECT_DOUBLE_EQ(o.qps, 20);
+  EXPECT_DOUBLE_EQ(o.duration_s, 3);
+  ASSERT_EQ(o.variants.size(), 2u);
+  EXPECT_EQ(o.variants[1].name, "alt");
+  EXPECT_EQ(o.variants[1].version, 2);
+  EXPECT_EQ(o.routing_key_mode, RoutingKeyMode::kFixed);
+  EXPECT_EQ(o.fixed_routing_key, "k1");
+
+  for (std::string bad : {"--qps=0", "--concurrency=0", "--variants=a,a", "--variants=a:x",
+                          "--routing-key=weird", "--deadline-ms=-1", "--bogus=1", "--qps=abc"}) {
+    std::vector<std::string> b = {"mixserve-loadgen", "--src=s", "--ref=r", "--src-lang=en",
+                                  "--tgt-lang=de", bad};
+    auto bv = Argv(b);
+    Options ob;
+    error.clear();
+    EXPECT_EQ(ParseOptions(static_cast<int>(bv.size()), bv.data(), &ob, &error), 2) << bad;
+    EXPECT_FALSE(error.empty()) << bad;
+  }
+  std::vector<std::string> missing = {"mixserve-loadgen", "--src=s"};
+  auto mv = Argv(missing);
+  Options om;
+  EXPECT_EQ(ParseOptions(static_cast<int>(mv.size()), mv.data(), &om, &error), 2);
+  EXPECT_NE(error.find("--ref"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace mixserve::loadgen
