@@ -2,6 +2,7 @@
 // loop) and reports throughput, latency and BLEU per variant, with A/B comparisons.
 #include <grpcpp/grpcpp.h>
 
+#include <cctype>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -28,6 +29,14 @@ bool WriteFile(const std::string& path, const std::string& text) {
   out << text;
   out.close();
   return static_cast<bool>(out);
+}
+
+// A variant label as part of a file name: "en-de-base:1" -> "en-de-base_1".
+std::string FileLabel(const std::string& label) {
+  std::string out;
+  for (char c : label)
+    out += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.') ? c : '_';
+  return out;
 }
 
 std::string RoutingKeyName(const Options& o) {
@@ -108,6 +117,21 @@ int Main(int argc, char** argv) {
   if (!o.plot_path.empty() && !WriteFile(o.plot_path, LatencyHistogramSvg(report))) {
     std::cerr << "mixserve-loadgen: cannot write --plot " << o.plot_path << "\n";
     return 1;
+  }
+  if (!o.hyps_prefix.empty()) {
+    for (const auto& v : report.variants) {
+      if (v.translations.empty()) continue;
+      std::string text;
+      for (std::size_t i = 0; i < sources.size(); ++i) {
+        auto it = v.translations.find(i);
+        text += (it == v.translations.end() ? "" : it->second) + "\n";
+      }
+      const std::string path = o.hyps_prefix + "." + FileLabel(v.label) + ".txt";
+      if (!WriteFile(path, text)) {
+        std::cerr << "mixserve-loadgen: cannot write --hyps " << path << "\n";
+        return 1;
+      }
+    }
   }
   std::size_t ok = 0;
   for (const auto& v : report.variants) ok += v.ok;

@@ -35,6 +35,7 @@ Variants and requests:
 Output:
   --json=FILE              the report as JSON
   --plot=FILE.svg          latency histograms per variant (SVG)
+  --hyps=PREFIX            write each variant's translations to PREFIX.<variant>.txt
   --bootstrap=N            paired bootstrap resamples (default 1000)
   --seed=N                 arrivals, routing keys and bootstrap (default 12345)
   --quiet                  no progress line
@@ -91,7 +92,7 @@ int ParseOptions(int argc, char** argv, Options* o, std::string* error) {
   static const std::set<std::string> kKnown = {
       "src", "ref", "src-lang", "tgt-lang", "concurrency", "qps", "max-inflight", "duration",
       "count", "variants", "routing-key", "beam", "max-tokens", "deadline-ms", "json", "plot",
-      "bootstrap", "seed", "quiet", "target", "channels", "token", "token-file", "tls-ca",
+      "hyps", "bootstrap", "seed", "quiet", "target", "channels", "token", "token-file", "tls-ca",
       "help"};
   for (const auto& u : args.Unknown(kKnown)) {
     *error = "unknown option --" + u;
@@ -170,6 +171,7 @@ int ParseOptions(int argc, char** argv, Options* o, std::string* error) {
 
   o->json_path = args.Get("json");
   o->plot_path = args.Get("plot");
+  o->hyps_prefix = args.Get("hyps");
   o->quiet = args.Has("quiet");
   o->token = args.Get("token");
   if (args.Has("token-file")) {

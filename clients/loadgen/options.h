@@ -50,6 +50,9 @@ struct Options {
   int channels = 1;    // separate connections to spread the calls over
 
   std::string json_path, plot_path;
+  // Per variant, PREFIX.<variant>.txt: its first translation of every test-set line, in order
+  // (an empty line where it answered none), e.g. for sacrebleu.
+  std::string hyps_prefix;
   int bootstrap_resamples = 1000;
   uint64_t seed = 12345;  // Poisson arrivals, request routing keys and the bootstrap
   bool quiet = false;

@@ -48,7 +48,9 @@ Report BuildReport(const RunInfo& run, const std::vector<Record>& records,
     d.report.label = r.variant;
     ++d.report.requests;
     if (r.status != 0) {
-      ++d.report.errors[StatusName(r.status)];
+      const std::string name = StatusName(r.status);
+      ++d.report.errors[name];
+      d.report.error_examples.emplace(name, r.message);
       continue;
     }
     ++d.report.ok;
@@ -56,8 +58,10 @@ Report BuildReport(const RunInfo& run, const std::vector<Record>& records,
     d.in_tokens += r.input_tokens;
     d.out_tokens += r.output_tokens;
     if (!r.served_by.empty()) d.served_by.insert(r.served_by);
-    if (r.sentence < references.size() && !d.first_answer.count(r.sentence))
+    if (r.sentence < references.size() && !d.first_answer.count(r.sentence)) {
       d.first_answer[r.sentence] = SentenceStats(r.translation, {references[r.sentence]});
+      d.report.translations[r.sentence] = r.translation;
+    }
   }
 
   // Order: forced variants as given, else by label with the unrouted bucket last.
@@ -198,6 +202,9 @@ std::string FormatTable(const Report& r) {
                     std::to_string(v.bleu_sentences)});
   }
   out << Columns(rows);
+  for (const auto& v : r.variants)
+    for (const auto& [name, message] : v.error_examples)
+      out << "  " << v.label << " " << name << ", e.g.: " << message << "\n";
 
   for (const auto& c : r.comparisons) {
     out << "\nA/B: " << c.candidate << " vs " << c.baseline << " (baseline)\n";
@@ -282,6 +289,12 @@ std::string ToJson(const Report& r) {
     bool first = true;
     for (const auto& [name, n] : v.errors) {
       out << (first ? "" : ", ") << Quote(name) << ": " << n;
+      first = false;
+    }
+    out << "}, \"error_examples\": {";
+    first = true;
+    for (const auto& [name, message] : v.error_examples) {
+      out << (first ? "" : ", ") << Quote(name) << ": " << Quote(message);
       first = false;
     }
     out << "}, \"sentences_per_s\": " << Num(v.sentences_per_s)

@@ -17,6 +17,7 @@ struct Record {
   std::string variant;       // the variant label the request is reported under
   std::string served_by;     // "name:version" named in the response ("" on failure)
   int status = 0;            // gRPC status code (0: OK)
+  std::string message;       // the status message of a failed request
   double latency_ms = 0;     // from the scheduled send time to the response
   int input_tokens = 0, output_tokens = 0;
   std::string translation;
@@ -42,6 +43,7 @@ struct VariantReport {
   std::vector<std::string> served_by;  // distinct "name:version" that answered
   std::size_t requests = 0, ok = 0;
   std::map<std::string, std::size_t> errors;  // status name -> count
+  std::map<std::string, std::string> error_examples;  // status name -> its first message
   double sentences_per_s = 0, output_tokens_per_s = 0, input_tokens_per_s = 0;
   LatencySummary latency;           // successful requests, ms
   std::vector<double> latencies_ms;  // successful requests
@@ -49,6 +51,7 @@ struct VariantReport {
   std::size_t bleu_sentences = 0;
   double bleu = 0;
   std::string bleu_line;  // sacreBLEU's summary line
+  std::map<std::size_t, std::string> translations;  // sentence index -> first answer
 };
 
 struct Comparison {

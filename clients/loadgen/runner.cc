@@ -6,6 +6,8 @@
 #include <mutex>
 #include <thread>
 
+#include <unistd.h>
+
 #include "clients/loadgen/stats.h"
 #include "mixserve/v1/translation.grpc.pb.h"
 
@@ -115,6 +117,7 @@ class Driver {
     r.sentence = call->sentence;
     r.status = status.error_code();
     r.latency_ms = Seconds(now - call->scheduled) * 1000.0;
+    r.message = status.error_message();
     if (status.ok()) {
       const auto& v = call->resp.variant();
       r.served_by = v.name() + ":" + std::to_string(v.version());
@@ -190,15 +193,18 @@ class Driver {
     }
   }
 
+  // On a terminal, a status line rewritten every second; otherwise only the final line.
   void ProgressLocked(bool final_line) {
-    if (o_.quiet) return;
+    if (o_.quiet || (!final_line && !tty_)) return;
     const Clock::time_point now = Clock::now();
     if (!final_line && now - last_progress_ < std::chrono::seconds(1)) return;
     last_progress_ = now;
-    std::fprintf(stderr, "\r[%6.1fs] dispatched %zu  done %zu  in flight %zu  errors %zu%s%s",
-                 Seconds(now - start_), dispatched_, records_.size(), inflight_, errors_,
-                 o_.qps > 0 ? ("  dropped " + std::to_string(dropped_)).c_str() : "",
-                 final_line ? "\n" : "");
+    const std::string dropped =
+        o_.qps > 0 ? "  dropped " + std::to_string(dropped_) : std::string();
+    std::fprintf(stderr, "%s[%6.1fs] sentences dispatched %zu  requests done %zu  in flight %zu"
+                 "  failed %zu%s%s",
+                 tty_ ? "\r" : "", Seconds(now - start_), dispatched_, records_.size(),
+                 inflight_, errors_, dropped.c_str(), final_line ? "\n" : "");
     std::fflush(stderr);
   }
 
@@ -206,6 +212,7 @@ class Driver {
   const std::vector<std::string>& sources_;
   std::vector<std::unique_ptr<pb::TranslationService::Stub>> stubs_;
   std::size_t targets_ = 1, limit_ = 0;
+  const bool tty_ = isatty(2) != 0;
   Clock::time_point start_, end_, last_done_, last_progress_;
 
   std::mutex mu_;

@@ -35,6 +35,7 @@ Record Failed(std::size_t sentence, const std::string& variant, int code) {
   r.sentence = sentence;
   r.variant = variant;
   r.status = code;
+  r.message = "failure " + std::to_string(code);
   r.latency_ms = 1;
   return r;
 }
@@ -88,6 +89,8 @@ TEST(Report, AggregatesPerVariant) {
 
   const std::string table = FormatTable(r);
   EXPECT_NE(table.find("UNAVAILABLE=2"), std::string::npos) << table;
+  EXPECT_NE(table.find("UNAVAILABLE, e.g.: failure 14"), std::string::npos) << table;
+  EXPECT_EQ(u.error_examples.at("DEADLINE_EXCEEDED"), "failure 4");
   EXPECT_NE(table.find("A/B: b:1 vs a:1"), std::string::npos) << table;
   const std::string json = ToJson(r);
   EXPECT_NE(json.find("\"p_value\": "), std::string::npos) << json;
