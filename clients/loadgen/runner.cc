@@ -46,6 +46,9 @@ class Driver {
       ProgressLocked(false);
     }
     ProgressLocked(true);
+    if (errors_ >= kGiveUpAfter && errors_ == records_.size())
+      std::fprintf(stderr, "mixserve-loadgen: stopped early: the first %zu requests all failed\n",
+                   errors_);
     RunResult r;
     r.records = std::move(records_);
     r.dispatched = dispatched_;
@@ -66,8 +69,12 @@ class Driver {
     std::shared_ptr<int> group_left;  // calls of the same sentence still running
   };
 
-  // Whether another sentence may start now (bounds of count and duration).
+  // Whether another sentence may start now (bounds of count and duration). A run whose first
+  // kGiveUpAfter requests all failed stops early: the server is down or rejects everything,
+  // and a closed loop would otherwise spin through failures for the whole duration.
+  static constexpr std::size_t kGiveUpAfter = 1000;
   bool MayDispatchLocked(Clock::time_point now) const {
+    if (errors_ >= kGiveUpAfter && errors_ == records_.size()) return false;
     if (limit_ > 0 && offered_ >= limit_) return false;
     if (o_.duration_s > 0 && now >= end_) return false;
     return true;
