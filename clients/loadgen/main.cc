@@ -2,6 +2,7 @@
 // loop) and reports throughput, latency and BLEU per variant, with A/B comparisons.
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <cctype>
 #include <fstream>
 #include <iostream>
@@ -98,7 +99,10 @@ int Main(int argc, char** argv) {
   run.mode = o.qps > 0 ? "open" : "closed";
   run.concurrency = o.qps > 0 ? 0 : o.concurrency;
   run.offered_qps = o.qps;
-  run.wall_s = result.wall_s;
+  run.warmup_s = o.warmup_s;
+  const std::vector<Record> records =
+      AfterWarmup(result.records, o.warmup_s, &run.warmup_requests);
+  run.wall_s = std::max(0.0, result.wall_s - o.warmup_s);
   run.dispatched = result.dispatched;
   run.dropped = result.dropped;
   run.test_set_size = sources.size();
@@ -107,7 +111,7 @@ int Main(int argc, char** argv) {
   BootstrapOptions bo;
   bo.resamples = o.bootstrap_resamples;
   bo.seed = o.seed;
-  const Report report = BuildReport(run, result.records, references, bo);
+  const Report report = BuildReport(run, records, references, bo);
 
   std::cout << FormatTable(report);
   if (!o.json_path.empty() && !WriteFile(o.json_path, ToJson(report))) {

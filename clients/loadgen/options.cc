@@ -25,6 +25,7 @@ Load:
                            by the client and counted (default 4096)
   --duration=SECONDS       stop dispatching after this time
   --count=N                stop after N sentences (default without --duration: one pass)
+  --warmup=SECONDS         leave the requests sent in the first SECONDS out of the report
 Variants and requests:
   --variants=A[,B...]      send every sentence to each of these variants (NAME or NAME:VER),
                            so that the comparison is paired; default: the server's routing
@@ -90,10 +91,11 @@ int ParseOptions(int argc, char** argv, Options* o, std::string* error) {
     return 2;
   }
   static const std::set<std::string> kKnown = {
-      "src", "ref", "src-lang", "tgt-lang", "concurrency", "qps", "max-inflight", "duration",
-      "count", "variants", "routing-key", "beam", "max-tokens", "deadline-ms", "json", "plot",
-      "hyps", "bootstrap", "seed", "quiet", "target", "channels", "token", "token-file", "tls-ca",
-      "help"};
+      "src",     "ref",         "src-lang",    "tgt-lang",   "concurrency", "qps",
+      "max-inflight", "duration", "count",      "warmup",     "variants",    "routing-key",
+      "beam",    "max-tokens",  "deadline-ms", "json",       "plot",        "hyps",
+      "bootstrap", "seed",      "quiet",       "target",     "channels",    "token",
+      "token-file", "tls-ca",   "help"};
   for (const auto& u : args.Unknown(kKnown)) {
     *error = "unknown option --" + u;
     return 2;
@@ -130,13 +132,17 @@ int ParseOptions(int argc, char** argv, Options* o, std::string* error) {
   if (!args.ok()) return fail(args.error());
   o->seed = static_cast<uint64_t>(seed);
   if (!GetDouble(args, "qps", &o->qps, error) ||
-      !GetDouble(args, "duration", &o->duration_s, error))
+      !GetDouble(args, "duration", &o->duration_s, error) ||
+      !GetDouble(args, "warmup", &o->warmup_s, error))
     return 2;
   if (args.Has("qps") && !(o->qps > 0)) return fail("--qps must be positive");
   if (o->concurrency < 1) return fail("--concurrency must be at least 1");
   if (o->max_inflight < 1) return fail("--max-inflight must be at least 1");
   if (o->count < 0) return fail("--count must not be negative");
   if (o->duration_s < 0) return fail("--duration must not be negative");
+  if (o->warmup_s < 0) return fail("--warmup must not be negative");
+  if (o->warmup_s > 0 && o->duration_s > 0 && o->warmup_s >= o->duration_s)
+    return fail("--warmup must be shorter than --duration");
   if (o->beam < 0 || o->max_tokens < 0) return fail("--beam and --max-tokens must not be negative");
   if (o->deadline_ms <= 0) return fail("--deadline-ms must be positive");
   if (o->channels < 1 || o->channels > 64) return fail("--channels must be in 1..64");

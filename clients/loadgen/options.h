@@ -37,6 +37,9 @@ struct Options {
   // first; with neither, one pass over the test set. The test set repeats as needed.
   double duration_s = 0;
   long count = 0;
+  // Requests sent in the first warmup_s seconds are left out of the report (their time is
+  // part of duration_s).
+  double warmup_s = 0;
 
   std::vector<ForcedVariant> variants;  // empty: the server's routing decides
   RoutingKeyMode routing_key_mode = RoutingKeyMode::kNone;

@@ -29,6 +29,7 @@ double Ratio(double num, double den) { return den > 0 ? num / den : 0; }
 
 struct VariantData {
   VariantReport report;
+  std::vector<double> server_queue, server_total;
   std::set<std::string> served_by;
   // First successful answer of each sentence: its BLEU statistics.
   std::map<std::size_t, BleuStats> first_answer;
@@ -36,6 +37,15 @@ struct VariantData {
 };
 
 }  // namespace
+
+std::vector<Record> AfterWarmup(const std::vector<Record>& records, double warmup_s,
+                                std::size_t* excluded) {
+  std::vector<Record> kept;
+  for (const auto& r : records)
+    if (r.sent_s >= warmup_s) kept.push_back(r);
+  if (excluded) *excluded = records.size() - kept.size();
+  return kept;
+}
 
 Report BuildReport(const RunInfo& run, const std::vector<Record>& records,
                    const std::vector<std::string>& references, const BootstrapOptions& bootstrap) {
@@ -55,6 +65,8 @@ Report BuildReport(const RunInfo& run, const std::vector<Record>& records,
     }
     ++d.report.ok;
     d.report.latencies_ms.push_back(r.latency_ms);
+    d.server_queue.push_back(r.server_queue_ms);
+    d.server_total.push_back(r.server_total_ms);
     d.in_tokens += r.input_tokens;
     d.out_tokens += r.output_tokens;
     if (!r.served_by.empty()) d.served_by.insert(r.served_by);
@@ -77,6 +89,8 @@ Report BuildReport(const RunInfo& run, const std::vector<Record>& records,
     v.label = label;
     v.served_by.assign(d.served_by.begin(), d.served_by.end());
     v.latency = Summarize(v.latencies_ms);
+    v.server_queue = Summarize(d.server_queue);
+    v.server_total = Summarize(d.server_total);
     if (run.wall_s > 0) {
       v.sentences_per_s = v.ok / run.wall_s;
       v.output_tokens_per_s = d.out_tokens / run.wall_s;
@@ -183,6 +197,9 @@ std::string FormatTable(const Report& r) {
     out << "closed loop, " << run.concurrency << " in flight";
   out << "; " << run.dispatched << " sentences dispatched in " << Fixed(run.wall_s, 2) << " s";
   if (run.mode == "open") out << ", " << run.dropped << " dropped by the client";
+  if (run.warmup_s > 0)
+    out << "\nwarm-up: the first " << Fixed(run.warmup_s, 1) << " s (" << run.warmup_requests
+        << " requests) left out of the statistics";
   out << "\nvariants: "
       << (run.forced_variants.empty() ? "routed by the server (routing key: " +
                                             run.routing_key_mode + ")"
@@ -274,7 +291,8 @@ std::string ToJson(const Report& r) {
   const RunInfo& run = r.run;
   out << "{\n  \"run\": {\"mode\": " << Quote(run.mode) << ", \"concurrency\": "
       << run.concurrency << ", \"offered_qps\": " << Num(run.offered_qps)
-      << ", \"wall_s\": " << Num(run.wall_s) << ", \"dispatched\": " << run.dispatched
+      << ", \"wall_s\": " << Num(run.wall_s) << ", \"warmup_s\": " << Num(run.warmup_s)
+      << ", \"warmup_requests\": " << run.warmup_requests << ", \"dispatched\": " << run.dispatched
       << ", \"dropped\": " << run.dropped << ", \"test_set_size\": " << run.test_set_size
       << ", \"routing_key\": " << Quote(run.routing_key_mode) << ", \"forced_variants\": [";
   for (std::size_t i = 0; i < run.forced_variants.size(); ++i)
@@ -301,6 +319,8 @@ std::string ToJson(const Report& r) {
         << ", \"output_tokens_per_s\": " << Num(v.output_tokens_per_s)
         << ", \"input_tokens_per_s\": " << Num(v.input_tokens_per_s)
         << ", \"latency_ms\": " << LatencyJson(v.latency)
+        << ", \"server_queue_ms\": " << LatencyJson(v.server_queue)
+        << ", \"server_total_ms\": " << LatencyJson(v.server_total)
         << ", \"bleu\": " << (v.bleu_sentences ? Num(v.bleu) : "null")
         << ", \"bleu_sentences\": " << v.bleu_sentences
         << ", \"bleu_signature\": " << Quote(v.bleu_line) << "}";

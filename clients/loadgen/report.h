@@ -19,6 +19,8 @@ struct Record {
   int status = 0;            // gRPC status code (0: OK)
   std::string message;       // the status message of a failed request
   double latency_ms = 0;     // from the scheduled send time to the response
+  double sent_s = 0;         // scheduled send time, seconds from the start of the run
+  double server_queue_ms = 0, server_total_ms = 0;  // the response's timings
   int input_tokens = 0, output_tokens = 0;
   std::string translation;
 };
@@ -30,7 +32,9 @@ struct RunInfo {
   std::string mode;          // "closed" or "open"
   int concurrency = 0;       // closed loop
   double offered_qps = 0;    // open loop
-  double wall_s = 0;         // first dispatch to last completion
+  double wall_s = 0;         // first dispatch (after the warm-up) to last completion
+  double warmup_s = 0;       // requests sent before this are left out of the report
+  std::size_t warmup_requests = 0;
   std::size_t dispatched = 0;  // sentences sent (each to every forced variant)
   std::size_t dropped = 0;     // open loop: arrivals dropped at the in-flight limit
   std::size_t test_set_size = 0;
@@ -46,6 +50,7 @@ struct VariantReport {
   std::map<std::string, std::string> error_examples;  // status name -> its first message
   double sentences_per_s = 0, output_tokens_per_s = 0, input_tokens_per_s = 0;
   LatencySummary latency;           // successful requests, ms
+  LatencySummary server_queue, server_total;  // the server's own timings of them, ms
   std::vector<double> latencies_ms;  // successful requests
   // Corpus BLEU of the distinct sentences this variant answered (first answer of each).
   std::size_t bleu_sentences = 0;
@@ -68,6 +73,10 @@ struct Report {
   std::vector<VariantReport> variants;
   std::vector<Comparison> comparisons;  // every other variant against the first
 };
+
+// Leaves out the requests sent before `warmup_s`; returns how many through *excluded.
+std::vector<Record> AfterWarmup(const std::vector<Record>& records, double warmup_s,
+                                std::size_t* excluded);
 
 // Builds the report. Variants appear in the order of run.forced_variants when forced, else
 // sorted by label (unrouted failures last); the first is the baseline of the comparisons.

@@ -124,6 +124,7 @@ class Driver {
     r.sentence = call->sentence;
     r.status = status.error_code();
     r.latency_ms = Seconds(now - call->scheduled) * 1000.0;
+    r.sent_s = Seconds(call->scheduled - start_);
     r.message = status.error_message();
     if (status.ok()) {
       const auto& v = call->resp.variant();
@@ -131,6 +132,8 @@ class Driver {
       r.translation = call->resp.translation();
       r.input_tokens = call->resp.input_tokens();
       r.output_tokens = call->resp.output_tokens();
+      r.server_queue_ms = call->resp.timings().queue_ms();
+      r.server_total_ms = call->resp.timings().total_ms();
     }
     r.variant = !call->label.empty() ? call->label
                 : status.ok()        ? r.served_by

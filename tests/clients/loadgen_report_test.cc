@@ -111,6 +111,21 @@ TEST(Report, ForcedVariantsKeepTheirOrderAndUnpairedComparisons) {
   EXPECT_NE(FormatTable(r).find("unpaired"), std::string::npos);
 }
 
+TEST(Report, WarmupLeavesOutEarlyRequests) {
+  std::vector<Record> recs;
+  for (int i = 0; i < 10; ++i) {
+    recs.push_back(Ok(0, "a", kRefs[0], 1));
+    recs.back().sent_s = i * 0.5;  // 0, 0.5, ..., 4.5
+  }
+  size_t excluded = 0;
+  const auto kept = AfterWarmup(recs, 2.0, &excluded);
+  EXPECT_EQ(excluded, 4u);  // 0, 0.5, 1, 1.5
+  ASSERT_EQ(kept.size(), 6u);
+  EXPECT_DOUBLE_EQ(kept.front().sent_s, 2.0);
+  EXPECT_EQ(AfterWarmup(recs, 0, &excluded).size(), 10u);
+  EXPECT_EQ(excluded, 0u);
+}
+
 TEST(Report, JsonEscapesStrings) {
   RunInfo run;
   run.forced_variants = {"we\"ird\\name"};
