@@ -1,12 +1,12 @@
 #include "clients/loadgen/runner.h"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
 #include <thread>
-
-#include <unistd.h>
 
 #include "clients/loadgen/stats.h"
 #include "mixserve/v1/translation.grpc.pb.h"
@@ -46,7 +46,7 @@ class Driver {
       ProgressLocked(false);
     }
     ProgressLocked(true);
-    if (errors_ >= kGiveUpAfter && errors_ == records_.size())
+    if (gave_up_)
       std::fprintf(stderr, "mixserve-loadgen: stopped early: the first %zu requests all failed\n",
                    errors_);
     RunResult r;
@@ -73,8 +73,11 @@ class Driver {
   // kGiveUpAfter requests all failed stops early: the server is down or rejects everything,
   // and a closed loop would otherwise spin through failures for the whole duration.
   static constexpr std::size_t kGiveUpAfter = 1000;
-  bool MayDispatchLocked(Clock::time_point now) const {
-    if (errors_ >= kGiveUpAfter && errors_ == records_.size()) return false;
+  bool MayDispatchLocked(Clock::time_point now) {
+    if (errors_ >= kGiveUpAfter && errors_ == records_.size()) {
+      gave_up_ = true;
+      return false;
+    }
     if (limit_ > 0 && offered_ >= limit_) return false;
     if (o_.duration_s > 0 && now >= end_) return false;
     return true;
@@ -229,6 +232,7 @@ class Driver {
   std::condition_variable cv_;
   std::vector<Record> records_;
   std::size_t offered_ = 0, dispatched_ = 0, dropped_ = 0, inflight_ = 0, errors_ = 0;
+  bool gave_up_ = false;
 };
 
 }  // namespace
