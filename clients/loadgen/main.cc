@@ -72,6 +72,13 @@ int Main(int argc, char** argv) {
     return UsageError("the source file has " + std::to_string(sources.size()) +
                       " lines but the reference file " + std::to_string(references.size()));
 
+  // Output files are checked before the run, not after it.
+  for (const std::string* path : {&o.json_path, &o.plot_path}) {
+    if (path->empty()) continue;
+    std::ofstream probe(*path, std::ios::app);
+    if (!probe) return UsageError("cannot write " + *path);
+  }
+
   std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
   if (!o.tls_ca.empty()) {
     std::ifstream in(o.tls_ca);

@@ -291,6 +291,12 @@ TEST_F(LoadgenE2E, UnreachableServerAndBadInput) {
   EXPECT_NE(o.output.find("lines"), std::string::npos) << o.output;
 
   args = Common();
+  args.push_back("--json=" + *dir_ + "/no-such-dir/out.json");
+  o = RunLoadgen(args);
+  EXPECT_EQ(o.exit_code, 2);
+  EXPECT_NE(o.output.find("no-such-dir/out.json"), std::string::npos) << o.output;
+
+  args = Common();
   args[1] = "--src=" + *dir_ + "/missing.en";
   o = RunLoadgen(args);
   EXPECT_EQ(o.exit_code, 2);
