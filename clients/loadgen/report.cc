@@ -224,25 +224,26 @@ std::string FormatTable(const Report& r) {
       out << "  " << v.label << " " << name << ", e.g.: " << message << "\n";
 
   for (const auto& c : r.comparisons) {
-    out << "\nA/B: " << c.candidate << " vs " << c.baseline << " (baseline)\n";
+    out << "\nA/B: " << c.candidate << " vs " << c.baseline << " (baseline)";
     if (c.paired) {
       const auto& b = c.bootstrap;
-      out << "  BLEU on " << c.paired_sentences << " sentences answered by both: "
-          << Fixed(b.bleu_b, 2) << " vs " << Fixed(b.bleu_a, 2) << ", difference "
-          << Signed(b.difference, 2) << " (95% CI " << Signed(b.diff_ci_low, 2) << " .. "
-          << Signed(b.diff_ci_high, 2) << "), p = " << Fixed(b.p_value, 4) << " ("
-          << b.resamples << " paired bootstrap resamples)"
-          << (b.p_value < 0.05 ? ", significant at 0.05" : ", not significant at 0.05") << "\n";
-      out << "  bootstrap means: " << c.candidate << " " << Fixed(b.mean_b, 2) << " ± "
+      out << ", " << c.paired_sentences << " sentences answered by both\n"
+          << "  BLEU       " << Fixed(b.bleu_b, 2) << " vs " << Fixed(b.bleu_a, 2)
+          << "   difference " << Signed(b.difference, 2) << "   95% CI "
+          << Signed(b.diff_ci_low, 2) << " .. " << Signed(b.diff_ci_high, 2) << "\n"
+          << "  p-value    " << Fixed(b.p_value, 4) << " (paired bootstrap, " << b.resamples
+          << " resamples): " << (b.p_value < 0.05 ? "significant" : "not significant")
+          << " at 0.05\n"
+          << "  bootstrap  " << c.candidate << " " << Fixed(b.mean_b, 2) << " ± "
           << Fixed(b.ci_b, 2) << ", " << c.baseline << " " << Fixed(b.mean_a, 2) << " ± "
           << Fixed(b.ci_a, 2) << "\n";
     } else {
-      out << "  no sentence answered by both: unpaired BLEU only (see the table)\n";
+      out << "\n  no sentence answered by both: unpaired BLEU only (see the table)\n";
     }
     if (c.ratio_p50 > 0)
-      out << "  latency ratio (" << c.candidate << " / " << c.baseline << "): p50 "
-          << Fixed(c.ratio_p50, 2) << "  p90 " << Fixed(c.ratio_p90, 2) << "  p99 "
-          << Fixed(c.ratio_p99, 2) << "  mean " << Fixed(c.ratio_mean, 2) << "\n";
+      out << "  latency    p50 " << Fixed(c.ratio_p50, 2) << "  p90 " << Fixed(c.ratio_p90, 2)
+          << "  p99 " << Fixed(c.ratio_p99, 2) << "  mean " << Fixed(c.ratio_mean, 2) << "  ("
+          << c.candidate << " / " << c.baseline << ")\n";
   }
   return out.str();
 }
