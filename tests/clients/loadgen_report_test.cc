@@ -176,15 +176,19 @@ TEST(Options, ParsesAndValidates) {
   EXPECT_EQ(o.routing_key_mode, RoutingKeyMode::kFixed);
   EXPECT_EQ(o.fixed_routing_key, "k1");
 
-  for (std::string bad : {"--qps=0", "--concurrency=0", "--variants=a,a", "--variants=a:x",
-                          "--routing-key=weird", "--deadline-ms=-1", "--bogus=1", "--qps=abc"}) {
+  const std::vector<std::vector<std::string>> bad_lines = {
+      {"--qps=0"}, {"--concurrency=0"}, {"--variants=a,a"}, {"--variants=a:x"},
+      {"--routing-key=weird"}, {"--deadline-ms=-1"}, {"--bogus=1"}, {"--qps=abc"},
+      {"--qps=5", "--concurrency=2"}, {"--warmup=-1"}, {"--duration=2", "--warmup=3"}};
+  for (const auto& bad : bad_lines) {
     std::vector<std::string> b = {"mixserve-loadgen", "--src=s", "--ref=r", "--src-lang=en",
-                                  "--tgt-lang=de", bad};
+                                  "--tgt-lang=de"};
+    b.insert(b.end(), bad.begin(), bad.end());
     auto bv = Argv(b);
     Options ob;
     error.clear();
-    EXPECT_EQ(ParseOptions(static_cast<int>(bv.size()), bv.data(), &ob, &error), 2) << bad;
-    EXPECT_FALSE(error.empty()) << bad;
+    EXPECT_EQ(ParseOptions(static_cast<int>(bv.size()), bv.data(), &ob, &error), 2) << bad[0];
+    EXPECT_FALSE(error.empty()) << bad[0];
   }
   std::vector<std::string> missing = {"mixserve-loadgen", "--src=s"};
   auto mv = Argv(missing);
