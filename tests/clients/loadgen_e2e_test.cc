@@ -250,6 +250,34 @@ TEST_F(LoadgenE2E, RoutedOpenLoopSplitsBetweenVariants) {
   ASSERT_EQ(List(r, "comparisons").values_size(), 1);
 }
 
+TEST_F(LoadgenE2E, StickyRoutingLeavesNothingToPair) {
+  // Two passes over the test set with the sentence as routing key: each sentence goes to the
+  // same variant both times, so no sentence is answered by both.
+  auto args = Common();
+  const std::string json = *dir_ + "/sticky.json", hyps = *dir_ + "/sticky";
+  args.insert(args.end(), {"--count=" + std::to_string(2 * kSentences), "--concurrency=4",
+                           "--routing-key=sentence", "--json=" + json, "--hyps=" + hyps});
+  const Outcome o = RunLoadgen(args);
+  ASSERT_EQ(o.exit_code, 0) << o.output;
+  const Struct r = ReadJson(json);
+  const auto& variants = List(r, "variants");
+  ASSERT_EQ(variants.values_size(), 2) << o.output;  // 24 sentences split 50/50
+  double covered = 0;
+  for (const auto& v : variants.values()) {
+    EXPECT_EQ(Number(v.struct_value(), "requests"), 2 * Number(v.struct_value(), "bleu_sentences"));
+    covered += Number(v.struct_value(), "bleu_sentences");
+  }
+  EXPECT_EQ(covered, kSentences);
+  const Struct& c = List(r, "comparisons").values(0).struct_value();
+  EXPECT_EQ(Number(c, "paired_sentences"), 0);
+  EXPECT_EQ(c.fields().count("p_value"), 0u);
+  EXPECT_NE(o.output.find("unpaired BLEU only"), std::string::npos) << o.output;
+  // --hyps: a line per test-set sentence, empty where the other variant answered.
+  const auto alt = Lines(hyps + ".en-de-alt_1.txt"), base = Lines(hyps + ".en-de-base_1.txt");
+  EXPECT_EQ(alt.size(), static_cast<size_t>(kSentences));
+  EXPECT_EQ(base.size(), static_cast<size_t>(kSentences));
+}
+
 TEST_F(LoadgenE2E, OpenLoopCountsClientSideDrops) {
   auto args = Common();
   const std::string json = *dir_ + "/drops.json";
