@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -329,6 +330,33 @@ TEST_F(LoadgenE2E, UnreachableServerAndBadInput) {
   o = RunLoadgen(args);
   EXPECT_EQ(o.exit_code, 2);
   EXPECT_NE(o.output.find("missing.en"), std::string::npos) << o.output;
+}
+
+TEST_F(LoadgenE2E, TlsWithTheServersCa) {
+  // A self-signed certificate for 127.0.0.1, its own CA.
+  const std::string cert = *dir_ + "/cert.pem", key = *dir_ + "/key.pem";
+  const std::string gen = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1"
+                          " -addext subjectAltName=IP:127.0.0.1 -keyout " + key + " -out " +
+                          cert + " >/dev/null 2>&1";
+  if (std::system(gen.c_str()) != 0) GTEST_SKIP() << "openssl cannot make a certificate";
+  ServerProcess tls_server;
+  std::string error;
+  ASSERT_TRUE(tls_server.Start("model_repository: \"" + StandardRepository() + "\"\n" +
+                                   "tls { cert_file: \"" + cert + "\" key_file: \"" + key +
+                                   "\" }\n",
+                               {}, &error))
+      << error;
+  auto args = Common();
+  args[0] = "--target=" + tls_server.address();
+  args.insert(args.end(), {"--count=4", "--variants=en-de-base"});
+  Outcome o = RunLoadgen(args);
+  EXPECT_EQ(o.exit_code, 1) << o.output;  // plaintext against TLS: nothing succeeds
+  args.push_back("--tls-ca=" + cert);
+  args.push_back("--json=" + *dir_ + "/tls.json");
+  o = RunLoadgen(args);
+  EXPECT_EQ(o.exit_code, 0) << o.output;
+  const Struct v = List(ReadJson(*dir_ + "/tls.json"), "variants").values(0).struct_value();
+  EXPECT_EQ(Number(v, "ok"), 4) << o.output;
 }
 
 }  // namespace
