@@ -1,5 +1,6 @@
 // mixserve-loadgen: replays a parallel test set against a mixserve server (closed or open
 // loop) and reports throughput, latency and BLEU per variant, with A/B comparisons.
+#include <grpc/grpc.h>
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -156,4 +157,11 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace mixserve::loadgen
 
-int main(int argc, char** argv) { return mixserve::loadgen::Main(argc, argv); }
+int main(int argc, char** argv) {
+  // Holds gRPC up for the whole run, and tears it down (waiting for its threads) before the
+  // process exits, so no gRPC thread outlives main.
+  grpc_init();
+  const int status = mixserve::loadgen::Main(argc, argv);
+  grpc_shutdown_blocking();
+  return status;
+}

@@ -148,20 +148,21 @@ class Driver {
       records_.push_back(std::move(r));
       if (!status.ok()) ++errors_;
       last_done_ = std::max(last_done_, now);
-      const bool group_done = --*call->group_left == 0;
       // Closed loop: the slot of a finished sentence takes the next one. It is reserved
       // before this call leaves the in-flight count, so the count never touches 0 early.
-      if (group_done && o_.qps <= 0 && MayDispatchLocked(now)) {
+      if (--*call->group_left == 0 && o_.qps <= 0 && MayDispatchLocked(now)) {
         next = true;
         seq = offered_++;
         ++dispatched_;
         inflight_ += targets_;
       }
-      --inflight_;
-      if (inflight_ == 0) cv_.notify_all();
     }
+    // The call (and with it gRPC's references to the channel) is released before the call
+    // leaves the in-flight count: once the count reaches 0 the caller may tear gRPC down.
     delete call;
     if (next) Dispatch(seq, Clock::now());
+    std::lock_guard<std::mutex> lock(mu_);
+    if (--inflight_ == 0) cv_.notify_all();
   }
 
   void ClosedLoop() {
