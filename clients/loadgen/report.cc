@@ -1,11 +1,11 @@
 #include "clients/loadgen/report.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstdio>
 #include <set>
 #include <sstream>
 
+#include "offline/json.h"
 #include "text/bleu.h"
 
 namespace mixserve::loadgen {
@@ -250,105 +250,108 @@ std::string FormatTable(const Report& r) {
 
 namespace {
 
-std::string Quote(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char ch : s) {
-    switch (ch) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (ch < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", ch);
-          out += buf;
-        } else {
-          out += static_cast<char>(ch);
-        }
-    }
-  }
-  return out + "\"";
+using offline::JsonObject;
+using offline::JsonQuote;
+
+std::string StringArray(const std::vector<std::string>& items) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < items.size(); ++i) out += (i ? ", " : "") + JsonQuote(items[i]);
+  return out + "]";
 }
 
-std::string Num(double v) {
-  if (!std::isfinite(v)) return "null";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.6g", v);
-  return buf;
+JsonObject LatencyJson(const LatencySummary& l) {
+  JsonObject o;
+  o.Set("count", static_cast<int64_t>(l.count))
+      .Set("mean", l.mean)
+      .Set("min", l.min)
+      .Set("p50", l.p50)
+      .Set("p90", l.p90)
+      .Set("p99", l.p99)
+      .Set("max", l.max);
+  return o;
 }
 
-std::string LatencyJson(const LatencySummary& l) {
-  return "{\"count\": " + std::to_string(l.count) + ", \"mean\": " + Num(l.mean) +
-         ", \"min\": " + Num(l.min) + ", \"p50\": " + Num(l.p50) + ", \"p90\": " + Num(l.p90) +
-         ", \"p99\": " + Num(l.p99) + ", \"max\": " + Num(l.max) + "}";
+template <typename Map>
+JsonObject MapJson(const Map& map) {
+  JsonObject o;
+  for (const auto& [key, value] : map) o.Set(key, value);
+  return o;
 }
 
 }  // namespace
 
 std::string ToJson(const Report& r) {
-  std::ostringstream out;
   const RunInfo& run = r.run;
-  out << "{\n  \"run\": {\"mode\": " << Quote(run.mode) << ", \"concurrency\": "
-      << run.concurrency << ", \"offered_qps\": " << Num(run.offered_qps)
-      << ", \"wall_s\": " << Num(run.wall_s) << ", \"warmup_s\": " << Num(run.warmup_s)
-      << ", \"warmup_requests\": " << run.warmup_requests << ", \"dispatched\": " << run.dispatched
-      << ", \"dropped\": " << run.dropped << ", \"test_set_size\": " << run.test_set_size
-      << ", \"routing_key\": " << Quote(run.routing_key_mode) << ", \"forced_variants\": [";
-  for (std::size_t i = 0; i < run.forced_variants.size(); ++i)
-    out << (i ? ", " : "") << Quote(run.forced_variants[i]);
-  out << "]},\n  \"variants\": [";
+  JsonObject run_json;
+  run_json.Set("mode", run.mode)
+      .Set("concurrency", run.concurrency)
+      .Set("offered_qps", run.offered_qps)
+      .Set("wall_s", run.wall_s)
+      .Set("warmup_s", run.warmup_s)
+      .Set("warmup_requests", static_cast<int64_t>(run.warmup_requests))
+      .Set("dispatched", static_cast<int64_t>(run.dispatched))
+      .Set("dropped", static_cast<int64_t>(run.dropped))
+      .Set("test_set_size", static_cast<int64_t>(run.test_set_size))
+      .Set("routing_key", run.routing_key_mode)
+      .SetRaw("forced_variants", StringArray(run.forced_variants));
+
+  std::string variants = "[";
   for (std::size_t k = 0; k < r.variants.size(); ++k) {
     const auto& v = r.variants[k];
-    out << (k ? "," : "") << "\n    {\"variant\": " << Quote(v.label) << ", \"served_by\": [";
-    for (std::size_t i = 0; i < v.served_by.size(); ++i)
-      out << (i ? ", " : "") << Quote(v.served_by[i]);
-    out << "], \"requests\": " << v.requests << ", \"ok\": " << v.ok << ", \"errors\": {";
-    bool first = true;
-    for (const auto& [name, n] : v.errors) {
-      out << (first ? "" : ", ") << Quote(name) << ": " << n;
-      first = false;
-    }
-    out << "}, \"error_examples\": {";
-    first = true;
-    for (const auto& [name, message] : v.error_examples) {
-      out << (first ? "" : ", ") << Quote(name) << ": " << Quote(message);
-      first = false;
-    }
-    out << "}, \"sentences_per_s\": " << Num(v.sentences_per_s)
-        << ", \"output_tokens_per_s\": " << Num(v.output_tokens_per_s)
-        << ", \"input_tokens_per_s\": " << Num(v.input_tokens_per_s)
-        << ", \"latency_ms\": " << LatencyJson(v.latency)
-        << ", \"server_queue_ms\": " << LatencyJson(v.server_queue)
-        << ", \"server_total_ms\": " << LatencyJson(v.server_total)
-        << ", \"bleu\": " << (v.bleu_sentences ? Num(v.bleu) : "null")
-        << ", \"bleu_sentences\": " << v.bleu_sentences
-        << ", \"bleu_signature\": " << Quote(v.bleu_line) << "}";
+    std::map<std::string, int64_t> errors;
+    for (const auto& [name, n] : v.errors) errors[name] = static_cast<int64_t>(n);
+    JsonObject o;
+    o.Set("variant", v.label)
+        .SetRaw("served_by", StringArray(v.served_by))
+        .Set("requests", static_cast<int64_t>(v.requests))
+        .Set("ok", static_cast<int64_t>(v.ok))
+        .Set("errors", MapJson(errors))
+        .Set("error_examples", MapJson(v.error_examples))
+        .Set("sentences_per_s", v.sentences_per_s)
+        .Set("output_tokens_per_s", v.output_tokens_per_s)
+        .Set("input_tokens_per_s", v.input_tokens_per_s)
+        .Set("latency_ms", LatencyJson(v.latency))
+        .Set("server_queue_ms", LatencyJson(v.server_queue))
+        .Set("server_total_ms", LatencyJson(v.server_total))
+        .SetRaw("bleu", v.bleu_sentences ? offline::JsonNumber(v.bleu) : "null")
+        .Set("bleu_sentences", static_cast<int64_t>(v.bleu_sentences))
+        .Set("bleu_signature", v.bleu_line);
+    variants += std::string(k ? "," : "") + "\n    " + o.Dump();
   }
-  out << "\n  ],\n  \"comparisons\": [";
+  variants += "\n  ]";
+
+  std::string comparisons = "[";
   for (std::size_t k = 0; k < r.comparisons.size(); ++k) {
     const auto& c = r.comparisons[k];
     const auto& b = c.bootstrap;
-    out << (k ? "," : "") << "\n    {\"baseline\": " << Quote(c.baseline)
-        << ", \"candidate\": " << Quote(c.candidate)
-        << ", \"paired_sentences\": " << c.paired_sentences;
+    JsonObject o;
+    o.Set("baseline", c.baseline)
+        .Set("candidate", c.candidate)
+        .Set("paired_sentences", static_cast<int64_t>(c.paired_sentences));
     if (c.paired) {
-      out << ", \"bleu_baseline\": " << Num(b.bleu_a) << ", \"bleu_candidate\": " << Num(b.bleu_b)
-          << ", \"bleu_difference\": " << Num(b.difference) << ", \"difference_ci95\": ["
-          << Num(b.diff_ci_low) << ", " << Num(b.diff_ci_high) << "], \"p_value\": "
-          << Num(b.p_value) << ", \"resamples\": " << b.resamples
-          << ", \"bootstrap_mean_baseline\": " << Num(b.mean_a)
-          << ", \"bootstrap_ci_baseline\": " << Num(b.ci_a)
-          << ", \"bootstrap_mean_candidate\": " << Num(b.mean_b)
-          << ", \"bootstrap_ci_candidate\": " << Num(b.ci_b);
+      o.Set("bleu_baseline", b.bleu_a)
+          .Set("bleu_candidate", b.bleu_b)
+          .Set("bleu_difference", b.difference)
+          .SetRaw("difference_ci95", "[" + offline::JsonNumber(b.diff_ci_low) + ", " +
+                                         offline::JsonNumber(b.diff_ci_high) + "]")
+          .Set("p_value", b.p_value)
+          .Set("resamples", b.resamples)
+          .Set("bootstrap_mean_baseline", b.mean_a)
+          .Set("bootstrap_ci_baseline", b.ci_a)
+          .Set("bootstrap_mean_candidate", b.mean_b)
+          .Set("bootstrap_ci_candidate", b.ci_b);
     }
-    out << ", \"latency_ratio\": {\"p50\": " << Num(c.ratio_p50) << ", \"p90\": "
-        << Num(c.ratio_p90) << ", \"p99\": " << Num(c.ratio_p99) << ", \"mean\": "
-        << Num(c.ratio_mean) << "}}";
+    JsonObject ratio;
+    ratio.Set("p50", c.ratio_p50).Set("p90", c.ratio_p90).Set("p99", c.ratio_p99).Set(
+        "mean", c.ratio_mean);
+    o.Set("latency_ratio", ratio);
+    comparisons += std::string(k ? "," : "") + "\n    " + o.Dump();
   }
-  out << "\n  ]\n}\n";
-  return out.str();
+  comparisons += "\n  ]";
+
+  JsonObject top;
+  top.Set("run", run_json).SetRaw("variants", variants).SetRaw("comparisons", comparisons);
+  return top.Dump(2) + "\n";
 }
 
 }  // namespace mixserve::loadgen
