@@ -182,6 +182,7 @@ def check_dashboards(names, histograms, labels, recorded):
     if len(files) < 2:
         fail("expected the serving and A/B dashboards in %s" % rel(os.path.join(GRAFANA, "dashboards")))
     sys.path.insert(0, GRAFANA)
+    sys.dont_write_bytecode = True  # nothing written into the source tree
     try:
         import generate_dashboards  # noqa: E402  (the generator of the committed JSON)
         generated = generate_dashboards.boards()
