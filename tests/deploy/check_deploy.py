@@ -359,6 +359,89 @@ def check_consistency():
                 fail("%s: --%s is not a flag of mixserve-server (%s)" % (rel(path), flag, ", ".join(sorted(flags))))
 
 
+def check_yaml():
+    """Every YAML file parses and holds what its place needs, when PyYAML is installed (it is
+    not part of the standard library: skipped with a note otherwise)."""
+    try:
+        import yaml
+    except ImportError:
+        print("note: PyYAML not installed; YAML structure checks skipped (the regex checks above still ran)")
+        return
+    files = sorted(glob.glob(os.path.join(DEPLOY, "**", "*.yml"), recursive=True) +
+                   glob.glob(os.path.join(DEPLOY, "**", "*.yaml"), recursive=True))
+    docs = {}
+    for path in files:
+        try:
+            docs[path] = [d for d in yaml.safe_load_all(read(path)) if d is not None]
+        except yaml.YAMLError as e:
+            fail("%s does not parse as YAML: %s" % (rel(path), e))
+    kinds = {}
+    for path, ds in docs.items():
+        if path.startswith(K8S + os.sep):
+            for d in ds:
+                if "kind" in d:
+                    kinds.setdefault(d["kind"], []).append(d)
+                    if d["kind"] not in ("Namespace", "Kustomization") and d.get("metadata", {}).get("namespace") != "mixserve":
+                        fail("%s: %s %s is not in namespace mixserve" % (rel(path), d["kind"], d.get("metadata", {}).get("name")))
+                for k, v in (d.get("data") or {}).items() if d.get("kind") == "ConfigMap" else []:
+                    if k.endswith((".yaml", ".yml")):
+                        try:
+                            yaml.safe_load(v)
+                        except yaml.YAMLError as e:
+                            fail("%s: ConfigMap key %s does not parse as YAML: %s" % (rel(path), k, e))
+    for kind in ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ConfigMap",
+                 "ServiceMonitor", "PrometheusRule", "Kustomization"):
+        if kind not in kinds:
+            fail("deploy/k8s: no %s" % kind)
+    services = [d for d in kinds.get("Service", [])]
+    if not any(d["spec"].get("clusterIP") == "None" for d in services):
+        fail("deploy/k8s: no headless Service")
+    # kustomization lists files that exist.
+    for d in kinds.get("Kustomization", []):
+        for r in d.get("resources", []):
+            if not os.path.exists(os.path.join(K8S, r)):
+                fail("deploy/k8s/kustomization.yaml: resource %s does not exist" % r)
+    # The server container: GPU request and limit, probes on the grpc port.
+    for d in kinds.get("Deployment", []):
+        if d["metadata"]["name"] != "mixserve":
+            continue
+        c = d["spec"]["template"]["spec"]["containers"][0]
+        for part in ("requests", "limits"):
+            if "nvidia.com/gpu" not in c.get("resources", {}).get(part, {}):
+                fail("deploy/k8s/deployment.yaml: no nvidia.com/gpu in resources.%s" % part)
+        sel = d["spec"]["selector"]["matchLabels"]
+        tmpl = d["spec"]["template"]["metadata"]["labels"]
+        if any(tmpl.get(k) != v for k, v in sel.items()):
+            fail("deploy/k8s/deployment.yaml: selector does not match the pod labels")
+        for svc in services:
+            if svc["spec"]["selector"] != sel and svc["metadata"]["name"].startswith("mixserve") \
+                    and svc["metadata"]["name"] != "mixserve-lb":
+                fail("deploy/k8s: Service %s does not select the server pods" % svc["metadata"]["name"])
+    # Rules: the PrometheusRule's groups equal the rule file's.
+    rules = docs.get(RULES, [{}])[0]
+    for d in kinds.get("PrometheusRule", []):
+        if d["spec"] != rules:
+            fail("deploy/k8s/prometheusrule.yaml: spec differs from %s" % rel(RULES))
+    # Compose: mounted folders exist; Grafana's provisioning points at the mounted dashboards.
+    compose_path = os.path.join(DEPLOY, "compose", "docker-compose.yml")
+    compose = docs.get(compose_path, [{}])[0]
+    mounts = {}
+    for name, svc in compose.get("services", {}).items():
+        for v in svc.get("volumes", []):
+            src, dst = v.split(":")[:2]
+            if src.startswith("."):
+                if not os.path.exists(os.path.normpath(os.path.join(os.path.dirname(compose_path), src))):
+                    fail("docker-compose.yml: %s mounts %s, which does not exist" % (name, src))
+                mounts[dst] = src
+    prov = docs.get(os.path.join(GRAFANA, "provisioning", "dashboards", "mixserve.yml"), [{}])[0]
+    for p in prov.get("providers", []):
+        if mounts.get(p["options"]["path"]) != "./grafana/dashboards":
+            fail("grafana provisioning: %s is not where docker-compose.yml mounts the dashboards" % p["options"]["path"])
+    ds = docs.get(os.path.join(GRAFANA, "provisioning", "datasources", "prometheus.yml"), [{}])[0]
+    if [d.get("uid") for d in ds.get("datasources", [])] != ["prometheus"]:
+        fail("grafana provisioning: the Prometheus data source must have uid 'prometheus' (the dashboards' default)")
+
+
 def run_static():
     names, histograms, labels = server_metrics()
     if bleu_order() != 4:
@@ -367,6 +450,7 @@ def run_static():
     recorded, _ = check_rules(names, histograms, labels)
     check_dashboards(names, histograms, labels, recorded)
     check_consistency()
+    check_yaml()
 
 
 # ------------------------------------------------------------------------------------------
