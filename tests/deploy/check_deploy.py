@@ -442,6 +442,86 @@ def check_yaml():
         fail("grafana provisioning: the Prometheus data source must have uid 'prometheus' (the dashboards' default)")
 
 
+def check_server_configs():
+    """The server configurations of the images parse as mixserve.v1.ServerConfig (protoc and
+    python protobuf, when both are installed)."""
+    try:
+        from google.protobuf import text_format
+    except ImportError:
+        print("note: python protobuf not installed; server.pbtxt schema check skipped")
+        return
+    protoc = shutil.which("protoc")
+    if protoc is None:
+        print("note: protoc not found; server.pbtxt schema check skipped")
+        return
+    import importlib.util
+    with tempfile.TemporaryDirectory() as tmp:
+        p = subprocess.run([protoc, "-I", os.path.join(ROOT, "proto"), "--python_out=" + tmp,
+                            os.path.join(ROOT, "proto", "mixserve", "v1", "config.proto")],
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            fail("protoc cannot compile proto/mixserve/v1/config.proto: " + p.stderr.strip())
+            return
+        spec = importlib.util.spec_from_file_location(
+            "mixserve_deploy_config_pb2", os.path.join(tmp, "mixserve", "v1", "config_pb2.py"))
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as e:  # a protobuf runtime too old for the generated code
+            print("note: generated config_pb2 does not load (%s); schema check skipped" % e)
+            return
+    for path in (os.path.join(DEPLOY, "server-container.pbtxt"), os.path.join(DEPLOY, "server.pbtxt")):
+        config = module.ServerConfig()
+        try:
+            text_format.Parse(read(path), config)
+        except text_format.ParseError as e:
+            fail("%s is not a valid mixserve.v1.ServerConfig: %s" % (rel(path), e))
+            continue
+        if path.endswith("server-container.pbtxt") and (config.models or config.routes):
+            fail("%s: the images serve whatever repository they get: no models or routes" % rel(path))
+    print("ok: server configurations parse as mixserve.v1.ServerConfig")
+
+
+def check_stage_models():
+    """deploy/docker/stage-models.sh (the image's model repository) on a scratch tree: copies
+    shipped models, refuses MODELS=shipped without models and unknown modes. The training path
+    needs a build and is not run here."""
+    script = os.path.join(DEPLOY, "docker", "stage-models.sh")
+    bash = shutil.which("bash")
+    if bash is None:
+        print("note: bash not found; stage-models.sh not run")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "src")
+        os.makedirs(os.path.join(src, "models", "en-de-base", "1"))
+        with open(os.path.join(src, "models", "en-de-base", "1", "model.pbtxt"), "w") as f:
+            f.write("source_language: \"en\"\n")
+        empty = os.path.join(tmp, "empty")
+        os.makedirs(os.path.join(empty, "models"))
+
+        def run(cwd, mode, dest):
+            env = dict(os.environ, MODELS=mode)
+            p = subprocess.run([bash, script, dest, os.path.join(tmp, "no-build")], cwd=cwd, env=env,
+                               capture_output=True, text=True)
+            return p.returncode, (p.stdout + p.stderr).strip()
+
+        for mode in ("auto", "shipped"):
+            dest = os.path.join(tmp, "out-" + mode)
+            code, out = run(src, mode, dest)
+            if code != 0 or not os.path.exists(os.path.join(dest, "en-de-base", "1", "model.pbtxt")):
+                fail("stage-models.sh MODELS=%s did not copy the shipped models (exit %d): %s" % (mode, code, out))
+        code, out = run(empty, "none", os.path.join(tmp, "out-none"))
+        if code != 0 or os.listdir(os.path.join(tmp, "out-none")):
+            fail("stage-models.sh MODELS=none should leave an empty repository (exit %d): %s" % (code, out))
+        code, out = run(empty, "shipped", os.path.join(tmp, "out-missing"))
+        if code != 1 or "models/" not in out:
+            fail("stage-models.sh MODELS=shipped without models should fail naming models/ (exit %d): %s" % (code, out))
+        code, out = run(src, "bogus", os.path.join(tmp, "out-bogus"))
+        if code != 2 or "bogus" not in out:
+            fail("stage-models.sh MODELS=bogus should fail naming the mode (exit %d): %s" % (code, out))
+    print("ok: stage-models.sh")
+
+
 def run_static():
     names, histograms, labels = server_metrics()
     if bleu_order() != 4:
@@ -451,6 +531,8 @@ def run_static():
     check_dashboards(names, histograms, labels, recorded)
     check_consistency()
     check_yaml()
+    check_server_configs()
+    check_stage_models()
 
 
 # ------------------------------------------------------------------------------------------
