@@ -470,6 +470,7 @@ def check_server_configs():
         except Exception as e:  # a protobuf runtime too old for the generated code
             print("note: generated config_pb2 does not load (%s); schema check skipped" % e)
             return
+    before = len(failures)
     for path in (os.path.join(DEPLOY, "server-container.pbtxt"), os.path.join(DEPLOY, "server.pbtxt")):
         config = module.ServerConfig()
         try:
@@ -479,7 +480,8 @@ def check_server_configs():
             continue
         if path.endswith("server-container.pbtxt") and (config.models or config.routes):
             fail("%s: the images serve whatever repository they get: no models or routes" % rel(path))
-    print("ok: server configurations parse as mixserve.v1.ServerConfig")
+    if len(failures) == before:
+        print("ok: server configurations parse as mixserve.v1.ServerConfig")
 
 
 def check_stage_models():
@@ -519,7 +521,8 @@ def check_stage_models():
         code, out = run(src, "bogus", os.path.join(tmp, "out-bogus"))
         if code != 2 or "bogus" not in out:
             fail("stage-models.sh MODELS=bogus should fail naming the mode (exit %d): %s" % (code, out))
-    print("ok: stage-models.sh")
+        else:
+            print("ok: stage-models.sh")
 
 
 def run_static():
