@@ -90,8 +90,8 @@ class EngineImpl : public Engine {
 #if defined(MIXSERVE_WITH_CUDA)
     if (device_.is_cuda()) {
       const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device_.index());
-      return stats.reserved_bytes[static_cast<size_t>(c10::cuda::CUDACachingAllocator::StatType::AGGREGATE)]
-          .current;
+      // Index 0 is StatType::AGGREGATE (the enum moved namespaces between LibTorch releases).
+      return stats.reserved_bytes[0].current;
     }
 #endif
     return 0;

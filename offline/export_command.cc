@@ -9,6 +9,7 @@
 #include "offline/common.h"
 #include "offline/evaluate.h"
 #include "offline/progress.h"
+#include "base/remove_tree.h"
 
 namespace mixserve::offline {
 
@@ -69,7 +70,7 @@ int RunExport(const Args& args) {
   if (fs::exists(final_dir))
     throw std::runtime_error("version " + final_dir + " already exists (use --version=0 for the next free one)");
   const std::string tmp = model_dir + "/.tmp-" + std::to_string(version);
-  fs::remove_all(tmp);
+  mixserve::RemoveTree(tmp);
 
   model::Transformer model = model::LoadCheckpoint(from);
   const ModelSpec& spec = model->spec();

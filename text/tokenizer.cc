@@ -14,6 +14,7 @@
 
 #include "text/spm_library.h"
 #include "text/text_files.h"
+#include "base/remove_tree.h"
 
 namespace mixserve {
 
@@ -60,8 +61,7 @@ class TempDir {
     path_ = tmpl;
   }
   ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
+    mixserve::RemoveTree(path_);
   }
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;

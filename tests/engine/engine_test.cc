@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "engine/model_factory.h"
+#include "base/remove_tree.h"
 
 namespace mixserve {
 namespace {
@@ -22,7 +23,7 @@ class EngineTest : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new fs::path(fs::temp_directory_path() /
                         ("mixserve_engine_" + std::to_string(::getpid())));
-    fs::remove_all(*dir_);
+    mixserve::RemoveTree(*dir_);
     ModelSpec spec = UniformSpec(32, 64, 2, 2, 2, kVocab);
     spec.max_len = 20;
     const fs::path tok = fs::temp_directory_path() / ("spm_" + std::to_string(::getpid()));
@@ -31,7 +32,7 @@ class EngineTest : public ::testing::Test {
     fs::remove(tok);
   }
   static void TearDownTestSuite() {
-    fs::remove_all(*dir_);
+    mixserve::RemoveTree(*dir_);
     delete dir_;
   }
   void SetUp() override {
@@ -185,7 +186,7 @@ TEST(ModelFactory, InvalidSpecIsReported) {
   } catch (const EngineError& e) {
     EXPECT_NE(std::string(e.what()).find("divisible"), std::string::npos) << e.what();
   }
-  fs::remove_all(dir);
+  mixserve::RemoveTree(dir);
 }
 
 }  // namespace

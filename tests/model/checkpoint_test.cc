@@ -8,6 +8,7 @@
 #include "config/model_spec_io.h"
 #include "model/checkpoint.h"
 #include "model_test_util.h"
+#include "base/remove_tree.h"
 
 namespace mixserve::model {
 namespace {
@@ -21,10 +22,10 @@ class CheckpointTest : public ::testing::Test {
     dir_ = fs::temp_directory_path() /
            ("mixserve_ckpt_" + std::to_string(::getpid()) + "_" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
+    mixserve::RemoveTree(dir_);
     torch::manual_seed(5);
   }
-  void TearDown() override { fs::remove_all(dir_); }
+  void TearDown() override { mixserve::RemoveTree(dir_); }
   std::string Error(const ModelSpec& other) {
     std::string err;
     EXPECT_TRUE(WriteModelSpec((dir_ / "model.pbtxt").string(), other, &err)) << err;

@@ -8,6 +8,7 @@
 #include "model/checkpoint.h"
 #include "model/search.h"
 #include "model_test_util.h"
+#include "base/remove_tree.h"
 
 namespace mixserve::model {
 namespace {
@@ -160,7 +161,7 @@ TEST_P(MixerProperty, SaveLoadRoundTrip) {
   const auto dir = std::filesystem::temp_directory_path() /
                    ("mixserve_prop_" + std::to_string(::getpid()) + "_" +
                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
-  std::filesystem::remove_all(dir);
+  mixserve::RemoveTree(dir);
   for (int i = 0; i < 3; ++i) {  // leave the trained-looking defaults behind
     for (auto& p : model_->parameters()) p.add_(torch::randn_like(p) * 0.01);
   }
@@ -173,7 +174,7 @@ TEST_P(MixerProperty, SaveLoadRoundTrip) {
   auto src = Pad({RandomTokens(6, true), RandomTokens(3, true)});
   auto tgt = Pad({WithBos(RandomTokens(5, false)), WithBos(RandomTokens(2, false))});
   EXPECT_TRUE(torch::equal(model_->Forward(src, tgt), loaded->Forward(src, tgt)));
-  std::filesystem::remove_all(dir);
+  mixserve::RemoveTree(dir);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllMixers, MixerProperty, ::testing::ValuesIn(AllMixerSites()),

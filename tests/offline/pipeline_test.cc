@@ -21,6 +21,7 @@
 #include "offline/table.h"
 #include "offline/text_io.h"
 #include "text/tokenizer.h"
+#include "base/remove_tree.h"
 
 namespace mixserve::offline {
 namespace {
@@ -35,7 +36,7 @@ struct RunResult {
   std::string output;
 };
 
-RunResult Run(const std::string& args) {
+RunResult RunTool(const std::string& args) {
   const std::string cmd = kBin + " " + args + " 2>&1";
   RunResult r;
   FILE* p = popen(cmd.c_str(), "r");
@@ -101,7 +102,7 @@ const Artifacts& Get() {
     flock(fd, LOCK_EX);
     auto step = [&](const std::string& marker, const std::string& args) {
       if (!a.error.empty() || fs::exists(a.work + "/" + marker)) return;
-      auto r = Run(args);
+      auto r = RunTool(args);
       if (r.code != 0) {
         a.error = "mixserve-offline " + args + " failed:\n" + r.output;
         return;
@@ -174,12 +175,12 @@ TEST(OfflinePipeline, TeacherTrainsAndLossFalls) {
 TEST(OfflinePipeline, ResumeContinuesFromLastStep) {
   REQUIRE_ARTIFACTS();
   const std::string out = A.work + "/resume";
-  fs::remove_all(out);
+  mixserve::RemoveTree(out);
   fs::create_directories(out);
   fs::copy(A.teacher_out + "/last", out + "/last", fs::copy_options::recursive);
   const auto state = ParseJsonObject(ReadFile(out + "/last/train_state.json"));
   const long long step = std::stoll(state.at("step"));
-  auto r = Run("train " + TrainFlags() + " --spm=" + A.spm + ".model --epochs=7 --resume --out=" + out);
+  auto r = RunTool("train " + TrainFlags() + " --spm=" + A.spm + ".model --epochs=7 --resume --out=" + out);
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("resume: step " + std::to_string(step)), std::string::npos) << r.output;
   auto train = Events(out + "/metrics.jsonl", "train");
@@ -220,9 +221,9 @@ TEST(OfflinePipeline, StudentLoadsThroughEngine) {
 TEST(OfflinePipeline, ExportThenLoadGivesIdenticalTranslations) {
   REQUIRE_ARTIFACTS();
   const std::string repo = A.work + "/repo_" + std::to_string(::getpid());
-  fs::remove_all(repo);
+  mixserve::RemoveTree(repo);
   const std::string from = A.mixer.type.empty() ? A.teacher : A.student;
-  auto r = Run("export --model=" + from + " --repo=" + repo + " --name=en-de-test --data=" + kData +
+  auto r = RunTool("export --model=" + from + " --repo=" + repo + " --name=en-de-test --data=" + kData +
                " --test_limit=20 --device=cpu");
   ASSERT_EQ(r.code, 0) << r.output;
   const std::string v1 = repo + "/en-de-test/1";
@@ -231,24 +232,26 @@ TEST(OfflinePipeline, ExportThenLoadGivesIdenticalTranslations) {
   auto meta = ParseJsonObject(ReadFile(v1 + "/metadata.json"));
   for (const char* k : {"parameters", "created", "parent_teacher", "training_data", "bleu_test", "test_set"})
     EXPECT_TRUE(meta.count(k)) << k;
-  if (!A.mixer.type.empty()) EXPECT_EQ(fs::path(meta["parent_teacher"]), fs::absolute(A.teacher).lexically_normal());
+  if (!A.mixer.type.empty()) {
+    EXPECT_EQ(fs::path(meta["parent_teacher"]), fs::absolute(A.teacher).lexically_normal());
+  }
   auto tok = Tokenizer::Load(from + "/spm.model");
   const auto srcs = ValSources(*tok, 12);
   EXPECT_EQ(TranslateDir(from, srcs), TranslateDir(v1, srcs));
   // Version 0 picks the next free number; fp16 weights still load.
-  r = Run("export --model=" + from + " --repo=" + repo + " --name=en-de-test --fp16 --bleu=false");
+  r = RunTool("export --model=" + from + " --repo=" + repo + " --name=en-de-test --fp16 --bleu=false");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_TRUE(fs::exists(repo + "/en-de-test/2/model.pbtxt"));
   EXPECT_LT(fs::file_size(repo + "/en-de-test/2/model.pt"), fs::file_size(v1 + "/model.pt"));
   EXPECT_EQ(TranslateDir(repo + "/en-de-test/2", srcs).size(), srcs.size());
-  fs::remove_all(repo);
+  mixserve::RemoveTree(repo);
 }
 
 TEST(OfflinePipeline, SweepWritesTableAndPlot) {
   REQUIRE_ARTIFACTS();
   if (A.mixer.type.empty()) GTEST_SKIP() << "no attention replacement mixer is registered";
   const std::string out = A.work + "/sweep_" + std::to_string(::getpid());
-  fs::remove_all(out);
+  mixserve::RemoveTree(out);
   // Two configurations: two sites when the mixer has them, else two sizes.
   std::string grid;
   if (A.mixer.sites.size() >= 2)
@@ -256,7 +259,7 @@ TEST(OfflinePipeline, SweepWritesTableAndPlot) {
            (A.mixer.size.empty() ? " --sizes=-" : " --sizes=" + A.mixer.size);
   else
     grid = "--sites=" + A.mixer.sites[0] + " --sizes=xs,s";
-  auto r = Run("sweep --teachers=" + A.teacher + " --out=" + out + " --mixers=" + A.mixer.type +
+  auto r = RunTool("sweep --teachers=" + A.teacher + " --out=" + out + " --mixers=" + A.mixer.type +
                " " + grid + " --include_teacher=false --data=" + kData +
                " --limit=100 --max_steps=3 --valid_limit=10 --test_limit=10 --latency_sentences=3"
                " --device=cpu --threads=2");
@@ -281,7 +284,7 @@ TEST(OfflinePipeline, SweepWritesTableAndPlot) {
   EXPECT_NE(svg.find("</svg>"), std::string::npos);
   const std::string md = ReadFile(out + "/ablation.md");
   EXPECT_EQ(std::count(md.begin(), md.end(), '\n'), 4);  // header, rule, two rows
-  fs::remove_all(out);
+  mixserve::RemoveTree(out);
 }
 
 TEST(OfflinePipeline, BadInputsFailClearly) {
@@ -297,7 +300,7 @@ TEST(OfflinePipeline, BadInputsFailClearly) {
     fs::create_directories(wrong);
     for (const char* f : {"model.pbtxt", "model.pt", "metadata.json"})
       fs::copy_file(A.teacher + "/" + f, wrong + "/" + f, fs::copy_options::overwrite_existing);
-    auto r = Run("spm --data=" + kData + " --src=en --tgt=de --limit=200 --vocab_size=200 --out=" + wrong + "/spm");
+    auto r = RunTool("spm --data=" + kData + " --src=en --tgt=de --limit=200 --vocab_size=200 --out=" + wrong + "/spm");
     ASSERT_EQ(r.code, 0) << r.output;
   }
   const std::vector<Case> cases = {
@@ -317,12 +320,12 @@ TEST(OfflinePipeline, BadInputsFailClearly) {
       {"export --model=" + A.teacher + " --repo=" + out + " --name=bad/name", "--name", 2},
   };
   for (const auto& c : cases) {
-    auto r = Run(c.args);
+    auto r = RunTool(c.args);
     EXPECT_EQ(r.code, c.code) << c.args << "\n" << r.output;
     EXPECT_NE(r.output.find(c.message), std::string::npos) << c.args << "\n" << r.output;
     EXPECT_EQ(r.output.find("terminate called"), std::string::npos) << r.output;
   }
-  auto help = Run("distill --help");
+  auto help = RunTool("distill --help");
   EXPECT_EQ(help.code, 0);
   EXPECT_NE(help.output.find("--teacher"), std::string::npos);
 }

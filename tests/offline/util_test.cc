@@ -13,6 +13,7 @@
 #include "offline/svg_plot.h"
 #include "offline/table.h"
 #include "offline/text_io.h"
+#include "base/remove_tree.h"
 
 namespace mixserve::offline {
 namespace {
@@ -148,7 +149,7 @@ TEST(TextIo, ReadsGzipAndPlainWithLimit) {
   EXPECT_EQ(p.tgt[2], "drei");
   WriteLines(dir + "/b.de", {"eins"});
   EXPECT_THROW(ReadParallel(gz, dir + "/b.de"), std::runtime_error);
-  std::filesystem::remove_all(dir);
+  mixserve::RemoveTree(dir);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "tests/server/support/server_fixture.h"
+#include "base/remove_tree.h"
 
 namespace mixserve {
 namespace {
@@ -37,7 +38,8 @@ class AdminE2E : public ::testing::Test {
   }
   // State of one version in ListModels (UNSPECIFIED when not listed).
   v1::ModelState StateOf(const std::string& name, int64_t version, std::string* message = nullptr) {
-    for (const auto& m : List().models())
+    const auto listed = List();
+    for (const auto& m : listed.models())
       if (m.name() == name)
         for (const auto& v : m.versions())
           if (v.version() == version) {
@@ -207,7 +209,7 @@ TEST_F(AdminE2E, PollingSwapsVersionsUnderTraffic) {
   grpc::ClientContext c2;
   EXPECT_TRUE(models_->LoadModel(&c2, l, &lr).ok());
   // The version directory disappears: version 1 comes back.
-  fs::remove_all(repo_ + "/en-de-base/2");
+  mixserve::RemoveTree(repo_ + "/en-de-base/2");
   bool back = false;
   for (int i = 0; i < 100 && !back; ++i) {
     back = StateOf("en-de-base", 1) == v1::MODEL_STATE_READY &&

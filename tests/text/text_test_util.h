@@ -12,6 +12,7 @@
 
 #include "text/text_files.h"
 #include "text/tokenizer.h"
+#include "base/remove_tree.h"
 
 namespace mixserve {
 namespace testing_text {
@@ -28,8 +29,7 @@ class TempDir {
     path_ = tmpl;
   }
   ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
+    mixserve::RemoveTree(path_);
   }
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;

@@ -28,6 +28,7 @@
 #include "config/model_spec.h"
 #include "engine/model_factory.h"
 #include "text/tokenizer.h"
+#include "base/remove_tree.h"
 
 extern char** environ;
 
@@ -139,7 +140,7 @@ std::string StandardRepository() {
   {
     FileLock lock(CacheDir() + "/repo.lock");
     if (!fs::exists(tmpl + "/complete")) {
-      fs::remove_all(tmpl);
+      mixserve::RemoveTree(tmpl);
       for (const auto& d : StandardModels()) CreateModel(tmpl, d);
       std::ofstream(tmpl + "/complete") << "ok\n";
     }
