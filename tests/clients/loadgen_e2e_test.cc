@@ -8,12 +8,12 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "base/remove_tree.h"
 #include "tests/server/support/server_fixture.h"
 #include "text/bleu.h"
 
@@ -107,7 +107,7 @@ class LoadgenE2E : public ::testing::Test {
   static void TearDownTestSuite() {
     delete server_;
     server_ = nullptr;
-    if (dir_) std::filesystem::remove_all(*dir_);
+    if (dir_) RemoveTree(*dir_);
   }
   void SetUp() override {
     ASSERT_EQ(setup_error_, nullptr) << *setup_error_;
