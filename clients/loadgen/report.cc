@@ -207,7 +207,7 @@ std::string FormatTable(const Report& r) {
       << "\n\n";
 
   std::vector<std::vector<std::string>> rows = {{"variant", "requests", "ok", "errors",
-                                                 "sent/s", "tok/s", "p50 ms", "p90 ms",
+                                                 "sents/s", "tok/s", "p50 ms", "p90 ms",
                                                  "p99 ms", "max ms", "BLEU", "BLEU sents"}};
   for (const auto& v : r.variants) {
     std::string label = v.label;
