@@ -6,6 +6,8 @@
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
+#include <set>
+#include <utility>
 #include <thread>
 
 #include "clients/loadgen/stats.h"
@@ -145,6 +147,11 @@ class Driver {
     std::size_t seq = 0;
     {
       std::lock_guard<std::mutex> lock(mu_);
+      // Only the first answer of a sentence after the warm-up counts for BLEU (report.h): the
+      // text of later ones is dropped to keep long runs small.
+      if (status.ok() &&
+          (r.sent_s < o_.warmup_s || !answered_.emplace(r.variant, r.sentence).second))
+        r.translation.clear();
       records_.push_back(std::move(r));
       if (!status.ok()) ++errors_;
       last_done_ = std::max(last_done_, now);
@@ -232,6 +239,7 @@ class Driver {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Record> records_;
+  std::set<std::pair<std::string, std::size_t>> answered_;  // (variant, sentence) with text kept
   std::size_t offered_ = 0, dispatched_ = 0, dropped_ = 0, inflight_ = 0, errors_ = 0;
   bool gave_up_ = false;
 };

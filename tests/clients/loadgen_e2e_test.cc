@@ -168,7 +168,9 @@ TEST_F(LoadgenE2E, ForcedVariantsGivePairedComparison) {
   const std::string json = *dir_ + "/forced.json", svg = *dir_ + "/forced.svg";
   // One sentence at a time (sent to both variants at once): no batch mixes sentences of one
   // variant, so every translation equals the one fetched alone.
+  // Two passes: the report counts each sentence once, with its first answer.
   args.insert(args.end(), {"--variants=en-de-base,en-de-alt", "--concurrency=1",
+                           "--count=" + std::to_string(2 * kSentences),
                            "--json=" + json, "--plot=" + svg, "--hyps=" + *dir_ + "/forced",
                            "--bootstrap=200"});
   const Outcome o = RunLoadgen(args);
@@ -180,7 +182,7 @@ TEST_F(LoadgenE2E, ForcedVariantsGivePairedComparison) {
   EXPECT_EQ(Lines(*dir_ + "/forced.en-de-alt.txt"), alt);
 
   const Struct r = ReadJson(json);
-  EXPECT_EQ(Number(Field(r, "run"), "dispatched"), kSentences);  // one pass by default
+  EXPECT_EQ(Number(Field(r, "run"), "dispatched"), 2 * kSentences);
   const auto& variants = List(r, "variants");
   ASSERT_EQ(variants.values_size(), 2);
   const Struct& vb = variants.values(0).struct_value();
@@ -188,8 +190,8 @@ TEST_F(LoadgenE2E, ForcedVariantsGivePairedComparison) {
   EXPECT_EQ(Text(vb, "variant"), "en-de-base");
   EXPECT_EQ(Text(va, "variant"), "en-de-alt");
   for (const Struct* v : {&vb, &va}) {
-    EXPECT_EQ(Number(*v, "requests"), kSentences);
-    EXPECT_EQ(Number(*v, "ok"), kSentences);
+    EXPECT_EQ(Number(*v, "requests"), 2 * kSentences);
+    EXPECT_EQ(Number(*v, "ok"), 2 * kSentences);
     EXPECT_EQ(Number(*v, "bleu_sentences"), kSentences);
     EXPECT_GT(Number(*v, "sentences_per_s"), 0);
     const Struct& lat = Field(*v, "latency_ms");
@@ -219,6 +221,19 @@ TEST_F(LoadgenE2E, ForcedVariantsGivePairedComparison) {
   plot << in.rdbuf();
   EXPECT_EQ(plot.str().rfind("<svg", 0), 0u);
   EXPECT_NE(plot.str().find("en-de-alt"), std::string::npos);
+}
+
+TEST_F(LoadgenE2E, WithoutBoundsOnePassOverTheTestSet) {
+  auto args = Common();
+  const std::string json = *dir_ + "/pass.json";
+  args.insert(args.end(), {"--variants=en-de-base", "--concurrency=3", "--json=" + json});
+  const Outcome o = RunLoadgen(args);
+  ASSERT_EQ(o.exit_code, 0) << o.output;
+  const Struct r = ReadJson(json);
+  EXPECT_EQ(Number(Field(r, "run"), "dispatched"), kSentences);
+  const Struct v = List(r, "variants").values(0).struct_value();
+  EXPECT_EQ(Number(v, "ok"), kSentences);
+  EXPECT_EQ(Number(v, "bleu_sentences"), kSentences);
 }
 
 TEST_F(LoadgenE2E, RoutedOpenLoopSplitsBetweenVariants) {
