@@ -52,10 +52,8 @@ Report BuildReport(const RunInfo& run, const std::vector<Record>& records,
   Report report;
   report.run = run;
   std::map<std::string, VariantData> data;
-  for (const auto& label : run.forced_variants) data[label].report.label = label;
   for (const auto& r : records) {
     VariantData& d = data[r.variant];
-    d.report.label = r.variant;
     ++d.report.requests;
     if (r.status != 0) {
       const std::string name = StatusName(r.status);
@@ -129,10 +127,8 @@ Report BuildReport(const RunInfo& run, const std::vector<Record>& records,
       c.paired = true;
       c.bootstrap = PairedBootstrap(sa, sb, bootstrap);
     }
-    const LatencySummary la = a.report.latencies_ms.empty() ? LatencySummary{}
-                                                            : Summarize(a.report.latencies_ms);
-    const LatencySummary lb = b.report.latencies_ms.empty() ? LatencySummary{}
-                                                            : Summarize(b.report.latencies_ms);
+    const LatencySummary& la = a.report.latency;  // summarised above
+    const LatencySummary& lb = b.report.latency;
     if (la.count && lb.count) {
       c.ratio_p50 = Ratio(lb.p50, la.p50);
       c.ratio_p90 = Ratio(lb.p90, la.p90);
