@@ -1,5 +1,7 @@
 #include "clients/loadgen/report.h"
 
+#include <absl/status/status.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <set>
@@ -13,14 +15,9 @@ namespace mixserve::loadgen {
 const char* const kUnroutedLabel = "(unrouted)";
 
 std::string StatusName(int code) {
-  static const char* kNames[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT",
-                                 "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
-                                 "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-                                 "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-                                 "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
-                                 "UNAUTHENTICATED"};
-  if (code >= 0 && code <= 16) return kNames[code];
-  return "STATUS_" + std::to_string(code);
+  // gRPC's status codes are absl's (both follow google.rpc.Code).
+  const std::string name = absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
+  return name.empty() ? "STATUS_" + std::to_string(code) : name;
 }
 
 namespace {

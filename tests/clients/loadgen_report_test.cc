@@ -111,6 +111,15 @@ TEST(Report, ForcedVariantsKeepTheirOrderAndUnpairedComparisons) {
   EXPECT_NE(FormatTable(r).find("unpaired"), std::string::npos);
 }
 
+TEST(Report, StatusNames) {
+  EXPECT_EQ(StatusName(0), "OK");
+  EXPECT_EQ(StatusName(4), "DEADLINE_EXCEEDED");
+  EXPECT_EQ(StatusName(8), "RESOURCE_EXHAUSTED");
+  EXPECT_EQ(StatusName(14), "UNAVAILABLE");
+  EXPECT_EQ(StatusName(16), "UNAUTHENTICATED");
+  EXPECT_EQ(StatusName(99), "STATUS_99");
+}
+
 TEST(Report, WarmupLeavesOutEarlyRequests) {
   std::vector<Record> recs;
   for (int i = 0; i < 10; ++i) {
