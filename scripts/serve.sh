@@ -24,4 +24,4 @@ fi
 
 echo "serve: starting mixserve-server on $repo (gRPC :8500, metrics :9500)"
 echo "serve: try  $build/clients/mixserve-cli --target=localhost:8500 translate --from=en --to=de 'A man is riding a bike.'"
-exec "$build/server/mixserve-server" --config=deploy/server.pbtxt --models="$repo" "$@"
+exec "$build/server/mixserve-server" --config=deploy/default.pbtxt --models="$repo" "$@"

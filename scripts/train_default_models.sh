@@ -2,8 +2,9 @@
 # Trains small default models on CPU from data/multi30k and exports them into a model
 # repository, so that the server can start on real (small) trained models when no shipped
 # models exist. Per direction (en-de, de-en): a baseline Transformer teacher and one
-# attention-free student distilled from it (ALR in place of encoder self-attention).
-# About 4 minutes per direction on 2 cores (docs/offline.md has measured times and BLEU).
+# two attention-free students distilled from it (ALR in place of encoder self-attention;
+# aft_simple in place of decoder self-attention, then fine-tuned end to end), exported with
+# fp16 weights. docs/results.md has the measured times and BLEU.
 #   usage: scripts/train_default_models.sh <repository dir>
 #   BUILD_DIR   build folder with mixserve-offline (default: build)
 #   WORK_DIR    intermediate files (default: $BUILD_DIR/default-models-work)
@@ -48,9 +49,17 @@ for dir in ${DIRECTIONS:-en-de de-en}; do
   "$bin" distill "${common[@]}" --teacher="$work/$dir-base/best" --mixer=alr --size=m \
     --sites=encoder_self --max_tokens=2500 --epochs=1 --lr=1e-3 --warmup=50 --valid_limit=300 \
     --log_every=50 --out="$work/$dir-alr-enc-m"
+  echo "== $dir: distilled student (aft_simple, decoder self-attention), fine-tuned"
+  "$bin" distill "${common[@]}" --teacher="$work/$dir-base/best" --mixer=aft_simple \
+    --sites=decoder_self --max_tokens=2500 --epochs=1 --lr=1e-3 --warmup=50 --valid_limit=300 \
+    --log_every=50 --out="$work/$dir-aft-dec-distilled"
+  "$bin" finetune "${common[@]}" --student="$work/$dir-aft-dec-distilled" \
+    --teacher="$work/$dir-base/best" --kd_alpha=0.5 --temperature=2 --max_tokens=2500 \
+    --epochs=1 --lr=5e-4 --warmup=50 --valid_limit=300 --log_every=50 --out="$work/$dir-aft-dec"
   echo "== $dir: export"
-  "$bin" export "${common[@]}" --model="$work/$dir-base/best" --repo="$repo" --name="$dir-base"
-  "$bin" export "${common[@]}" --model="$work/$dir-alr-enc-m" --repo="$repo" --name="$dir-alr-enc-m"
+  "$bin" export "${common[@]}" --model="$work/$dir-base/best" --repo="$repo" --name="$dir-base" --fp16
+  "$bin" export "${common[@]}" --model="$work/$dir-alr-enc-m" --repo="$repo" --name="$dir-alr-enc" --fp16
+  "$bin" export "${common[@]}" --model="$work/$dir-aft-dec/best" --repo="$repo" --name="$dir-aft-dec" --fp16
   echo "== $dir: done in $(( $(date +%s) - t0 )) s"
 done
 echo "train_default_models: models in $repo ($(( $(date +%s) - start )) s in total)"

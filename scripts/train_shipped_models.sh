@@ -7,7 +7,8 @@
 #   BUILD_DIR   build folder with mixserve-offline (default: build)
 #   DEVICE      cuda (default) or cpu
 #   DIRECTIONS  default "en-de de-en"
-#   EPOCHS      teacher epochs (default 40)
+#   EPOCHS      teacher epochs (default 20)
+#   LIMIT       use only the first N training pairs (smoke runs; default: all)
 # docs/results.md lists the configuration, the command line used and what came out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,11 +21,13 @@ repo=$1
 work=$2
 build=${BUILD_DIR:-build}
 device=${DEVICE:-cuda}
-epochs=${EPOCHS:-40}
+epochs=${EPOCHS:-20}
 bin=$build/offline/mixserve-offline
 [ -x "$bin" ] || { echo "train_shipped_models: $bin not found" >&2; exit 1; }
 mkdir -p "$work" "$repo"
 common=(--data=data/multi30k --device="$device")
+fit=()   # flags of the training subcommands only
+[ -n "${LIMIT:-}" ] && fit+=(--limit="$LIMIT" --valid_limit=100)
 
 # Joint 4,000-piece SentencePiece model for English and German (shared by both directions).
 if [ ! -f "$work/spm-en-de.model" ]; then
@@ -36,22 +39,18 @@ direction() {
   local w=$work/$dir
   mkdir -p "$w"
   # Teacher: 3+3 layers, d_model 128, 4 heads, ffn 512, max 50 tokens (as in the study).
-  "$bin" train "${common[@]}" --src="$src" --tgt="$tgt" --spm="$work/spm-en-de.model" \
+  "$bin" train "${common[@]}" "${fit[@]}" --src="$src" --tgt="$tgt" --spm="$work/spm-en-de.model" \
     --d_model=128 --ffn_dim=512 --heads=4 --encoder_layers=3 --decoder_layers=3 --max_len=50 \
-    --dropout=0.2 --max_tokens=4096 --epochs="$epochs" --lr=2e-3 --warmup=1000 \
-    --valid_limit=0 --log_every=200 --out="$w/base"
+    --dropout=0.2 --max_tokens=4096 --epochs="$epochs" --lr=2e-3 --warmup=1000 --log_every=200 --out="$w/base"
   # Student 1: ALR (size xs) in place of every encoder self-attention.
-  "$bin" distill "${common[@]}" --teacher="$w/base/best" --mixer=alr --size=xs \
-    --sites=encoder_self --max_tokens=4096 --epochs=8 --lr=1e-3 --warmup=200 \
-    --valid_limit=0 --log_every=200 --out="$w/alr-enc-xs"
+  "$bin" distill "${common[@]}" "${fit[@]}" --teacher="$w/base/best" --mixer=alr --size=xs \
+    --sites=encoder_self --max_tokens=4096 --epochs=8 --lr=1e-3 --warmup=200 --log_every=200 --out="$w/alr-enc-xs"
   # Student 2: aft_simple in place of every decoder self-attention (O(1) decoding state),
   # distilled block-wise, then fine-tuned end to end with the teacher's distribution.
-  "$bin" distill "${common[@]}" --teacher="$w/base/best" --mixer=aft_simple \
-    --sites=decoder_self --max_tokens=4096 --epochs=8 --lr=1e-3 --warmup=200 \
-    --valid_limit=0 --log_every=200 --out="$w/aft-dec-distilled"
-  "$bin" finetune "${common[@]}" --student="$w/aft-dec-distilled" --teacher="$w/base/best" \
-    --kd_alpha=0.5 --temperature=2 --max_tokens=4096 --epochs=5 --lr=3e-4 --warmup=200 \
-    --valid_limit=0 --log_every=200 --out="$w/aft-dec"
+  "$bin" distill "${common[@]}" "${fit[@]}" --teacher="$w/base/best" --mixer=aft_simple \
+    --sites=decoder_self --max_tokens=4096 --epochs=8 --lr=1e-3 --warmup=200 --log_every=200 --out="$w/aft-dec-distilled"
+  "$bin" finetune "${common[@]}" "${fit[@]}" --student="$w/aft-dec-distilled" --teacher="$w/base/best" \
+    --kd_alpha=0.5 --temperature=2 --max_tokens=4096 --epochs=5 --lr=3e-4 --warmup=200 --log_every=200 --out="$w/aft-dec"
   "$bin" export "${common[@]}" --model="$w/base/best" --repo="$repo" --name="$dir-base" --fp16
   "$bin" export "${common[@]}" --model="$w/alr-enc-xs" --repo="$repo" --name="$dir-alr-enc-xs" --fp16
   "$bin" export "${common[@]}" --model="$w/aft-dec/best" --repo="$repo" --name="$dir-aft-dec" --fp16
