@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -183,6 +184,8 @@ grpc::Status ModelRepository::LoadLocked(const std::string& name, int64_t versio
   so.max_queue_delay_us = b.max_queue_delay_us();
   so.max_queue_size = b.max_queue_size();
   so.continuous = b.continuous();
+  // Test hook (see SchedulerOptions::pause_file); never set in production.
+  if (const char* pause = std::getenv("MIXSERVE_TEST_PAUSE_FILE")) so.pause_file = pause;
   VariantMetrics* m = v->metrics;
   Engine* engine = v->engine.get();
   SchedulerObserver obs;

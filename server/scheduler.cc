@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <exception>
 
+#include <unistd.h>
+
 namespace mixserve {
 namespace {
 double Seconds(SteadyClock::duration d) { return std::chrono::duration<double>(d).count(); }
@@ -65,6 +67,10 @@ void Scheduler::Finish(SentenceJob& job, SentenceOutcome&& outcome) {
   }
 }
 
+bool Scheduler::Paused() const {
+  return !options_.pause_file.empty() && ::access(options_.pause_file.c_str(), F_OK) == 0;
+}
+
 std::vector<Scheduler::Queued> Scheduler::PickLocked(size_t active, size_t active_tokens) {
   std::vector<Queued> picked;
   if (queue_.empty()) return picked;
@@ -117,8 +123,10 @@ void Scheduler::Loop() {
     // Cancelled and expired sentences leave the queue at once.
     std::vector<std::pair<Queued, SentenceOutcome::Code>> dropped;
     for (auto it = queue_.begin(); it != queue_.end();) {
-      bool cancelled = it->job.cancelled && it->job.cancelled->load();
-      if (cancelled || now >= it->job.deadline) {
+      // gRPC also cancels a call whose deadline passed: that counts as an expiry.
+      bool expired = now >= it->job.deadline;
+      bool cancelled = !expired && it->job.cancelled && it->job.cancelled->load();
+      if (cancelled || expired) {
         dropped.emplace_back(std::move(*it), cancelled
                                                  ? SentenceOutcome::Code::kCancelled
                                                  : SentenceOutcome::Code::kDeadlineExceeded);
@@ -207,13 +215,15 @@ void Scheduler::Loop() {
     }
 
     // One decoding step per session; cancelled/expired sentences leave before it.
+    const bool paused = Paused();
     size_t in_flight = 0;
     for (auto it = sessions_.begin(); it != sessions_.end();) {
       Session& s = it->second;
       auto step_now = SteadyClock::now();
       for (auto a = s.active.begin(); a != s.active.end();) {
-        bool cancelled = a->second.job.cancelled && a->second.job.cancelled->load();
-        if (cancelled || step_now >= a->second.job.deadline) {
+        bool expired = step_now >= a->second.job.deadline;
+        bool cancelled = !expired && a->second.job.cancelled && a->second.job.cancelled->load();
+        if (cancelled || expired) {
           try {
             s.session->Remove(a->first);
           } catch (const std::exception&) {
@@ -231,7 +241,7 @@ void Scheduler::Loop() {
           ++a;
         }
       }
-      if (!s.active.empty()) {
+      if (!s.active.empty() && !paused) {
         if (observer_.step_batch) observer_.step_batch(s.active.size());
         std::vector<DecodeSession::Finished> done;
         std::string error;
@@ -272,6 +282,7 @@ void Scheduler::Loop() {
     }
     if (observer_.in_flight) observer_.in_flight(in_flight);
     lock.lock();
+    if (paused) cv_.wait_for(lock, std::chrono::milliseconds(5));
   }
 }
 

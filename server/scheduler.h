@@ -30,6 +30,10 @@ struct SchedulerOptions {
   int64_t max_queue_delay_us = 2000;
   int max_queue_size = 1024;      // queued sentences
   bool continuous = true;         // false: a batch runs to its end before the next starts
+  // Test hook: while this file exists no decoding step runs (queued and running sentences
+  // still leave on cancellation or deadline, and new ones are still queued and admitted).
+  // Lets tests hold work on the server deterministically. Empty: off.
+  std::string pause_file;
 };
 
 struct SentenceOutcome {
@@ -97,6 +101,7 @@ class Scheduler {
   // nearest source length). Called with mu_ held.
   std::vector<Queued> PickLocked(size_t active, size_t active_tokens);
   void Finish(SentenceJob& job, SentenceOutcome&& outcome);
+  bool Paused() const;
   static OptionsKey KeyOf(const DecodeOptions& o) {
     return {o.beam_size, o.max_output_tokens, o.length_penalty, o.n_best};
   }

@@ -1,12 +1,45 @@
 #include "server/translation_service.h"
 
+#include <google/protobuf/unknown_field_set.h>
+#include <grpcpp/support/slice.h>
+
 #include <deque>
 #include <mutex>
+#include <vector>
 
 #include "server/validation.h"
 
 namespace mixserve {
 namespace {
+
+std::string BytesOf(const grpc::ByteBuffer& buffer) {
+  std::vector<grpc::Slice> slices;
+  std::string bytes;
+  if (!buffer.Dump(&slices).ok()) return bytes;
+  for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  return bytes;
+}
+
+grpc::ByteBuffer BufferOf(const google::protobuf::Message& message) {
+  grpc::Slice slice(message.SerializeAsString());
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+// The request_id of a request that did not parse, when it can be read; "" otherwise.
+static_assert(static_cast<int>(v1::TranslateRequest::kRequestIdFieldNumber) ==
+              static_cast<int>(v1::TranslateBatchRequest::kRequestIdFieldNumber));
+std::string WireRequestId(const std::string& bytes) {
+  google::protobuf::UnknownFieldSet fields;
+  if (!fields.ParseFromString(bytes)) return "";
+  std::string id;
+  for (int i = 0; i < fields.field_count(); ++i) {
+    const auto& f = fields.field(i);
+    if (f.number() == v1::TranslateRequest::kRequestIdFieldNumber &&
+        f.type() == google::protobuf::UnknownField::TYPE_LENGTH_DELIMITED)
+      id = f.length_delimited();  // the last occurrence wins, as in a parse
+  }
+  return InvalidUtf8Offset(id) < 0 ? id : "";
+}
 
 // A unary call whose Finish may come from the scheduler thread or from OnCancel, whichever
 // is first; the other is ignored. The state outlives the reactor (shared with callbacks).
@@ -69,17 +102,22 @@ grpc::Status CheckRate(RateLimiter* rate, const grpc::CallbackServerContext* ctx
 }
 
 grpc::ServerUnaryReactor* TranslationServiceImpl::Translate(
-    grpc::CallbackServerContext* context, const v1::TranslateRequest* request,
-    v1::TranslateResponse* response) {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
+    grpc::ByteBuffer* response) {
   auto* reactor = new UnaryReactor;
   auto state = reactor->state;
+  v1::TranslateRequest parsed;
+  const v1::TranslateRequest* request = &parsed;
+  const std::string bytes = BytesOf(*request_bytes);
+  grpc::Status check = ParseRequestBytes(bytes, &parsed);
+  if (!check.ok()) parsed.set_request_id(WireRequestId(bytes));  // for the logs
   TranslateCall call = CallFrom("Translate", context, request->request_id(),
                                 request->source_language(), request->target_language(),
                                 request->variant(), request->routing_key(), request->options());
   call.cancelled = state->cancelled;
   call.texts.push_back(request->text());
   if (!request->reference().empty()) call.references.push_back(request->reference());
-  grpc::Status check = CheckRequest(*request, limits_);
+  if (check.ok()) check = CheckRequest(*request, limits_);
   if (check.ok()) check = CheckRate(&rate_, context, 1);
   if (!check.ok()) {
     translator_->Reject(call, check);
@@ -88,22 +126,28 @@ grpc::ServerUnaryReactor* TranslationServiceImpl::Translate(
   }
   translator_->Run(std::move(call), [state, response](TranslateResult&& r) {
     UnaryReactor::Complete(state, r.status, [&] {
-      *response = std::move(r.translations.front());
-      response->mutable_timings()->set_total_ms(r.total_ms);
+      v1::TranslateResponse out = std::move(r.translations.front());
+      out.mutable_timings()->set_total_ms(r.total_ms);
+      *response = BufferOf(out);
     });
   });
   return reactor;
 }
 
 grpc::ServerUnaryReactor* TranslationServiceImpl::TranslateBatch(
-    grpc::CallbackServerContext* context, const v1::TranslateBatchRequest* request,
-    v1::TranslateBatchResponse* response) {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
+    grpc::ByteBuffer* response) {
   auto* reactor = new UnaryReactor;
   auto state = reactor->state;
+  v1::TranslateBatchRequest parsed;
+  const v1::TranslateBatchRequest* request = &parsed;
+  const std::string bytes = BytesOf(*request_bytes);
+  grpc::Status check = ParseRequestBytes(bytes, &parsed);
+  if (!check.ok()) parsed.set_request_id(WireRequestId(bytes));  // for the logs
   TranslateCall call = CallFrom("TranslateBatch", context, request->request_id(),
                                 request->source_language(), request->target_language(),
                                 request->variant(), request->routing_key(), request->options());
-  grpc::Status check = CheckBatchRequest(*request, limits_);
+  if (check.ok()) check = CheckBatchRequest(*request, limits_);
   if (check.ok()) check = CheckRate(&rate_, context, request->texts_size());
   if (!check.ok()) {
     translator_->Reject(call, check);
@@ -116,13 +160,15 @@ grpc::ServerUnaryReactor* TranslationServiceImpl::TranslateBatch(
   std::string request_id = call.request_id;
   translator_->Run(std::move(call), [state, response, request_id](TranslateResult&& r) {
     UnaryReactor::Complete(state, r.status, [&] {
-      response->set_request_id(request_id);
-      response->mutable_variant()->set_name(r.variant.name);
-      response->mutable_variant()->set_version(r.variant.version);
-      response->mutable_timings()->set_queue_ms(r.queue_ms);
-      response->mutable_timings()->set_compute_ms(r.compute_ms);
-      response->mutable_timings()->set_total_ms(r.total_ms);
-      for (auto& t : r.translations) *response->add_translations() = std::move(t);
+      v1::TranslateBatchResponse out;
+      out.set_request_id(request_id);
+      out.mutable_variant()->set_name(r.variant.name);
+      out.mutable_variant()->set_version(r.variant.version);
+      out.mutable_timings()->set_queue_ms(r.queue_ms);
+      out.mutable_timings()->set_compute_ms(r.compute_ms);
+      out.mutable_timings()->set_total_ms(r.total_ms);
+      for (auto& t : r.translations) *out.add_translations() = std::move(t);
+      *response = BufferOf(out);
     });
   });
   return reactor;
@@ -133,8 +179,7 @@ namespace {
 // Each request message is translated on its own; answers are written one at a time in the
 // order they complete. A failed message is answered with its status in the response and
 // the stream goes on. Decisions are taken under the mutex, gRPC operations after it.
-class StreamReactor final
-    : public grpc::ServerBidiReactor<v1::TranslateRequest, v1::TranslateResponse> {
+class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   struct Shared {
     std::mutex mu;
@@ -143,7 +188,7 @@ class StreamReactor final
     bool reads_done = false;
     bool writing = false;
     int pending = 0;
-    std::deque<v1::TranslateResponse> out;  // front() is being written while `writing`
+    std::deque<grpc::ByteBuffer> out;  // serialized answers; front() is being written while `writing`
     std::shared_ptr<std::atomic<bool>> cancelled = std::make_shared<std::atomic<bool>>(false);
   };
   enum class Act { kNone, kWrite, kFinish };
@@ -168,13 +213,16 @@ class StreamReactor final
       Do(s, act);
       return;
     }
-    v1::TranslateRequest req = std::move(request_);
+    std::string bytes = BytesOf(request_);
     {
       std::lock_guard<std::mutex> lock(s->mu);
       ++s->pending;
     }
     request_.Clear();
     StartRead(&request_);
+    v1::TranslateRequest req;
+    grpc::Status check = ParseRequestBytes(bytes, &req);
+    if (!check.ok()) req.set_request_id(WireRequestId(bytes));
     std::string request_id =
         req.request_id().empty() ? Translator::NewRequestId() : req.request_id();
     TranslateCall call = CallFrom("TranslateStream", ctx_, request_id, req.source_language(),
@@ -183,7 +231,7 @@ class StreamReactor final
     call.cancelled = s->cancelled;
     call.texts.push_back(req.text());
     if (!req.reference().empty()) call.references.push_back(req.reference());
-    grpc::Status check = CheckRequest(req, limits_);
+    if (check.ok()) check = CheckRequest(req, limits_);
     if (check.ok()) check = CheckRate(rate_, ctx_, 1);
     if (!check.ok()) {
       translator_->Reject(call, check);
@@ -244,7 +292,7 @@ class StreamReactor final
     {
       std::lock_guard<std::mutex> lock(s->mu);
       --s->pending;
-      if (!s->finished && !s->cancelled->load()) s->out.push_back(std::move(resp));
+      if (!s->finished && !s->cancelled->load()) s->out.push_back(BufferOf(resp));
       act = NextLocked(*s);
     }
     Do(s, act);
@@ -270,7 +318,7 @@ class StreamReactor final
   static void Do(const std::shared_ptr<Shared>& s, Act act) {
     if (act == Act::kWrite) {
       StreamReactor* r;
-      const v1::TranslateResponse* msg;
+      const grpc::ByteBuffer* msg;
       {
         std::lock_guard<std::mutex> lock(s->mu);
         r = s->reactor;
@@ -294,12 +342,12 @@ class StreamReactor final
   v1::LimitsConfig limits_;
   RateLimiter* rate_;
   std::shared_ptr<Shared> shared_;
-  v1::TranslateRequest request_;
+  grpc::ByteBuffer request_;
 };
 
 }  // namespace
 
-grpc::ServerBidiReactor<v1::TranslateRequest, v1::TranslateResponse>*
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
 TranslationServiceImpl::TranslateStream(grpc::CallbackServerContext* context) {
   return new StreamReactor(context, translator_, limits_, &rate_);
 }

@@ -1,6 +1,14 @@
 // TranslationService over the gRPC callback API: no thread blocks per request; the
 // scheduler's completion callback finishes the call.
+//
+// The methods are registered raw (request and response as bytes) and messages are parsed
+// here: gRPC answers a request it cannot parse itself (e.g. a string field that is not valid
+// UTF-8, which proto3 refuses) with a bare UNIMPLEMENTED, and in a stream it ends the reads
+// silently. Parsed here, such a request gets INVALID_ARGUMENT naming the field
+// (ParseRequestBytes), and a stream answers that message and goes on.
 #pragma once
+
+#include <grpcpp/support/byte_buffer.h>
 
 #include "mixserve/v1/translation.grpc.pb.h"
 #include "server/rate_limiter.h"
@@ -8,18 +16,26 @@
 
 namespace mixserve {
 
-class TranslationServiceImpl final : public v1::TranslationService::CallbackService {
+using TranslationServiceBase = v1::TranslationService::WithRawCallbackMethod_Translate<
+    v1::TranslationService::WithRawCallbackMethod_TranslateBatch<
+        v1::TranslationService::WithRawCallbackMethod_TranslateStream<
+            v1::TranslationService::Service>>>;
+
+class TranslationServiceImpl final : public TranslationServiceBase {
  public:
   TranslationServiceImpl(Translator* translator, const v1::LimitsConfig& limits)
       : translator_(translator), limits_(limits), rate_(limits.rate_limit_rps()) {}
 
+  // Request: a serialized TranslateRequest; response: a serialized TranslateResponse.
   grpc::ServerUnaryReactor* Translate(grpc::CallbackServerContext* context,
-                                      const v1::TranslateRequest* request,
-                                      v1::TranslateResponse* response) override;
+                                      const grpc::ByteBuffer* request,
+                                      grpc::ByteBuffer* response) override;
+  // TranslateBatchRequest in, TranslateBatchResponse out.
   grpc::ServerUnaryReactor* TranslateBatch(grpc::CallbackServerContext* context,
-                                           const v1::TranslateBatchRequest* request,
-                                           v1::TranslateBatchResponse* response) override;
-  grpc::ServerBidiReactor<v1::TranslateRequest, v1::TranslateResponse>* TranslateStream(
+                                           const grpc::ByteBuffer* request,
+                                           grpc::ByteBuffer* response) override;
+  // TranslateRequest messages in, TranslateResponse messages out.
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* TranslateStream(
       grpc::CallbackServerContext* context) override;
 
  private:

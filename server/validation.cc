@@ -1,6 +1,10 @@
 #include "server/validation.h"
 
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/unknown_field_set.h>
+
 #include <cmath>
+#include <map>
 
 #include "config/server_config.h"
 
@@ -93,6 +97,50 @@ grpc::Status CheckLanguages(const std::string& source, const std::string& target
     return {grpc::StatusCode::INVALID_ARGUMENT,
             "source_language and target_language are required when no variant is named"};
   return grpc::Status::OK;
+}
+
+namespace {
+
+// Walks wire data (parsed without UTF-8 checks) along the message's descriptor and describes
+// the first string field that is not valid UTF-8; "" when there is none.
+std::string FindBadString(const google::protobuf::UnknownFieldSet& fields,
+                          const google::protobuf::Descriptor& type, const std::string& prefix) {
+  using google::protobuf::FieldDescriptor;
+  using google::protobuf::UnknownField;
+  std::map<int, int> seen;  // occurrences so far per field number (index of repeated ones)
+  for (int i = 0; i < fields.field_count(); ++i) {
+    const UnknownField& f = fields.field(i);
+    int index = seen[f.number()]++;
+    const FieldDescriptor* fd = type.FindFieldByNumber(f.number());
+    if (!fd || f.type() != UnknownField::TYPE_LENGTH_DELIMITED) continue;
+    std::string name = prefix + fd->name();
+    if (fd->is_repeated()) name += "[" + std::to_string(index) + "]";
+    if (fd->type() == FieldDescriptor::TYPE_STRING) {
+      long bad = InvalidUtf8Offset(f.length_delimited());
+      if (bad >= 0)
+        return name + " is not valid UTF-8 (byte offset " + std::to_string(bad) + ")";
+    } else if (fd->type() == FieldDescriptor::TYPE_MESSAGE) {
+      google::protobuf::UnknownFieldSet inner;
+      if (!inner.ParseFromString(f.length_delimited())) continue;
+      std::string found = FindBadString(inner, *fd->message_type(), name + ".");
+      if (!found.empty()) return found;
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+grpc::Status ParseRequestBytes(const std::string& bytes, google::protobuf::Message* message) {
+  if (message->ParseFromString(bytes)) return grpc::Status::OK;
+  message->Clear();
+  google::protobuf::UnknownFieldSet fields;
+  if (fields.ParseFromString(bytes)) {
+    std::string bad = FindBadString(fields, *message->GetDescriptor(), "");
+    if (!bad.empty()) return {grpc::StatusCode::INVALID_ARGUMENT, bad};
+  }
+  return {grpc::StatusCode::INVALID_ARGUMENT,
+          "the request is not a valid " + message->GetDescriptor()->full_name() + " message"};
 }
 
 grpc::Status CheckRequest(const v1::TranslateRequest& r, const v1::LimitsConfig& limits) {

@@ -25,6 +25,12 @@ grpc::Status CheckOptions(const v1::DecodingOptions& options);
 grpc::Status CheckLanguages(const std::string& source, const std::string& target,
                             const v1::VariantRef& variant);
 grpc::Status CheckVariantRef(const v1::VariantRef& variant);
+// Parses a request message from its wire bytes. gRPC itself answers a message it cannot parse
+// with a bare UNIMPLEMENTED; this names the cause instead, as INVALID_ARGUMENT: the string
+// field that is not valid UTF-8 (e.g. "text", "texts[2]", "variant.name") with the byte
+// offset, or malformed wire data.
+grpc::Status ParseRequestBytes(const std::string& bytes, google::protobuf::Message* message);
+
 grpc::Status CheckRequest(const v1::TranslateRequest& request, const v1::LimitsConfig& limits);
 grpc::Status CheckBatchRequest(const v1::TranslateBatchRequest& request,
                                const v1::LimitsConfig& limits);

@@ -17,6 +17,7 @@ using namespace mixserve::testing;
 TEST(DrainE2E, SigtermCompletesAcceptedWork) {
   std::string repo = StandardRepository();
   ServerProcess server;
+  server.EnablePauseHook();  // holds decoding so that work is still queued at SIGTERM
   std::string error;
   ASSERT_TRUE(server.Start("model_repository: \"" + repo + "\"\n" + R"(
 drain_grace_seconds: 30
@@ -24,7 +25,9 @@ models { name: "en-de-base" batching { max_batch_sentences: 2 max_queue_delay_us
 )",
                            {}, &error))
       << error;
+  server.PauseDecoding();
   auto texts = Sentences("en", 12, 60);
+  ASSERT_EQ(texts.size(), 12u);
   std::vector<std::future<std::pair<grpc::Status, std::string>>> calls;
   std::atomic<int> started{0};
   for (const auto& text : texts)
@@ -38,14 +41,14 @@ models { name: "en-de-base" batching { max_batch_sentences: 2 max_queue_delay_us
       grpc::Status s = stub->Translate(&c, req, &r);
       return std::make_pair(s, r.translation());
     }));
-  // Wait until the server holds work, then ask it to stop.
+  // Wait until the server holds every call (two decoding, ten queued), then ask it to stop.
   std::string m;
-  for (int i = 0; i < 200; ++i) {
+  for (int i = 0; i < 500; ++i) {
     m = HttpGet(server.metrics_port(), "/metrics");
-    if (MetricSum(m, "mixserve_queue_depth", {{"model", "en-de-base"}}) >= 4) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    if (MetricSum(m, "mixserve_queue_depth", {{"model", "en-de-base"}}) >= 10) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  ASSERT_GE(MetricSum(m, "mixserve_queue_depth", {{"model", "en-de-base"}}), 1);
+  ASSERT_EQ(MetricSum(m, "mixserve_queue_depth", {{"model", "en-de-base"}}), 10);
   server.Signal(SIGTERM);
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   // During the drain: health says NOT_SERVING and new calls get UNAVAILABLE.
@@ -63,6 +66,7 @@ models { name: "en-de-base" batching { max_batch_sentences: 2 max_queue_delay_us
     EXPECT_EQ(server.Translation()->Translate(&c2, Request("A dog."), &r).error_code(),
               grpc::StatusCode::UNAVAILABLE);
   }
+  server.ResumeDecoding();
   int ok = 0;
   for (auto& f : calls) {
     auto [s, text] = f.get();

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <grpcpp/grpcpp.h>
 
+#include <chrono>
 #include <future>
 #include <thread>
 
@@ -106,15 +107,34 @@ TEST_F(RobustnessE2E, BadInputsGetClearErrors) {
   EXPECT_GE(MetricSum(m, "mixserve_requests_total", {{"code", "INVALID_ARGUMENT"}}), 10);
 }
 
-// One busy variant: one sentence at a time, long outputs.
+// One busy variant: one sentence at a time, a queue of three.
 const char* kBusy = R"(
 models { name: "en-de-base" batching { max_batch_sentences: 1 max_queue_size: 3 max_queue_delay_us: 0 } }
 )";
 
 std::vector<std::string> LongTexts(size_t n) { return Sentences("en", n, 40); }
 
+double Gauge(const ServerProcess& server, const std::string& name) {
+  return MetricSum(HttpGet(server.metrics_port(), "/metrics"), name, {{"model", "en-de-base"}});
+}
+
+// Polls /metrics until `ready` holds for the exposition (or about ten seconds pass).
+template <typename Ready>
+std::string WaitForMetrics(const ServerProcess& server, Ready ready) {
+  std::string m;
+  for (int i = 0; i < 500; ++i) {
+    m = HttpGet(server.metrics_port(), "/metrics");
+    if (ready(m)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return m;
+}
+
 TEST_F(RobustnessE2E, QueueOverflowAnswersResourceExhaustedAtOnce) {
+  // Decoding is held, so the running sentence and the queue stay full while calls arrive.
+  server_.EnablePauseHook();
   Start(kBusy);
+  server_.PauseDecoding();
   // A batch larger than the whole queue.
   v1::TranslateBatchRequest b;
   b.set_source_language("en");
@@ -127,9 +147,23 @@ TEST_F(RobustnessE2E, QueueOverflowAnswersResourceExhaustedAtOnce) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_NE(s.error_message().find("full"), std::string::npos) << s.error_message();
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(1));
-  // Many concurrent calls: some are refused, the accepted ones all complete.
+  // One call takes the only batch slot (and stays there while decoding is held) ...
+  auto running = std::async(std::launch::async, [&] {
+    auto stub = server_.Translation();
+    auto req = Request(LongTexts(1).front());
+    v1::TranslateResponse r;
+    grpc::ClientContext cc;
+    return stub->Translate(&cc, req, &r);
+  });
+  WaitForMetrics(server_, [](const std::string& m) {
+    return MetricSum(m, "mixserve_inflight_sentences", {{"model", "en-de-base"}}) == 1;
+  });
+  ASSERT_EQ(Gauge(server_, "mixserve_inflight_sentences"), 1);
+  // ... then of many concurrent calls three wait in the queue and the others are refused at
+  // once; when decoding resumes the accepted ones all complete.
   std::vector<std::future<grpc::Status>> calls;
   auto texts = LongTexts(24);
+  ASSERT_EQ(texts.size(), 24u);
   for (const auto& text : texts) {
     calls.push_back(std::async(std::launch::async, [&, text] {
       auto stub = server_.Translation();
@@ -140,66 +174,101 @@ TEST_F(RobustnessE2E, QueueOverflowAnswersResourceExhaustedAtOnce) {
       return stub->Translate(&cc, req, &r);
     }));
   }
-  int ok = 0, full = 0;
-  for (auto& f : calls) {
-    grpc::Status st = f.get();
-    if (st.ok()) ++ok;
-    else if (st.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) ++full;
-    else ADD_FAILURE() << st.error_message();
+  const int accepted = 3;  // max_queue_size
+  const int refused = static_cast<int>(texts.size()) - accepted;
+  int full = 0;
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  std::vector<bool> seen(calls.size(), false);
+  while (full < refused && std::chrono::steady_clock::now() < until) {
+    for (size_t i = 0; i < calls.size(); ++i) {
+      if (seen[i] ||
+          calls[i].wait_for(std::chrono::milliseconds(1)) != std::future_status::ready)
+        continue;
+      seen[i] = true;
+      grpc::Status st = calls[i].get();
+      EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
+      EXPECT_NE(st.error_message().find("full"), std::string::npos) << st.error_message();
+      ++full;
+    }
   }
-  EXPECT_GT(full, 0);
-  EXPECT_GT(ok, 0);
-  EXPECT_EQ(ok + full, static_cast<int>(texts.size()));
+  EXPECT_EQ(full, refused);
+  EXPECT_EQ(Gauge(server_, "mixserve_queue_depth"), 3);
+  server_.ResumeDecoding();
+  int ok = 0;
+  for (size_t i = 0; i < calls.size(); ++i) {
+    if (seen[i]) continue;
+    grpc::Status st = calls[i].get();
+    EXPECT_TRUE(st.ok()) << st.error_code() << ": " << st.error_message();
+    ok += st.ok();
+  }
+  EXPECT_EQ(ok, accepted);
+  grpc::Status rs = running.get();
+  EXPECT_TRUE(rs.ok()) << rs.error_message();
 }
 
 TEST_F(RobustnessE2E, DeadlinesAndCancellationFreeTheQueue) {
+  // Decoding is held: one sentence occupies the only batch slot, so the calls below wait in
+  // the queue, where their deadline passes or their client cancels.
+  server_.EnablePauseHook();
   Start(kBusy);
+  server_.PauseDecoding();
   auto texts = LongTexts(3);
-  // Keep the variant busy.
-  std::vector<std::future<grpc::Status>> busy;
-  for (int i = 0; i < 2; ++i)
-    busy.push_back(std::async(std::launch::async, [&, i] {
-      auto stub = server_.Translation();
-      auto req = Request(texts[i]);
-      req.mutable_options()->set_max_output_tokens(46);
-      v1::TranslateResponse r;
-      grpc::ClientContext cc;
-      return stub->Translate(&cc, req, &r);
-    }));
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  auto busy = std::async(std::launch::async, [&] {
+    auto stub = server_.Translation();
+    auto req = Request(texts[0]);
+    req.mutable_options()->set_max_output_tokens(20);
+    v1::TranslateResponse r;
+    grpc::ClientContext cc;
+    return stub->Translate(&cc, req, &r);
+  });
+  WaitForMetrics(server_, [](const std::string& m) {
+    return MetricSum(m, "mixserve_inflight_sentences", {{"model", "en-de-base"}}) == 1;
+  });
+  ASSERT_EQ(Gauge(server_, "mixserve_inflight_sentences"), 1);
   {
     v1::TranslateResponse r;
     grpc::ClientContext c;
-    c.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(5));
-    auto req = Request(texts[2]);
-    req.mutable_options()->set_max_output_tokens(46);
-    EXPECT_EQ(stub_->Translate(&c, req, &r).error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+    c.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(300));
+    auto req = Request(texts[1]);
+    req.mutable_options()->set_max_output_tokens(20);
+    grpc::Status s = stub_->Translate(&c, req, &r);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << s.error_message();
   }
   {
     v1::TranslateResponse r;
     grpc::ClientContext c;
     auto req = Request(texts[2]);
-    req.mutable_options()->set_max_output_tokens(46);
+    req.mutable_options()->set_max_output_tokens(20);
     std::promise<grpc::Status> done;
     stub_->async()->Translate(&c, &req, &r, [&](grpc::Status s) { done.set_value(s); });
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    // Cancel once the server holds the call in its queue.
+    WaitForMetrics(server_, [](const std::string& m) {
+      return MetricSum(m, "mixserve_queue_depth", {{"model", "en-de-base"}}) == 1;
+    });
+    EXPECT_EQ(Gauge(server_, "mixserve_queue_depth"), 1);
     c.TryCancel();
     EXPECT_EQ(done.get_future().get().error_code(), grpc::StatusCode::CANCELLED);
   }
-  for (auto& f : busy) EXPECT_TRUE(f.get().ok());
-  // The server saw both, and nothing is left queued or running.
-  std::string m;
-  for (int i = 0; i < 50; ++i) {
-    m = HttpGet(server_.metrics_port(), "/metrics");
-    if (MetricSum(m, "mixserve_requests_total", {{"code", "CANCELLED"}}) +
-            MetricSum(m, "mixserve_requests_total", {{"code", "DEADLINE_EXCEEDED"}}) >= 2)
-      break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  EXPECT_GE(MetricSum(m, "mixserve_requests_total", {{"code", "CANCELLED"}}) +
-                MetricSum(m, "mixserve_requests_total", {{"code", "DEADLINE_EXCEEDED"}}),
-            2);
+  // The server saw both, and they left the queue while decoding was still held.
+  auto counted = [](const std::string& m) {
+    return MetricSum(m, "mixserve_requests_total", {{"code", "CANCELLED"}}) +
+           MetricSum(m, "mixserve_requests_total", {{"code", "DEADLINE_EXCEEDED"}});
+  };
+  std::string m = WaitForMetrics(server_, [&](const std::string& x) {
+    return counted(x) >= 2 &&
+           MetricSum(x, "mixserve_queue_depth", {{"model", "en-de-base"}}) == 0;
+  });
+  // gRPC also cancels a call whose deadline passes, so that one may count as either.
+  EXPECT_EQ(counted(m), 2);
+  EXPECT_GE(MetricSum(m, "mixserve_requests_total", {{"code", "CANCELLED"}}), 1);
   EXPECT_EQ(MetricSum(m, "mixserve_queue_depth", {{"model", "en-de-base"}}), 0);
+  // The held sentence completes once decoding resumes, and nothing is left running.
+  server_.ResumeDecoding();
+  grpc::Status bs = busy.get();
+  EXPECT_TRUE(bs.ok()) << bs.error_message();
+  m = WaitForMetrics(server_, [](const std::string& x) {
+    return MetricSum(x, "mixserve_inflight_sentences", {{"model", "en-de-base"}}) == 0;
+  });
   EXPECT_EQ(MetricSum(m, "mixserve_inflight_sentences", {{"model", "en-de-base"}}), 0);
   v1::TranslateResponse r;
   grpc::ClientContext c;

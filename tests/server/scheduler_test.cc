@@ -1,8 +1,11 @@
 // Queueing policy of the scheduler, driven through a small in-test engine whose sentences
 // finish after as many steps as they have source tokens (output: the source reversed).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
+#include <fstream>
 #include <future>
 #include <map>
 #include <mutex>
@@ -311,6 +314,40 @@ TEST(Scheduler, LengthAwareGroupingPrefersSimilarLengths) {
   // short ones together (2 steps): 12 steps. First-come order would take 13.
   std::lock_guard<std::mutex> lock(t.mu);
   EXPECT_EQ(t.step_sizes.size(), 12u);
+}
+
+// The test hook: while the pause file exists nothing decodes, but cancellation still frees
+// both the batch and the queue; removing the file lets the rest finish.
+TEST(Scheduler, PauseFileHoldsDecodingButNotCancellation) {
+  Trace t;
+  StepEngine e(&t);
+  SchedulerOptions o;
+  o.max_batch_sentences = 1;
+  o.max_queue_delay_us = 0;
+  o.pause_file = ::testing::TempDir() + "/scheduler_pause_" + std::to_string(::getpid());
+  std::ofstream(o.pause_file) << "paused\n";
+  Scheduler s(&e, o);
+  auto running = std::make_shared<std::promise<SentenceOutcome>>();
+  auto queued = std::make_shared<std::promise<SentenceOutcome>>();
+  auto cancelled = std::make_shared<std::promise<SentenceOutcome>>();
+  auto cancel = std::make_shared<std::atomic<bool>>(false);
+  std::vector<SentenceJob> jobs;
+  jobs.push_back(Job({1, 2}, running));
+  jobs.push_back(Job({3}, queued));
+  jobs.push_back(Job({4}, cancelled, cancel));
+  ASSERT_EQ(s.Submit(std::move(jobs)), Scheduler::Admit::kAccepted);
+  auto f_running = running->get_future(), f_queued = queued->get_future();
+  EXPECT_EQ(f_running.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+  {
+    std::lock_guard<std::mutex> lock(t.mu);
+    EXPECT_TRUE(t.step_sizes.empty());
+  }
+  cancel->store(true);
+  EXPECT_EQ(cancelled->get_future().get().code, SentenceOutcome::Code::kCancelled);
+  EXPECT_EQ(f_queued.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout);
+  std::remove(o.pause_file.c_str());
+  EXPECT_EQ(f_running.get().code, SentenceOutcome::Code::kOk);
+  EXPECT_EQ(f_queued.get().code, SentenceOutcome::Code::kOk);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <grpcpp/grpcpp.h>
 
+#include <map>
 #include <set>
 
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -120,6 +121,30 @@ TEST_F(TranslateE2E, StreamAnswersEveryMessageMatchedById) {
   EXPECT_EQ(errors, 2);
 }
 
+// A message the server cannot parse (proto3 refuses a text that is not UTF-8) is answered
+// with its request_id and INVALID_ARGUMENT, and the stream goes on.
+TEST_F(TranslateE2E, StreamAnswersUnparsableMessageAndGoesOn) {
+  grpc::ClientContext ctx;
+  auto stream = stub_->TranslateStream(&ctx);
+  v1::TranslateRequest bad = Request("caf\xc3 au lait");
+  bad.set_request_id("bad");
+  v1::TranslateRequest good = Request("A dog runs.");
+  good.set_request_id("good");
+  ASSERT_TRUE(stream->Write(bad));
+  ASSERT_TRUE(stream->Write(good));
+  stream->WritesDone();
+  std::map<std::string, v1::TranslateResponse> got;
+  v1::TranslateResponse resp;
+  while (stream->Read(&resp)) got[resp.request_id()] = resp;
+  grpc::Status s = stream->Finish();
+  EXPECT_TRUE(s.ok()) << s.error_code() << ": " << s.error_message();
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got["bad"].status_code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+  EXPECT_EQ(got["bad"].status_message(), "text is not valid UTF-8 (byte offset 3)");
+  EXPECT_EQ(got["good"].status_code(), 0) << got["good"].status_message();
+  EXPECT_FALSE(got["good"].variant().name().empty());
+}
+
 TEST_F(TranslateE2E, HealthServing) {
   auto health = grpc::health::v1::Health::NewStub(server_.Channel());
   for (const char* service : {"", "mixserve.v1.TranslationService", "mixserve.v1.ModelService"}) {
@@ -144,7 +169,9 @@ TEST_F(TranslateE2E, ListModelsShowsEveryVariantReady) {
     ASSERT_EQ(m.versions_size(), 1);
     EXPECT_EQ(m.versions(0).state(), v1::MODEL_STATE_READY);
     EXPECT_GT(m.versions(0).parameter_count(), 0);
-    EXPECT_EQ(m.versions(0).device(), "cpu");
+    // "auto" device: the CPU, or the first GPU where there is one.
+    const std::string& device = m.versions(0).device();
+    EXPECT_TRUE(device == "cpu" || device == "cuda:0") << device;
     EXPECT_EQ(m.versions(0).config().d_model(), 32);
   }
   EXPECT_EQ(names, (std::set<std::string>{"de-en-base", "en-de-alt", "en-de-base"}));

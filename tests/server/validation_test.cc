@@ -89,5 +89,40 @@ TEST(Validation, Requests) {
   EXPECT_TRUE(CheckBatchRequest(b, l).ok());
 }
 
+// Requests as clients can send them: proto3 refuses strings that are not UTF-8 when parsing
+// (serializing them only logs), and the error must name the field and the byte offset.
+TEST(Validation, ParseRequestBytesNamesTheBadField) {
+  v1::TranslateRequest r;
+  r.set_text("caf\xc3");
+  r.set_request_id("id-1");
+  v1::TranslateRequest parsed;
+  grpc::Status s = ParseRequestBytes(r.SerializeAsString(), &parsed);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(s.error_message(), "text is not valid UTF-8 (byte offset 3)");
+
+  r.set_text("fine");
+  r.mutable_variant()->set_name("ab\xff");
+  s = ParseRequestBytes(r.SerializeAsString(), &parsed);
+  EXPECT_EQ(s.error_message(), "variant.name is not valid UTF-8 (byte offset 2)");
+
+  v1::TranslateBatchRequest b;
+  b.add_texts("one");
+  b.add_texts("two");
+  b.add_texts("\xe2\x82");
+  v1::TranslateBatchRequest parsed_batch;
+  s = ParseRequestBytes(b.SerializeAsString(), &parsed_batch);
+  EXPECT_EQ(s.error_message(), "texts[2] is not valid UTF-8 (byte offset 0)");
+
+  // Valid bytes parse; garbage is refused as a whole.
+  r.mutable_variant()->set_name("en-de-base");
+  ASSERT_TRUE(ParseRequestBytes(r.SerializeAsString(), &parsed).ok());
+  EXPECT_EQ(parsed.request_id(), "id-1");
+  EXPECT_EQ(parsed.variant().name(), "en-de-base");
+  s = ParseRequestBytes(std::string("\x0a\x10" "ab"), &parsed);  // length beyond the data
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("not a valid mixserve.v1.TranslateRequest"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace mixserve

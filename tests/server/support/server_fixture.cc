@@ -77,6 +77,25 @@ std::vector<std::string> ReadGzLines(const std::string& path, size_t n, size_t o
   return out;
 }
 
+// Every line, empty ones included (so that line numbers of parallel files agree).
+std::vector<std::string> ReadAllGzLines(const std::string& path) {
+  std::vector<std::string> out;
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (!f) throw std::runtime_error("cannot open " + path);
+  std::string line;
+  char buf[4096];
+  while (gzgets(f, buf, sizeof buf)) {
+    line += buf;
+    if (line.back() != '\n') continue;  // a longer line goes on
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+    out.push_back(line);
+    line.clear();
+  }
+  if (!line.empty()) out.push_back(line);
+  gzclose(f);
+  return out;
+}
+
 }  // namespace
 
 std::string TokenizerPath() {
@@ -155,6 +174,17 @@ ServerProcess::~ServerProcess() {
   if (pid_ > 0) Stop(SIGKILL);
 }
 
+void ServerProcess::EnablePauseHook() { pause_file_ = MakeTempDir("pause") + "/pause"; }
+
+void ServerProcess::PauseDecoding() {
+  if (pause_file_.empty()) throw std::logic_error("PauseDecoding without EnablePauseHook");
+  std::ofstream(pause_file_) << "paused\n";
+}
+
+void ServerProcess::ResumeDecoding() {
+  if (!pause_file_.empty()) fs::remove(pause_file_);
+}
+
 bool ServerProcess::Start(const std::string& config_text, const std::vector<std::string>& args,
                           std::string* error) {
   dir_ = MakeTempDir("server");
@@ -179,7 +209,13 @@ bool ServerProcess::Start(const std::string& config_text, const std::vector<std:
   posix_spawn_file_actions_adddup2(&fa, out[1], 1);
   posix_spawn_file_actions_addclose(&fa, out[0]);
   posix_spawn_file_actions_addopen(&fa, 2, log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  int rc = posix_spawn(&pid_, bin.c_str(), &fa, nullptr, argv.data(), environ);
+  std::vector<std::string> env_s;
+  for (char** e = environ; *e; ++e) env_s.push_back(*e);
+  if (!pause_file_.empty()) env_s.push_back("MIXSERVE_TEST_PAUSE_FILE=" + pause_file_);
+  std::vector<char*> envp;
+  for (auto& e : env_s) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  int rc = posix_spawn(&pid_, bin.c_str(), &fa, nullptr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&fa);
   close(out[1]);
   if (rc != 0) {
@@ -362,10 +398,23 @@ v1::TranslateRequest Request(const std::string& text, const std::string& src,
   return r;
 }
 
+int MaxTestTokens() { return ModelDef{}.max_len - 2; }
+
 std::vector<std::string> Sentences(const std::string& lang, size_t n, size_t offset) {
-  return ReadGzLines(std::string(MIXSERVE_SOURCE_DIR) + "/data/multi30k/test_2016_flickr." +
-                         lang + ".gz",
-                     n, offset);
+  if (lang != "en" && lang != "de") throw std::invalid_argument("no test sentences for " + lang);
+  std::string base = std::string(MIXSERVE_SOURCE_DIR) + "/data/multi30k/test_2016_flickr.";
+  auto en = ReadAllGzLines(base + "en.gz");
+  auto de = ReadAllGzLines(base + "de.gz");
+  if (en.size() != de.size()) throw std::runtime_error("test_2016_flickr en/de differ in size");
+  auto tok = Tokenizer::Load(TokenizerPath());
+  auto fits = [&](const std::string& s) {
+    return !s.empty() && static_cast<int>(tok->Encode(s).size()) <= MaxTestTokens();
+  };
+  const auto& side = lang == "de" ? de : en;
+  std::vector<std::string> out;
+  for (size_t i = offset; i < en.size() && out.size() < n; ++i)
+    if (fits(en[i]) && fits(de[i])) out.push_back(side[i]);
+  return out;
 }
 
 }  // namespace testing

@@ -40,6 +40,13 @@ class ServerProcess {
  public:
   ServerProcess() = default;
   ~ServerProcess();
+  // Test hook of the scheduler (MIXSERVE_TEST_PAUSE_FILE): call before Start; then
+  // PauseDecoding() holds every decoding step (sentences are still queued, admitted, and
+  // dropped on cancellation or deadline) until ResumeDecoding().
+  void EnablePauseHook();
+  void PauseDecoding();
+  void ResumeDecoding();
+
   // Writes `config_text` to a file and starts the binary with --config plus `args`
   // (listen and metrics default to 127.0.0.1:0). Waits for the ready line.
   bool Start(const std::string& config_text, const std::vector<std::string>& args,
@@ -63,7 +70,7 @@ class ServerProcess {
  private:
   pid_t pid_ = -1;
   int port_ = 0, metrics_port_ = 0;
-  std::string ready_line_, log_path_, dir_;
+  std::string ready_line_, log_path_, dir_, pause_file_;
   std::shared_ptr<grpc::Channel> channel_;
 };
 
@@ -80,7 +87,11 @@ bool MetricExists(const std::string& exposition, const std::string& name,
 v1::TranslateRequest Request(const std::string& text, const std::string& src = "en",
                              const std::string& tgt = "de");
 
-// A few Multi30k sentences (test_2016_flickr) of a language, for traffic.
+// The longest source the standard test models accept (max_len minus BOS/EOS).
+int MaxTestTokens();
+// Multi30k sentences (test_2016_flickr) of a language, for traffic: the first n lines from
+// line `offset` whose English and German sides both fit the test models (MaxTestTokens), so
+// that Sentences("en", n, k) and Sentences("de", n, k) stay parallel.
 std::vector<std::string> Sentences(const std::string& lang, size_t n, size_t offset = 0);
 
 }  // namespace testing
