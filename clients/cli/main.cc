@@ -26,7 +26,8 @@ namespace pb = ::mixserve::v1;
 constexpr const char* kUsage = R"(usage: mixserve-cli [--target=HOST:PORT] COMMAND [options] [args]
 
 Translation:
-  translate [TEXT...]        translate the arguments, or stdin / --file line by line
+  translate [TEXT...]        translate the arguments (joined into one sentence),
+                             or stdin / --file line by line
       --from=LANG --to=LANG  language pair (required)
       --variant=NAME[:VER]   ask for one model variant (default: the server's routing)
       --routing-key=KEY      sticky A/B assignment key
