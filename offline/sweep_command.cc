@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "config/model_spec_io.h"
+#include "model/token_mixer.h"
 #include "offline/commands.h"
 #include "offline/common.h"
 #include "offline/evaluate.h"
@@ -31,6 +32,35 @@ std::string ShortSite(const std::string& sites) {
     out += (out.empty() ? "" : "+") + a;
   }
   return out;
+}
+
+// Whether a cell of the grid is a distinct, buildable configuration: the mixer supports every
+// site of the group with that size ('-': no size), and '-' is not a sized mixer's default
+// size under another name. Probed on a copy of the teacher's shape with a tiny max_len, so
+// that even the largest feed-forward sizes cost nothing to build.
+bool CellValid(const ModelSpec& teacher, const std::string& mixer, const std::string& size,
+               const std::vector<std::string>& sites) {
+  ModelSpec shape = teacher;
+  shape.max_len = 4;
+  auto builds = [&](Site site, const std::string& sz) {
+    try {
+      model::MixerRegistry::Get().Create(model::MixerContext{&shape, site, 0, MixerSpec{mixer, sz, 0, 0, 0}});
+      return true;
+    } catch (const std::invalid_argument&) {
+      return false;
+    }
+  };
+  for (const auto& name : sites) {
+    Site site;
+    if (name == "encoder_self") site = Site::kEncoderSelf;
+    else if (name == "decoder_self") site = Site::kDecoderSelf;
+    else if (name == "decoder_cross") site = Site::kDecoderCross;
+    else throw UsageError("--sites: unknown site '" + name + "'");
+    if (!model::MixerRegistry::Get().Supports(mixer, site)) return false;
+    if (!builds(site, size == "-" ? "" : size)) return false;
+    if (size == "-" && builds(site, "xs")) return false;
+  }
+  return true;
 }
 
 // One plot point per table row: x = parameters, y = BLEU of the first split.
@@ -199,6 +229,10 @@ int RunSweep(const Args& args) {
     for (const auto& mixer : mixers) {
       for (const auto& size : sizes) {
         for (const auto& group : site_groups) {
+          if (f.GetBool("skip_invalid") && !CellValid(spec, mixer, size, SplitList(group, '+'))) {
+            ++skipped;
+            continue;
+          }
           if (index++ % shards != shard) continue;
           const std::string sites = [&] {
             std::string s;
