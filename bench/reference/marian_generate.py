@@ -31,7 +31,7 @@ def main():
     p.add_argument("--heads", type=int, default=8)
     p.add_argument("--ffn", type=int, default=2048)
     p.add_argument("--latency_sentences", type=int, default=200)
-    p.add_argument("--batch_sizes", default="1,16,64,128")
+    p.add_argument("--batch_sizes", default="16,64,256")
     p.add_argument("--dtype", default="fp16", choices=["fp16", "fp32"])
     p.add_argument("--json", required=True)
     a = p.parse_args()

@@ -177,7 +177,7 @@ TEST_F(LoadgenE2E, ForcedVariantsGivePairedComparison) {
 
   const Struct r = ReadJson(json);
   EXPECT_EQ(Number(Field(r, "run"), "dispatched"), 2 * kSentences);
-  const auto& variants = List(r, "variants");
+  const auto variants = List(r, "variants");
   ASSERT_EQ(variants.values_size(), 2);
   const Struct& vb = variants.values(0).struct_value();
   const Struct& va = variants.values(1).struct_value();
@@ -188,7 +188,7 @@ TEST_F(LoadgenE2E, ForcedVariantsGivePairedComparison) {
     EXPECT_EQ(Number(*v, "ok"), 2 * kSentences);
     EXPECT_EQ(Number(*v, "bleu_sentences"), kSentences);
     EXPECT_GT(Number(*v, "sentences_per_s"), 0);
-    const Struct& lat = Field(*v, "latency_ms");
+    const Struct lat = Field(*v, "latency_ms");
     EXPECT_GT(Number(lat, "p50"), 0);
     EXPECT_LE(Number(lat, "p50"), Number(lat, "p99"));
     EXPECT_LE(Number(lat, "p99"), Number(lat, "max"));
@@ -198,12 +198,12 @@ TEST_F(LoadgenE2E, ForcedVariantsGivePairedComparison) {
   EXPECT_NEAR(Number(vb, "bleu"), bleu_base, 1e-4);
   EXPECT_NEAR(Number(va, "bleu"), bleu_alt, 1e-4);
 
-  const auto& comparisons = List(r, "comparisons");
+  const auto comparisons = List(r, "comparisons");
   ASSERT_EQ(comparisons.values_size(), 1);
   const Struct& c = comparisons.values(0).struct_value();
   EXPECT_EQ(Number(c, "paired_sentences"), kSentences);
   EXPECT_NEAR(Number(c, "bleu_difference"), bleu_alt - bleu_base, 1e-4);
-  const auto& ci = List(c, "difference_ci95");
+  const auto ci = List(c, "difference_ci95");
   EXPECT_LE(ci.values(0).number_value(), Number(c, "bleu_difference") + 1e-9);
   EXPECT_GE(ci.values(1).number_value(), Number(c, "bleu_difference") - 1e-9);
   EXPECT_GT(Number(c, "p_value"), 0);
@@ -239,14 +239,15 @@ TEST_F(LoadgenE2E, RoutedOpenLoopSplitsBetweenVariants) {
   const Outcome o = RunLoadgen(args);
   ASSERT_EQ(o.exit_code, 0) << o.output;
   const Struct r = ReadJson(json);
-  const Struct& run = Field(r, "run");
+  const Struct run = Field(r, "run");
   EXPECT_EQ(Text(run, "mode"), "open");
   // Poisson(62.5) arrivals in 2.5 s: sd ~8; allow 4 sd.
   EXPECT_NEAR(Number(run, "dispatched"), 62.5, 32);
   EXPECT_EQ(Number(run, "dropped"), 0);
   double requests = 0;
   std::vector<std::string> labels;
-  for (const auto& v : List(r, "variants").values()) {
+  const auto variant_list = List(r, "variants");
+  for (const auto& v : variant_list.values()) {
     labels.push_back(Text(v.struct_value(), "variant"));
     requests += Number(v.struct_value(), "requests");
   }
@@ -270,7 +271,7 @@ TEST_F(LoadgenE2E, StickyRoutingLeavesNothingToPair) {
   const Outcome o = RunLoadgen(args);
   ASSERT_EQ(o.exit_code, 0) << o.output;
   const Struct r = ReadJson(json);
-  const auto& variants = List(r, "variants");
+  const auto variants = List(r, "variants");
   ASSERT_EQ(variants.values_size(), 2) << o.output;  // 24 sentences split 50/50
   double covered = 0;
   for (const auto& v : variants.values()) {
@@ -278,7 +279,7 @@ TEST_F(LoadgenE2E, StickyRoutingLeavesNothingToPair) {
     covered += Number(v.struct_value(), "bleu_sentences");
   }
   EXPECT_EQ(covered, kSentences);
-  const Struct& c = List(r, "comparisons").values(0).struct_value();
+  const Struct c = List(r, "comparisons").values(0).struct_value();
   EXPECT_EQ(Number(c, "paired_sentences"), 0);
   EXPECT_EQ(c.fields().count("p_value"), 0u);
   EXPECT_NE(o.output.find("unpaired BLEU only"), std::string::npos) << o.output;
