@@ -1,10 +1,6 @@
 #include "server/metrics.h"
 
-#include <unistd.h>
-
-#include <cstdlib>
-#include <exception>
-#include <fstream>
+#include <string>
 
 namespace mixserve {
 namespace {
@@ -142,33 +138,9 @@ Metrics::Metrics()
                           .Register(*registry_)) {}
 
 std::string Metrics::StartExposer(const std::string& address, int* port) {
-  // civetweb's exception says little ("null context when constructing CivetServer"); its
-  // error log names the cause, so the endpoint is started with one and the log is quoted.
-  char path[] = "/tmp/mixserve-civetweb-XXXXXX";
-  int fd = mkstemp(path);
-  if (fd >= 0) close(fd);
-  std::vector<std::string> options = {"listening_ports", address, "num_threads", "2"};
-  if (fd >= 0) {
-    options.push_back("error_log_file");
-    options.push_back(path);
-  }
-  std::string error;
-  try {
-    auto exposer = std::make_unique<prometheus::Exposer>(options);
-    exposer->RegisterCollectable(registry_);
-    auto ports = exposer->GetListeningPorts();
-    *port = ports.empty() ? 0 : ports.front();
-    exposer_ = std::move(exposer);
-  } catch (const std::exception& e) {
-    error = "cannot serve metrics on " + address + ": " + e.what();
-    std::ifstream in(path);
-    std::string line, log;
-    while (std::getline(in, line))
-      if (!line.empty()) log += (log.empty() ? "" : "; ") + line;
-    if (!log.empty()) error += " (" + log + ")";
-  }
-  if (fd >= 0) unlink(path);
-  return error;
+  const std::string error = http_.Start(address, registry_, port);
+  exposing_ = error.empty();
+  return exposing_ ? "" : "cannot serve metrics on " + address + ": " + error;
 }
 
 VariantMetrics* Metrics::ForVariant(const std::string& model, int64_t version,

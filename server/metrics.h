@@ -4,7 +4,6 @@
 #pragma once
 
 #include <prometheus/counter.h>
-#include <prometheus/exposer.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
@@ -14,6 +13,7 @@
 #include <memory>
 #include <string>
 
+#include "server/metrics_http.h"
 #include "text/bleu.h"
 
 namespace mixserve {
@@ -55,7 +55,7 @@ class Metrics {
   // Starts the /metrics endpoint. Returns "" on success (and sets *port to the bound
   // port), else a message naming the address and the cause.
   std::string StartExposer(const std::string& address, int* port);
-  bool exposing() const { return exposer_ != nullptr; }
+  bool exposing() const { return exposing_; }
 
   VariantMetrics* ForVariant(const std::string& model, int64_t version,
                              const std::string& source, const std::string& target,
@@ -77,7 +77,8 @@ class Metrics {
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
+  MetricsHttpServer http_;
+  bool exposing_ = false;
   prometheus::Family<prometheus::Counter>& requests_;
   prometheus::Family<prometheus::Histogram>& request_seconds_;
   prometheus::Family<prometheus::Histogram>& queue_seconds_;

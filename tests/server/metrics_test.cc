@@ -4,8 +4,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+
+#include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "server/metrics.h"
 
@@ -72,6 +78,99 @@ TEST(Metrics, ExposerOnPortZeroReportsItsPort) {
   std::string error = m.StartExposer("127.0.0.1:0", &port);
   ASSERT_EQ(error, "");
   EXPECT_GT(port, 0);
+}
+
+// Sends `request` to 127.0.0.1:port as is and returns everything the server sent back.
+std::string Exchange(int port, const std::string& request, bool half_close = true) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    close(fd);
+    return "connect failed";
+  }
+  send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  if (half_close) shutdown(fd, SHUT_WR);
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = recv(fd, buf, sizeof buf, 0)) > 0) out.append(buf, static_cast<size_t>(n));
+  close(fd);
+  return out;
+}
+
+TEST(MetricsHttp, AnswersGetHeadAndRefusesTheRest) {
+  Metrics m;
+  m.CountLoadFailure("broken");
+  int port = 0;
+  ASSERT_EQ(m.StartExposer("127.0.0.1:0", &port), "");
+  ASSERT_TRUE(m.exposing());
+
+  std::string r = Exchange(port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(r.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << r;
+  EXPECT_NE(r.find("Content-Type: text/plain; version=0.0.4"), std::string::npos) << r;
+  EXPECT_NE(r.find("mixserve_model_load_failures_total{model=\"broken\"} 1"), std::string::npos) << r;
+  const auto body_at = r.find("\r\n\r\n") + 4;
+  const auto length_at = r.find("Content-Length: ") + 16;
+  EXPECT_EQ(std::stoul(r.substr(length_at)), r.size() - body_at);
+
+  // A query string is ignored; HEAD gets the headers alone.
+  EXPECT_EQ(Exchange(port, "GET /metrics?x=1 HTTP/1.0\r\n\r\n").rfind("HTTP/1.1 200", 0), 0u);
+  r = Exchange(port, "HEAD /metrics HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(r.rfind("HTTP/1.1 200", 0), 0u) << r;
+  EXPECT_EQ(r.find("# HELP"), std::string::npos) << r;
+
+  r = Exchange(port, "GET / HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(r.rfind("HTTP/1.1 404", 0), 0u) << r;
+  EXPECT_NE(r.find("metrics are at /metrics"), std::string::npos) << r;
+  r = Exchange(port, "POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(r.rfind("HTTP/1.1 405", 0), 0u) << r;
+  EXPECT_NE(r.find("Allow: GET, HEAD"), std::string::npos) << r;
+  EXPECT_EQ(Exchange(port, "\x01\x02garbage\r\n\r\n").rfind("HTTP/1.1 400", 0), 0u);
+  EXPECT_EQ(Exchange(port, "GET /metrics HTTP/1.1\r\nX: " + std::string(20000, 'a') + "\r\n\r\n")
+                .rfind("HTTP/1.1 431", 0),
+            0u);
+  // A client that closes before a whole request leaves the server answering the next one.
+  EXPECT_EQ(Exchange(port, "GET /met"), "");
+  EXPECT_EQ(Exchange(port, "GET /metrics HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 200", 0), 0u);
+}
+
+TEST(MetricsHttp, SilentClientsAreLimitedAndTimedOut) {
+  MetricsHttpServer http;
+  auto registry = std::make_shared<prometheus::Registry>();
+  int port = 0;
+  ASSERT_EQ(http.Start("127.0.0.1:0", registry, &port), "");
+  // Connections that send nothing hold the connection slots until their read times out;
+  // beyond the limit a connection is answered 503 at once.
+  std::vector<int> idle;
+  for (int i = 0; i < MetricsHttpServer::kMaxConnections; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    idle.push_back(fd);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // let the server accept them
+  EXPECT_EQ(Exchange(port, "GET /metrics HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 503", 0), 0u);
+  // Stop waits for the silent connections to time out, not forever.
+  const auto t0 = std::chrono::steady_clock::now();
+  http.Stop();
+  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LE(waited, MetricsHttpServer::kIoTimeoutSeconds + 3.0);
+  for (int fd : idle) close(fd);
+  EXPECT_EQ(Exchange(port, "GET /metrics HTTP/1.1\r\n\r\n"), "connect failed");
+}
+
+TEST(MetricsHttp, BadAddressesAreReported) {
+  Metrics m;
+  int port = 0;
+  EXPECT_NE(m.StartExposer("no-port", &port).find("is not host:port"), std::string::npos);
+  EXPECT_NE(m.StartExposer("127.0.0.1:http", &port).find("cannot resolve '127.0.0.1:http'"), std::string::npos);
+  EXPECT_FALSE(m.exposing());
 }
 
 }  // namespace
