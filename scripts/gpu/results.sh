@@ -8,13 +8,14 @@
 #     train    background: shipped models (en-de, de-en: teacher + 2 students), teachers for
 #              en-fr and fr-en, from-scratch controls (en-de), the 6+6 d_model 512 models
 #              of the serving comparison
-#     sweep    background, once the en-de/de-en teachers exist: the ablation grid in $SHARDS
-#              parallel shards -> $WORK/sweep/<shard>
+#     sweep    background, once the en-de/de-en teachers are exported (their training has
+#              ended): the ablation grid in $SHARDS parallel shards -> $WORK/sweep/<shard>;
+#              `pack` merges the shards (sweep --merge) into $WORK/sweep/all
 #     perf     serving benchmark of the d_model 512 models through the server and
 #              mixserve-loadgen, then the MarianMT reference -> $WORK/perf
 #     status   progress of the background jobs
 #     pack D   the results (tables, JSON, logs, shipped model repository) as files in D
-#   BUILD_DIR (default build-gpu), WORK (default work-gpu), SHARDS (default 8),
+#   BUILD_DIR (default build-gpu), WORK (default work-gpu), SHARDS (default 4),
 #   EPOCHS (teacher epochs, default 20), SWEEP_EPOCHS (default 1)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -67,7 +68,7 @@ job_controls() {  # attention-free models trained from scratch (no teacher), en-
 job_sweep() {  # shard
   local t=$W/shipped
   "$bin" sweep --teachers="$t/en-de/base/best,$t/de-en/base/best" --out="$W/sweep/s$1" \
-    --shard="$1/${SHARDS:-8}" --mixers=alr,alrr,aslr,elr,aft_full,aft_simple,aft_local,aft_conv,lstm \
+    --shard="$1/${SHARDS:-4}" --mixers=alr,alrr,aslr,elr,aft_full,aft_simple,aft_local,aft_conv,lstm \
     --sizes=xs,s,m,l,- \
     --sites=encoder_self,decoder_self,decoder_cross,encoder_self+decoder_self+decoder_cross \
     --epochs="${SWEEP_EPOCHS:-1}" --max_tokens=4096 --lr=1e-3 --latency_sentences=30 \
@@ -91,8 +92,8 @@ step_perf() {
   for _ in $(seq 120); do grep -q "ready" "$p/server.log" && break; sleep 1; done
   cat "$p/server.log"
   curl -s "http://127.0.0.1:9600/metrics" | grep -c '^mixserve_' > "$p/metrics_lines.txt" || true
-  local lg=(--target=127.0.0.1:$port --src=data/multi30k/test_2016_flickr.en
-            --ref=data/multi30k/test_2016_flickr.de --src-lang=en --tgt-lang=de --quiet)
+  local lg=(--target=127.0.0.1:$port --src=data/multi30k/test_2016_flickr.en.gz
+            --ref=data/multi30k/test_2016_flickr.de.gz --src-lang=en --tgt-lang=de --quiet)
   for m in base aft-dec alr-enc; do
     local v=en-de-512-$m
     "$B/clients/mixserve-loadgen" "${lg[@]}" --variants=$v --concurrency=64 --hyps="$p/hyps" \
@@ -107,7 +108,7 @@ step_perf() {
   kill -TERM $pid; wait $pid || true
   nvidia-smi --query-gpu=name,memory.total --format=csv > "$p/gpu.txt" || true
   python3 bench/reference/marian_generate.py --spm="$W/perf-train/spm.model" \
-    --src=data/multi30k/test_2016_flickr.en --hyps="$(ls "$p"/hyps.en-de-512-base*.txt | head -1)" \
+    --src=<(zcat data/multi30k/test_2016_flickr.en.gz) --hyps="$(ls "$p"/hyps.en-de-512-base*.txt | head -1)" \
     --d_model=512 --layers=6 --heads=8 --ffn=2048 --json="$p/marian.json"
 }
 
@@ -132,10 +133,11 @@ for step in "$@"; do
     sweep)
       export -f job_sweep
       export B W bin
+      # best/ exists from the first epoch on: wait for the export that follows the last one.
       for t in en-de de-en; do
-        while [ ! -f "$W/shipped/$t/base/best/model.pt" ]; do sleep 5; done
+        while [ ! -f "$W/models/$t-base/1/model.pt" ]; do sleep 5; done
       done
-      for ((i = 0; i < ${SHARDS:-8}; ++i)); do background "sweep$i" bash -c "job_sweep $i"; done ;;
+      for ((i = 0; i < ${SHARDS:-4}; ++i)); do background "sweep$i" bash -c "job_sweep $i"; done ;;
     perf) step_perf ;;
     status)
       for f in "$W"/logs/*.log "$W"/shipped/*.log "$W"/fr/*.log; do
@@ -145,6 +147,8 @@ for step in "$@"; do
     pack)
       d=${2:?pack needs a folder}
       mkdir -p "$d"
+      shards=$(ls -d "$W"/sweep/s[0-9]* 2>/dev/null | paste -sd, -)
+      [ -n "$shards" ] && "$bin" sweep --merge="$shards" --out="$W/sweep/all" > /dev/null || true
       tar -czf "$d/results.tgz" --exclude='*.pt' --exclude='*.model' --exclude='last' \
         "$W"/logs "$W"/bench "$W"/perf "$W"/sweep "$W"/controls "$W"/shipped "$W"/fr \
         "$W"/perf-train "$W"/models "$W"/models-fr "$W"/perf-repo 2>/dev/null || true
