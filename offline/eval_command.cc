@@ -48,12 +48,30 @@ Decoded DecodeAll(Engine& engine, const Tokenizer& tok, const std::vector<std::v
   return d;
 }
 
+// A readable name for a model folder: "<model>:<version>" for a repository version folder
+// (<repo>/<model>/<digits>), "<run>/<checkpoint>" for a training run's best/ or last/, else
+// the folder's own name.
+std::string ModelName(const std::string& dir) {
+  const std::filesystem::path p = std::filesystem::path(dir).lexically_normal();
+  std::filesystem::path leaf = p.filename();
+  std::filesystem::path parent = p.parent_path();
+  if (leaf.empty()) {  // trailing slash
+    leaf = parent.filename();
+    parent = parent.parent_path();
+  }
+  const std::string name = leaf.string(), up = parent.filename().string();
+  const bool version = !name.empty() && name.find_first_not_of("0123456789") == std::string::npos;
+  if (version && !up.empty()) return up + ":" + name;
+  if ((name == "best" || name == "last") && !up.empty()) return up + "/" + name;
+  return name;
+}
+
 }  // namespace
 
 JsonObject EvalResult::ToJson() const {
   JsonObject j;
   j.Set("model", model_dir)
-      .Set("name", std::filesystem::path(model_dir).lexically_normal().filename().string())
+      .Set("name", ModelName(model_dir))
       .Set("src", src)
       .Set("tgt", tgt)
       .Set("parameters", parameters)

@@ -302,6 +302,41 @@ TEST(OfflinePipeline, SweepWritesTableAndPlot) {
   for (const std::string& d : {out, out + "_0", out + "_1"}) mixserve::RemoveTree(d);
 }
 
+// eval: one JSON line per model, named by what the folder is (repository version, run
+// checkpoint), with BLEU of each split for greedy and beam search.
+TEST(OfflinePipeline, EvalWritesOneNamedJsonLinePerModel) {
+  REQUIRE_ARTIFACTS();
+  const std::string repo = A.work + "/eval_repo_" + std::to_string(::getpid());
+  auto r = RunTool("export --model=" + A.teacher + " --repo=" + repo + " --name=en-de-eval --bleu=false");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const std::string out = repo + "/eval.jsonl";
+  r = RunTool("eval --model=" + A.teacher + "," + repo + "/en-de-eval/1/ --data=" + kData +
+              " --splits=test_2016_flickr --limit=6 --beam=2 --latency_sentences=2 --batch_size=4"
+              " --device=cpu --threads=2 --out=" + out);
+  ASSERT_EQ(r.code, 0) << r.output;
+  std::vector<std::map<std::string, std::string>> lines;
+  std::istringstream in(ReadFile(out));
+  for (std::string line; std::getline(in, line);) lines.push_back(ParseJsonObject(line));
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0]["name"], fs::path(A.teacher_out).filename().string() + "/best");
+  EXPECT_EQ(lines[1]["name"], "en-de-eval:1");
+  for (auto& l : lines) {
+    EXPECT_EQ(l["src"], "en");
+    EXPECT_EQ(l["tgt"], "de");
+    const auto splits = ParseJsonObject(l["splits"]);
+    const auto split = ParseJsonObject(splits.at("test_2016_flickr"));
+    EXPECT_EQ(split.at("sentences"), "6");
+    for (const char* k : {"bleu_greedy", "bleu_beam"}) {
+      const double b = std::stod(split.at(k));
+      EXPECT_GE(b, 0);
+      EXPECT_LE(b, 100);
+    }
+  }
+  // Both lines describe the same weights (fp32 export of the same checkpoint).
+  EXPECT_EQ(lines[0]["splits"], lines[1]["splits"]);
+  mixserve::RemoveTree(repo);
+}
+
 TEST(OfflinePipeline, BadInputsFailClearly) {
   REQUIRE_ARTIFACTS();
   const std::string out = A.work + "/bad";
