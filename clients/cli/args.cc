@@ -1,6 +1,7 @@
 #include "clients/cli/args.h"
 
 #include <cstdlib>
+#include <stdexcept>
 
 namespace mixserve::cli {
 
@@ -52,6 +53,22 @@ std::vector<std::string> Args::Unknown(const std::set<std::string>& known) const
   for (const auto& [k, v] : values_)
     if (!known.count(k)) unknown.push_back(k);
   return unknown;
+}
+
+bool ParseVariantRef(const std::string& text, std::string* name, int64_t* version) {
+  const auto colon = text.rfind(':');
+  *name = text.substr(0, colon);
+  *version = 0;
+  if (name->empty()) return false;
+  if (colon == std::string::npos) return true;
+  const std::string num = text.substr(colon + 1);
+  if (num.empty() || num.find_first_not_of("0123456789") != std::string::npos) return false;
+  try {
+    *version = std::stoll(num);
+  } catch (const std::out_of_range&) {
+    return false;
+  }
+  return true;
 }
 
 }  // namespace mixserve::cli

@@ -1,6 +1,7 @@
 // A small command-line parser: `--name=value`, `--name value`, `--flag`, and positionals.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <set>
 #include <string>
@@ -28,5 +29,9 @@ class Args {
   std::vector<std::string> positionals_;
   std::string error_;
 };
+
+// A variant as the command lines name it: NAME or NAME:VERSION (version >= 0; 0 or none:
+// the server's choice). False when the name is empty or the version is not a number.
+bool ParseVariantRef(const std::string& text, std::string* name, int64_t* version);
 
 }  // namespace mixserve::cli

@@ -81,17 +81,7 @@ std::string ToJson(const google::protobuf::Message& m) {
 }
 
 bool ParseVariant(const std::string& s, std::string* name, int64_t* version) {
-  const auto colon = s.rfind(':');
-  *name = s.substr(0, colon);
-  *version = 0;
-  if (colon == std::string::npos) return !name->empty();
-  try {
-    size_t used = 0;
-    *version = std::stoll(s.substr(colon + 1), &used);
-    return used == s.size() - colon - 1 && *version >= 0 && !name->empty();
-  } catch (...) {
-    return false;
-  }
+  return cli::ParseVariantRef(s, name, version);
 }
 
 struct Connection {

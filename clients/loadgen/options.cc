@@ -52,18 +52,8 @@ Exit status: 0 when the run completed (even with failed requests), 1 when nothin
 }
 
 bool ParseVariant(const std::string& text, ForcedVariant* v) {
-  const auto colon = text.rfind(':');
   v->label = text;
-  v->name = text.substr(0, colon);
-  v->version = 0;
-  if (v->name.empty()) return false;
-  if (colon == std::string::npos) return true;
-  const std::string num = text.substr(colon + 1);
-  char* end = nullptr;
-  const long long n = std::strtoll(num.c_str(), &end, 10);
-  if (num.empty() || *end != '\0' || n < 0) return false;
-  v->version = n;
-  return true;
+  return cli::ParseVariantRef(text, &v->name, &v->version);
 }
 
 namespace {

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "clients/cli/args.h"
 #include "clients/loadgen/options.h"
 #include "clients/loadgen/report.h"
 #include "clients/loadgen/svg_histogram.h"
@@ -208,3 +209,28 @@ TEST(Options, ParsesAndValidates) {
 
 }  // namespace
 }  // namespace mixserve::loadgen
+
+namespace mixserve::cli {
+namespace {
+
+// NAME[:VERSION] as both command-line tools read it.
+TEST(VariantRef, NameAndOptionalVersion) {
+  std::string name;
+  int64_t version = -1;
+  ASSERT_TRUE(ParseVariantRef("en-de-base", &name, &version));
+  EXPECT_EQ(name, "en-de-base");
+  EXPECT_EQ(version, 0);
+  ASSERT_TRUE(ParseVariantRef("en-de-aft:12", &name, &version));
+  EXPECT_EQ(name, "en-de-aft");
+  EXPECT_EQ(version, 12);
+  for (const char* bad : {"", ":3", "x:", "x:-1", "x:+1", "x:1a", "x: 1", "x:99999999999999999999"})
+    EXPECT_FALSE(ParseVariantRef(bad, &name, &version)) << bad;
+  loadgen::ForcedVariant v;
+  ASSERT_TRUE(loadgen::ParseVariant("a:2", &v));
+  EXPECT_EQ(v.label, "a:2");
+  EXPECT_EQ(v.name, "a");
+  EXPECT_EQ(v.version, 2);
+}
+
+}  // namespace
+}  // namespace mixserve::cli
