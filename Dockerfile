@@ -40,7 +40,7 @@ RUN apt-get update \
       libtorch1.13 \
       libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623 \
       libsentencepiece0 \
-      libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libcivetweb1 \
+      libprometheus-cpp-core1.0 \
       zlib1g tini \
  && rm -rf /var/lib/apt/lists/*
 
