@@ -83,6 +83,38 @@ LoopConfig ReadLoopFlags(const FlagSet& f) {
   return c;
 }
 
+// The start shared by train and finetune: loop flags, device, threads, seed.
+LoopConfig StartLoop(const FlagSet& f) {
+  LoopConfig c = ReadLoopFlags(f);
+  c.device = ResolveDevice(f.Get("device"));
+  SetThreads(f.GetInt("threads"));
+  torch::manual_seed(c.seed);
+  return c;
+}
+
+// Training pairs (--limit) and validation pairs (--valid_split, --valid_limit) of src -> tgt,
+// pairs longer than max_len dropped; the training files' paths go to *train_files.
+struct Splits {
+  Corpus train, valid;
+  std::string train_files, valid_files;
+};
+Splits LoadSplits(const FlagSet& f, const std::string& src, const std::string& tgt,
+                  const Tokenizer& tok, int max_len) {
+  const std::string data = f.Get("data"), valid = f.Get("valid_split");
+  const std::string ts = DataFile(data, "train", src), tt = DataFile(data, "train", tgt);
+  const std::string vs = DataFile(data, valid, src), vt = DataFile(data, valid, tgt);
+  Splits out;
+  out.train = LoadCorpus(ts, tt, tok, static_cast<size_t>(f.GetInt64("limit")), max_len);
+  out.valid = LoadCorpus(vs, vt, tok, static_cast<size_t>(f.GetInt64("valid_limit")), max_len);
+  out.train_files = ts + "," + tt;
+  out.valid_files = vs + "," + vt;
+  return out;
+}
+
+MetricsLog OpenLog(const FlagSet& f, const LoopConfig& c) {
+  return MetricsLog(f.Get("log").empty() ? c.out + "/metrics.jsonl" : f.Get("log"));
+}
+
 struct LoopState {
   int64_t step = 0;
   int epoch = 0;
@@ -306,17 +338,10 @@ int RunTrain(const Args& args) {
     Print("%s", f.Usage().c_str());
     return 0;
   }
-  LoopConfig c = ReadLoopFlags(f);
-  c.device = ResolveDevice(f.Get("device"));
-  SetThreads(f.GetInt("threads"));
+  LoopConfig c = StartLoop(f);
   c.spm = f.Get("spm");
   auto tok = LoadTokenizer(c.spm);
   const std::string src = f.Get("src"), tgt = f.Get("tgt");
-  const std::string train_src = DataFile(f.Get("data"), "train", src);
-  const std::string train_tgt = DataFile(f.Get("data"), "train", tgt);
-  const std::string val_src = DataFile(f.Get("data"), f.Get("valid_split"), src);
-  const std::string val_tgt = DataFile(f.Get("data"), f.Get("valid_split"), tgt);
-  torch::manual_seed(c.seed);
 
   model::Transformer model{nullptr};
   const std::string last = c.out + "/last";
@@ -338,27 +363,23 @@ int RunTrain(const Args& args) {
     if (!err.empty()) throw UsageError("invalid model shape: " + err);
     model = model::Transformer(spec);
   }
-  const int max_len = model->spec().max_len;
-  const size_t limit = static_cast<size_t>(f.GetInt64("limit"));
-  Corpus train = LoadCorpus(train_src, train_tgt, *tok, limit, max_len);
-  Corpus valid = LoadCorpus(val_src, val_tgt, *tok, static_cast<size_t>(f.GetInt64("valid_limit")),
-                            max_len);
+  Splits data = LoadSplits(f, src, tgt, *tok, model->spec().max_len);
 
   bool scratch = false;
   for (const auto& l : model->spec().encoder) scratch |= l.self.type != "mha";
   for (const auto& l : model->spec().decoder) scratch |= l.self.type != "mha" || l.cross.type != "mha";
   c.save.metadata = {{"kind", scratch ? "scratch" : "teacher"},
-                     {"training_data", train_src + "," + train_tgt},
-                     {"training_limit", std::to_string(limit)},
-                     {"validation_data", val_src + "," + val_tgt},
+                     {"training_data", data.train_files},
+                     {"training_limit", std::to_string(f.GetInt64("limit"))},
+                     {"validation_data", data.valid_files},
                      {"created_by", "mixserve-offline train"}};
-  MetricsLog log(f.Get("log").empty() ? c.out + "/metrics.jsonl" : f.Get("log"));
+  MetricsLog log = OpenLog(f, c);
   log.Write("config", [&] {
     JsonObject j;
     for (const auto& [k, v] : f.Values()) j.Set(k, v);
     return j;
   }());
-  TrainLoop(model, *tok, train, valid, c, log);
+  TrainLoop(model, *tok, data.train, data.valid, c, log);
   return 0;
 }
 
@@ -376,14 +397,11 @@ int RunFinetune(const Args& args) {
     Print("%s", f.Usage().c_str());
     return 0;
   }
-  LoopConfig c = ReadLoopFlags(f);
-  c.device = ResolveDevice(f.Get("device"));
-  SetThreads(f.GetInt("threads"));
+  LoopConfig c = StartLoop(f);
   c.kd_alpha = f.GetDouble("kd_alpha");
   c.temperature = f.GetDouble("temperature");
   if (c.kd_alpha < 0 || c.kd_alpha > 1) throw UsageError("--kd_alpha must be in [0, 1]");
   if (c.temperature <= 0) throw UsageError("--temperature must be > 0");
-  torch::manual_seed(c.seed);
 
   const std::string student_dir = f.Get("student");
   RequireModelDir(student_dir, "student");
@@ -405,13 +423,7 @@ int RunFinetune(const Args& args) {
   }
   std::string src, tgt;
   ResolveLanguages(f, model->spec(), &src, &tgt);
-  const std::string train_src = DataFile(f.Get("data"), "train", src);
-  const std::string train_tgt = DataFile(f.Get("data"), "train", tgt);
-  const int max_len = model->spec().max_len;
-  Corpus train = LoadCorpus(train_src, train_tgt, *tok, static_cast<size_t>(f.GetInt64("limit")), max_len);
-  Corpus valid = LoadCorpus(DataFile(f.Get("data"), f.Get("valid_split"), src),
-                            DataFile(f.Get("data"), f.Get("valid_split"), tgt), *tok,
-                            static_cast<size_t>(f.GetInt64("valid_limit")), max_len);
+  Splits data = LoadSplits(f, src, tgt, *tok, model->spec().max_len);
   // Keep the student's lineage (parent teacher, data) and add the fine-tuning facts.
   try {
     const auto meta = ParseJsonObject(ReadFile(student_dir + "/metadata.json"));
@@ -424,8 +436,8 @@ int RunFinetune(const Args& args) {
   c.save.metadata["finetuned_from"] = student_dir;
   c.save.metadata["created_by"] = "mixserve-offline finetune";
   if (c.teacher) c.save.metadata["kd_teacher"] = f.Get("teacher");
-  MetricsLog log(f.Get("log").empty() ? c.out + "/metrics.jsonl" : f.Get("log"));
-  TrainLoop(model, *tok, train, valid, c, log);
+  MetricsLog log = OpenLog(f, c);
+  TrainLoop(model, *tok, data.train, data.valid, c, log);
   return 0;
 }
 
