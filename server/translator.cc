@@ -156,13 +156,13 @@ void Translator::Finish(const TranslateCall& call, SteadyClock::time_point start
                          call.target_language, StatusCodeName(r.status.error_code()),
                          r.total_ms / 1000.0);
   if (!r.status.ok()) {
-    LOG_WARNING("request id=" << call.request_id << " method=" << call.method
+    LOG_WARNING("request id=" << LogQuote(call.request_id) << " method=" << call.method
                               << " variant=" << (model.empty() ? "-" : r.variant.ToString())
                               << " code=" << StatusCodeName(r.status.error_code())
                               << " error=" << LogQuote(r.status.error_message())
                               << " ms=" << r.total_ms);
   } else {
-    LOG_DEBUG("request id=" << call.request_id << " method=" << call.method
+    LOG_DEBUG("request id=" << LogQuote(call.request_id) << " method=" << call.method
                             << " variant=" << r.variant.ToString() << " code=OK sentences="
                             << call.texts.size() << " queue_ms=" << r.queue_ms
                             << " compute_ms=" << r.compute_ms << " ms=" << r.total_ms);
@@ -294,7 +294,7 @@ Scheduler::Admit Translator::Submit(TranslateCall call, SteadyClock::time_point 
             try {
               m->AddBleu(SentenceStats(text, {reference}));
             } catch (const std::exception& e) {
-              LOG_DEBUG("request id=" << shared_call->request_id
+              LOG_DEBUG("request id=" << LogQuote(shared_call->request_id)
                                       << " reference skipped for BLEU: " << e.what());
             }
           }
