@@ -196,7 +196,14 @@ void Translator::Run(TranslateCall call, std::function<void(TranslateResult&&)> 
     RouteDecision route = router_->Route(call.source_language, call.target_language,
                                          call.variant, call.routing_key, loaded, Uniform(),
                                          Uniform());
-    if (!route.status.ok()) return fail(route.status);
+    if (!route.status.ok()) {
+      // A named variant that failed (to load, or while decoding) is UNAVAILABLE, not unknown.
+      if (route.status.error_code() == grpc::StatusCode::NOT_FOUND && !call.variant.name().empty()) {
+        std::string why = repository_->UnavailableReason(call.variant.name(), call.variant.version());
+        if (!why.empty()) return fail({grpc::StatusCode::UNAVAILABLE, why});
+      }
+      return fail(route.status);
+    }
     std::shared_ptr<Variant> v = repository_->Get(route.primary);
     if (!v) {
       if (attempt < 3) continue;
@@ -271,7 +278,13 @@ Scheduler::Admit Translator::Submit(TranslateCall call, SteadyClock::time_point 
         if (o.hyps.empty()) {
           st = {grpc::StatusCode::INTERNAL, "engine returned no hypothesis"};
         } else {
-          text = detok->Decode(o.hyps[0].tokens);
+          try {
+            text = detok->Decode(o.hyps[0].tokens);
+          } catch (const std::exception& e) {
+            st = {grpc::StatusCode::INTERNAL, std::string("detokenization failed: ") + e.what()};
+          }
+        }
+        if (st.ok()) {
           resp.set_request_id(shared_call->request_id);
           resp.set_translation(text);
           resp.mutable_variant()->set_name(id.name);
@@ -284,7 +297,11 @@ Scheduler::Admit Translator::Submit(TranslateCall call, SteadyClock::time_point 
           if (shared_call->options.n_best() > 1)
             for (const auto& h : o.hyps) {
               auto* nb = resp.add_n_best();
-              nb->set_text(detok->Decode(h.tokens));
+              try {
+                nb->set_text(detok->Decode(h.tokens));
+              } catch (const std::exception&) {
+                nb->set_text("");  // the best hypothesis decoded; an odd alternative is left empty
+              }
               nb->set_score(h.score);
             }
           m->input_tokens->Increment(input_tokens);
@@ -380,7 +397,13 @@ void Translator::RunShadow(const TranslateCall& call, const VariantId& primary,
       grpc::Status st = ToStatus(o);
       std::string text;
       if (st.ok() && !o.hyps.empty()) {
-        text = detok->Decode(o.hyps[0].tokens);
+        try {
+          text = detok->Decode(o.hyps[0].tokens);
+        } catch (const std::exception& e) {
+          st = {grpc::StatusCode::INTERNAL, std::string("detokenization failed: ") + e.what()};
+        }
+      }
+      if (st.ok() && !o.hyps.empty()) {
         m->input_tokens->Increment(input_tokens);
         m->output_tokens->Increment(static_cast<double>(o.hyps[0].tokens.size()));
         m->sentences->Increment();
