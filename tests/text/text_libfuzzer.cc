@@ -1,9 +1,9 @@
 // libFuzzer entry point for the text path (built only with -DMIXSERVE_LIBFUZZER=ON and a
 // compiler that supports -fsanitize=fuzzer; docs/reliability.md). The input is split at its
 // first 0xFF byte (never part of UTF-8) into hypothesis and reference. The tokenizer checks
-// run when MIXSERVE_FUZZ_SPM names a SentencePiece model, e.g.
-//   MIXSERVE_FUZZ_SPM=build/tests/server/cache/spm.model build-fuzz/tests/text/text_libfuzzer \
-//     -max_total_time=600 corpus/
+// run when MIXSERVE_FUZZ_SPM names a SentencePiece model, e.g. (one command line)
+//   MIXSERVE_FUZZ_SPM=build/tests/server/cache/spm.model
+//     build-fuzz/tests/text/text_libfuzzer -max_total_time=600 corpus/
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
