@@ -5,7 +5,7 @@
 //
 // Length: MIXSERVE_SOAK_SECONDS (default 20) for the soak; the other phases take ~15 s. Run
 // longer by hand:
-//   MIXSERVE_SOAK_SECONDS=1800 build/tests/server/server_reliability_e2e_test --gtest_filter=LoadE2E.*
+//   MIXSERVE_SOAK_SECONDS=1800 build/tests/server/server_load_e2e_test
 // Timing bounds are deliberately loose (factors of several): the CI machine has 2 shared
 // cores, and the checks look for leaks, losses and runaway queues, not for small drifts.
 #include <gtest/gtest.h>
