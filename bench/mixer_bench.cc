@@ -1,13 +1,18 @@
-// Micro-benchmarks of every registered mixer at every site it supports (CPU):
+// Micro-benchmarks of every registered mixer at every site it supports (CPU or CUDA):
 //   Forward/<mixer>/<site>/B/T   full-sequence forward of one mixer, batch B, length T
 //   Step/<mixer>/<site>/B/T      one incremental decode step at position T-1 (decoder sites)
 // The model shape is the study's baseline (d_model 128, 8 heads, max_len 50). Each mixer uses
 // its default options (feed-forward families: size given by --size, default "s").
 //
-//   mixer_bench [--size xs|s|m|l] [--benchmark_filter=...] [other Google Benchmark flags]
+//   mixer_bench [--size xs|s|m|l] [--device cpu|cuda] [--dtype fp32|fp16]
+//               [--benchmark_filter=...] [other Google Benchmark flags]
+// On CUDA every timed iteration ends with a device synchronisation, so the times are what a
+// caller waits for, launch overhead included.
 #include <benchmark/benchmark.h>
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -34,6 +39,14 @@ ModelSpec& BenchSpec() {
 }
 
 std::string g_size = "s";
+torch::Device g_device = torch::kCPU;
+torch::Dtype g_dtype = torch::kFloat;
+
+torch::TensorOptions Opt() { return torch::TensorOptions().device(g_device).dtype(g_dtype); }
+
+void Sync() {
+  if (g_device.is_cuda()) torch::cuda::synchronize();
+}
 
 std::shared_ptr<TokenMixer> Make(const std::string& name, Site site) {
   const std::vector<MixerSpec> tries = {MixerSpec{name, g_size, 0, 0, 0},
@@ -43,6 +56,7 @@ std::shared_ptr<TokenMixer> Make(const std::string& name, Site site) {
     try {
       auto m = MixerRegistry::Get().Create(MixerContext{&BenchSpec(), site, 0, t});
       m->eval();
+      m->to(g_device, g_dtype);
       return m;
     } catch (const std::invalid_argument&) {
     }
@@ -59,11 +73,16 @@ void Forward(benchmark::State& state, std::string name, Site site) {
   }
   const int64_t b = state.range(0), t = state.range(1), d = BenchSpec().d_model;
   mixserve::model::MixerInput in;
-  in.x = torch::randn({b, t, d});
-  in.mask = torch::ones({b, t}, torch::kBool);
-  in.memory = torch::randn({b, t, d});
-  in.memory_mask = torch::ones({b, t}, torch::kBool);
-  for (auto _ : state) benchmark::DoNotOptimize(m->Forward(in));
+  in.x = torch::randn({b, t, d}, Opt());
+  in.mask = torch::ones({b, t}, Opt().dtype(torch::kBool));
+  in.memory = torch::randn({b, t, d}, Opt());
+  in.memory_mask = torch::ones({b, t}, Opt().dtype(torch::kBool));
+  for (int i = 0; i < 3; ++i) m->Forward(in);  // warm-up (CUDA kernels, allocator)
+  Sync();
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(m->Forward(in));
+    Sync();
+  }
   state.SetItemsProcessed(state.iterations() * b * t);
 }
 
@@ -75,22 +94,29 @@ void Step(benchmark::State& state, std::string name, Site site) {
     return;
   }
   const int64_t b = state.range(0), t = state.range(1), d = BenchSpec().d_model;
-  auto memory = torch::randn({b, t, d});
-  auto memory_mask = torch::ones({b, t}, torch::kBool);
-  auto x = torch::randn({b, d});
+  auto memory = torch::randn({b, t, d}, Opt());
+  auto memory_mask = torch::ones({b, t}, Opt().dtype(torch::kBool));
+  auto x = torch::randn({b, d}, Opt());
+  const auto pos = Opt().dtype(torch::kLong);
   // States cannot be copied through the generic interface: each timed step at position t-1
   // runs on a state refilled (untimed) with positions 0 .. t-2.
   auto fresh = [&] {
     auto s = m->InitState(memory, memory_mask, b);
-    for (int64_t p = 0; p + 1 < t; ++p) m->Step(x, torch::full({b}, p, torch::kLong), *s);
+    for (int64_t p = 0; p + 1 < t; ++p) m->Step(x, torch::full({b}, p, pos), *s);
+    Sync();
     return s;
   };
-  auto last = torch::full({b}, t - 1, torch::kLong);
+  auto last = torch::full({b}, t - 1, pos);
+  {
+    auto s = fresh();  // warm-up
+    m->Step(x, last, *s);
+  }
   for (auto _ : state) {
     state.PauseTiming();
     auto s = fresh();
     state.ResumeTiming();
     benchmark::DoNotOptimize(m->Step(x, last, *s));
+    Sync();
   }
   state.SetItemsProcessed(state.iterations() * b);
 }
@@ -121,7 +147,28 @@ int main(int argc, char** argv) {
       g_size = argv[++i];
       continue;
     }
+    if (std::strcmp(argv[i], "--device") == 0 && i + 1 < argc) {
+      g_device = torch::Device(argv[++i]);
+      if (g_device.is_cuda() && !torch::cuda::is_available()) {
+        std::fprintf(stderr, "mixer_bench: --device %s but CUDA is not available\n", argv[i]);
+        return 2;
+      }
+      continue;
+    }
+    if (std::strcmp(argv[i], "--dtype") == 0 && i + 1 < argc) {
+      const std::string v = argv[++i];
+      if (v != "fp32" && v != "fp16") {
+        std::fprintf(stderr, "mixer_bench: --dtype must be fp32 or fp16, got %s\n", v.c_str());
+        return 2;
+      }
+      g_dtype = v == "fp16" ? torch::kHalf : torch::kFloat;
+      continue;
+    }
     rest.push_back(argv[i]);
+  }
+  if (g_dtype == torch::kHalf && !g_device.is_cuda()) {
+    std::fprintf(stderr, "mixer_bench: --dtype fp16 needs --device cuda\n");
+    return 2;
   }
   int n = static_cast<int>(rest.size());
   torch::set_num_threads(1);

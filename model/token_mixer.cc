@@ -5,6 +5,14 @@
 
 namespace mixserve::model {
 
+void RequireNoSize(const MixerContext& ctx, const std::string& name) {
+  if (!ctx.spec.size.empty() || ctx.spec.hidden != 0)
+    throw std::invalid_argument(name + " at " + SiteName(ctx.site) +
+                                " has no sizes (size/hidden are options of the feed-forward "
+                                "replacements), got size '" + ctx.spec.size + "' hidden " +
+                                std::to_string(ctx.spec.hidden));
+}
+
 MixerRegistry& MixerRegistry::Get() {
   static MixerRegistry registry;
   return registry;

@@ -80,6 +80,10 @@ class TokenMixer : public torch::nn::Module {
   MixerContext ctx_;
 };
 
+// For mixers without the feed-forward sizes: throws std::invalid_argument when the spec asks
+// for a size or hidden width, so that such a request is never silently ignored.
+void RequireNoSize(const MixerContext& ctx, const std::string& name);
+
 using MixerFactory = std::function<std::shared_ptr<TokenMixer>(const MixerContext&)>;
 
 class MixerRegistry {

@@ -4,12 +4,14 @@
 #include <filesystem>
 
 #include "config/model_spec_io.h"
+#include "model/token_mixer.h"
 #include "offline/commands.h"
 #include "offline/common.h"
 #include "offline/evaluate.h"
 #include "offline/progress.h"
 #include "offline/svg_plot.h"
 #include "offline/table.h"
+#include "offline/text_io.h"
 
 namespace mixserve::offline {
 
@@ -32,6 +34,100 @@ std::string ShortSite(const std::string& sites) {
   return out;
 }
 
+// Whether a cell of the grid is a distinct, buildable configuration: the mixer supports every
+// site of the group with that size ('-': no size), and '-' is not a sized mixer's default
+// size under another name. Probed on a copy of the teacher's shape with a tiny max_len, so
+// that even the largest feed-forward sizes cost nothing to build.
+bool CellValid(const ModelSpec& teacher, const std::string& mixer, const std::string& size,
+               const std::vector<std::string>& sites) {
+  ModelSpec shape = teacher;
+  shape.max_len = 4;
+  auto builds = [&](Site site, const std::string& sz) {
+    try {
+      model::MixerRegistry::Get().Create(model::MixerContext{&shape, site, 0, MixerSpec{mixer, sz, 0, 0, 0}});
+      return true;
+    } catch (const std::invalid_argument&) {
+      return false;
+    }
+  };
+  for (const auto& name : sites) {
+    Site site;
+    if (name == "encoder_self") site = Site::kEncoderSelf;
+    else if (name == "decoder_self") site = Site::kDecoderSelf;
+    else if (name == "decoder_cross") site = Site::kDecoderCross;
+    else throw UsageError("--sites: unknown site '" + name + "'");
+    if (!model::MixerRegistry::Get().Supports(mixer, site)) return false;
+    if (!builds(site, size == "-" ? "" : size)) return false;
+    if (size == "-" && builds(site, "xs")) return false;
+  }
+  return true;
+}
+
+// One plot point per table row: x = parameters, y = BLEU of the first split.
+PlotPoint PointOf(const std::vector<std::string>& row) {
+  const std::string& size = row[2];
+  const std::string& sites = row[3];
+  return {std::stod(row[4]), std::stod(row[5]), row[0] + " " + row[1],
+          size == "-" ? ShortSite(sites) : size + " " + ShortSite(sites)};
+}
+
+void WriteOutputs(const std::string& out, const Table& table, const std::string& results,
+                  const std::string& first_split, bool beam) {
+  std::vector<PlotPoint> points;
+  for (const auto& row : table.rows) points.push_back(PointOf(row));
+  PlotOptions po;
+  po.title = "BLEU (" + first_split + ") against parameter count";
+  po.x_label = "parameters";
+  po.y_label = std::string("BLEU ") + (beam ? "(beam)" : "(greedy)");
+  po.log_x = true;
+  WriteFile(out + "/ablation.svg", RenderScatterSvg(points, po));
+  WriteFile(out + "/ablation.csv", table.Csv());
+  WriteFile(out + "/ablation.md", table.Markdown());
+  WriteFile(out + "/results.jsonl", results);
+}
+
+// Parses "i/n" (0 <= i < n).
+std::pair<size_t, size_t> ParseShard(const std::string& text) {
+  const auto slash = text.find('/');
+  size_t i = 0, n = 0;
+  try {
+    if (slash == std::string::npos) throw std::invalid_argument("no slash");
+    size_t used = 0;
+    i = std::stoul(text.substr(0, slash), &used);
+    if (used != slash) throw std::invalid_argument("trailing");
+    n = std::stoul(text.substr(slash + 1), &used);
+    if (used != text.size() - slash - 1) throw std::invalid_argument("trailing");
+  } catch (const std::exception&) {
+    throw UsageError("--shard must look like i/n (e.g. 0/4), got '" + text + "'");
+  }
+  if (n == 0 || i >= n) throw UsageError("--shard i/n needs 0 <= i < n, got '" + text + "'");
+  return {i, n};
+}
+
+// --merge: the tables of several sweep folders (shards of one grid) as one table and plot.
+int MergeSweeps(const std::vector<std::string>& dirs, const std::string& out, bool beam) {
+  Table table;
+  std::string results;
+  for (const auto& dir : dirs) {
+    const std::string csv = dir + "/ablation.csv";
+    if (!fs::exists(csv)) throw UsageError("--merge: " + csv + " does not exist");
+    auto rows = ParseCsv(ReadFile(csv));
+    if (rows.empty()) throw UsageError("--merge: " + csv + " is empty");
+    if (table.columns.empty()) table.columns = rows[0];
+    if (rows[0] != table.columns)
+      throw UsageError("--merge: " + csv + " has other columns than " + dirs[0] + "/ablation.csv");
+    for (size_t r = 1; r < rows.size(); ++r) table.Add(rows[r]);
+    if (fs::exists(dir + "/results.jsonl")) results += ReadFile(dir + "/results.jsonl");
+  }
+  if (table.columns.size() < 6) throw UsageError("--merge: tables have too few columns");
+  fs::create_directories(out);
+  WriteOutputs(out, table, results, table.columns[5].substr(5), beam);
+  Print("sweep: merged %zu rows of %zu folders -> %s/ablation.{md,csv,svg}\n", table.rows.size(),
+        dirs.size(), out.c_str());
+  Print("%s", table.Markdown().c_str());
+  return 0;
+}
+
 }  // namespace
 
 int RunSweep(const Args& args) {
@@ -41,7 +137,7 @@ int RunSweep(const Args& args) {
       "distill and eval, then writes <out>/ablation.{md,csv} (direction, method, size, sites,\n"
       "parameters, BLEU per test split, decode latency), <out>/ablation.svg (BLEU against\n"
       "parameter count) and <out>/results.jsonl (full eval results).",
-      Concat({{{"teachers", "", "teacher model folders, comma-separated (one per direction)", true},
+      Concat({{{"teachers", "", "teacher model folders, comma-separated (one per direction)"},
                {"out", "", "output folder (students, tables, plot)", true},
                {"mixers", "alr", "mixer types, comma-separated"},
                {"sizes", "s", "sizes, comma-separated; '-' for mixers without sizes"},
@@ -61,13 +157,21 @@ int RunSweep(const Args& args) {
                {"test_limit", "0", "first N sentences of each test split (0: all)"},
                {"beam", "1", "beam size for BLEU (1: greedy)"},
                {"batch_size", "64", "decoding batch size"},
-               {"latency_sentences", "100", "sentences timed at batch 1"}},
+               {"latency_sentences", "100", "sentences timed at batch 1"},
+               {"shard", "0/1",
+                "i/n: run only the cells whose index modulo n is i (the teacher rows in shard 0), "
+                "so n processes share one grid"},
+               {"merge", "",
+                "instead of running, merge the tables of these sweep folders (comma-separated) "
+                "into --out"}},
               DeviceFlags()}));
   if (!f.Parse(args)) {
     Print("%s", f.Usage().c_str());
     return 0;
   }
   const std::string out = f.Get("out");
+  if (!f.Get("merge").empty()) return MergeSweeps(f.GetList("merge"), out, f.GetInt("beam") > 1);
+  const auto [shard, shards] = ParseShard(f.Get("shard"));
   const auto teachers = f.GetList("teachers");
   const auto mixers = f.GetList("mixers");
   const auto sizes = f.GetList("sizes");
@@ -75,6 +179,7 @@ int RunSweep(const Args& args) {
   const auto splits = f.GetList("splits");
   if (mixers.empty() || sizes.empty() || site_groups.empty() || splits.empty())
     throw UsageError("--mixers, --sizes, --sites and --splits must not be empty");
+  if (teachers.empty()) throw UsageError("--teachers is required (or --merge)");
   for (const auto& t : teachers) RequireModelDir(t, "teachers");
   fs::create_directories(out);
 
@@ -82,7 +187,6 @@ int RunSweep(const Args& args) {
   table.columns = {"direction", "method", "size", "sites", "parameters"};
   for (const auto& s : splits) table.columns.push_back("bleu_" + s);
   table.columns.push_back("latency_ms");
-  std::vector<PlotPoint> points;
   std::string results;
   Stopwatch sw;
 
@@ -106,9 +210,6 @@ int RunSweep(const Args& args) {
     }
     row.push_back(Fixed(r.latency_ms_mean, 2));
     table.Add(row);
-    const auto& first = r.splits.at(splits[0]);
-    points.push_back({static_cast<double>(r.parameters), ec.beam > 1 ? first.bleu_beam : first.bleu_greedy,
-                      direction + " " + method, size == "-" ? ShortSite(sites) : size + " " + ShortSite(sites)});
     JsonObject j = r.ToJson();
     j.Set("direction", direction).Set("method", method).Set("size", size).Set("sites", sites);
     results += j.Dump() + "\n";
@@ -118,16 +219,21 @@ int RunSweep(const Args& args) {
     WriteFile(out + "/results.jsonl", results);
   };
 
-  size_t cells = 0, skipped = 0;
+  size_t cells = 0, skipped = 0, index = 0;
   for (const auto& teacher : teachers) {
     ModelSpec spec;
     std::string err;
     if (!ReadModelSpec(teacher + "/model.pbtxt", &spec, &err)) throw std::runtime_error(err);
     const std::string direction = spec.source_language + "-" + spec.target_language;
-    if (f.GetBool("include_teacher")) eval(teacher, direction, "mha (teacher)", "-", "-");
+    if (f.GetBool("include_teacher") && shard == 0) eval(teacher, direction, "mha (teacher)", "-", "-");
     for (const auto& mixer : mixers) {
       for (const auto& size : sizes) {
         for (const auto& group : site_groups) {
+          if (f.GetBool("skip_invalid") && !CellValid(spec, mixer, size, SplitList(group, '+'))) {
+            ++skipped;
+            continue;
+          }
+          if (index++ % shards != shard) continue;
           const std::string sites = [&] {
             std::string s;
             for (const auto& x : SplitList(group, '+')) s += (s.empty() ? "" : ",") + x;
@@ -164,14 +270,7 @@ int RunSweep(const Args& args) {
       }
     }
   }
-  PlotOptions po;
-  po.title = "BLEU (" + splits[0] + ") against parameter count";
-  po.x_label = "parameters";
-  po.y_label = std::string("BLEU ") + (f.GetInt("beam") > 1 ? "(beam)" : "(greedy)");
-  po.log_x = true;
-  WriteFile(out + "/ablation.svg", RenderScatterSvg(points, po));
-  WriteFile(out + "/ablation.csv", table.Csv());
-  WriteFile(out + "/ablation.md", table.Markdown());
+  WriteOutputs(out, table, results, splits[0], f.GetInt("beam") > 1);
   Print("sweep: %zu cells (%zu skipped) in %s -> %s/ablation.{md,csv,svg}\n", cells, skipped,
         FormatDuration(sw.Seconds()).c_str(), out.c_str());
   Print("%s", table.Markdown().c_str());

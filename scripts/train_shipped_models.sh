@@ -9,6 +9,7 @@
 #   DIRECTIONS  default "en-de de-en"
 #   EPOCHS      teacher epochs (default 20)
 #   LIMIT       use only the first N training pairs (smoke runs; default: all)
+#   STUDENTS    1 (default): teacher and both students; 0: the teacher alone
 # docs/results.md lists the configuration, the command line used and what came out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,19 +30,30 @@ common=(--data=data/multi30k --device="$device")
 fit=()   # flags of the training subcommands only
 [ -n "${LIMIT:-}" ] && fit+=(--limit="$LIMIT" --valid_limit=100)
 
-# Joint 4,000-piece SentencePiece model for English and German (shared by both directions).
-if [ ! -f "$work/spm-en-de.model" ]; then
-  "$bin" spm --data=data/multi30k --src=en --tgt=de --vocab_size=4000 --out="$work/spm-en-de"
-fi
+# Joint 4,000-piece SentencePiece model per language pair, shared by both of its directions
+# (named by the pair in alphabetical order: spm-de-en serves en-de and de-en).
+pair_spm() {
+  local a=${1%-*} b=${1#*-}
+  [[ "$a" < "$b" ]] && echo "$work/spm-$a-$b" || echo "$work/spm-$b-$a"
+}
+for dir in ${DIRECTIONS:-en-de de-en}; do
+  spm=$(pair_spm "$dir")
+  if [ ! -f "$spm.model" ]; then
+    "$bin" spm --data=data/multi30k --src="${dir%-*}" --tgt="${dir#*-}" --vocab_size=4000 --out="$spm"
+  fi
+done
 
 direction() {
   local dir=$1 src=${1%-*} tgt=${1#*-}
-  local w=$work/$dir
+  local w=$work/$dir spm
+  spm=$(pair_spm "$dir").model
   mkdir -p "$w"
   # Teacher: 3+3 layers, d_model 128, 4 heads, ffn 512, max 50 tokens (as in the study).
-  "$bin" train "${common[@]}" "${fit[@]}" --src="$src" --tgt="$tgt" --spm="$work/spm-en-de.model" \
+  "$bin" train "${common[@]}" "${fit[@]}" --src="$src" --tgt="$tgt" --spm="$spm" \
     --d_model=128 --ffn_dim=512 --heads=4 --encoder_layers=3 --decoder_layers=3 --max_len=50 \
     --dropout=0.2 --max_tokens=4096 --epochs="$epochs" --lr=2e-3 --warmup=1000 --log_every=200 --out="$w/base"
+  "$bin" export "${common[@]}" --model="$w/base/best" --repo="$repo" --name="$dir-base" --fp16
+  [ "${STUDENTS:-1}" = 1 ] || return 0
   # Student 1: ALR (size xs) in place of every encoder self-attention.
   "$bin" distill "${common[@]}" "${fit[@]}" --teacher="$w/base/best" --mixer=alr --size=xs \
     --sites=encoder_self --max_tokens=4096 --epochs=8 --lr=1e-3 --warmup=200 --log_every=200 --out="$w/alr-enc-xs"
@@ -51,8 +63,7 @@ direction() {
     --sites=decoder_self --max_tokens=4096 --epochs=8 --lr=1e-3 --warmup=200 --log_every=200 --out="$w/aft-dec-distilled"
   "$bin" finetune "${common[@]}" "${fit[@]}" --student="$w/aft-dec-distilled" --teacher="$w/base/best" \
     --kd_alpha=0.5 --temperature=2 --max_tokens=4096 --epochs=5 --lr=3e-4 --warmup=200 --log_every=200 --out="$w/aft-dec"
-  "$bin" export "${common[@]}" --model="$w/base/best" --repo="$repo" --name="$dir-base" --fp16
-  "$bin" export "${common[@]}" --model="$w/alr-enc-xs" --repo="$repo" --name="$dir-alr-enc-xs" --fp16
+  "$bin" export "${common[@]}" --model="$w/alr-enc-xs" --repo="$repo" --name="$dir-alr-enc" --fp16
   "$bin" export "${common[@]}" --model="$w/aft-dec/best" --repo="$repo" --name="$dir-aft-dec" --fp16
 }
 

@@ -109,6 +109,7 @@ int AftWindow(const MixerContext& ctx) {
 
 AftMixer::AftMixer(const MixerContext& ctx, const char* name, int groups)
     : TokenMixer(ctx), name_(name), groups_(groups) {
+  RequireNoSize(ctx, name);
   const int d = ctx.d_model();
   if (d <= 0) throw std::invalid_argument(std::string(name) + ": d_model must be > 0");
   if (groups <= 0 || d % groups != 0)

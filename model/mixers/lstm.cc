@@ -39,6 +39,7 @@ class LstmMixer : public TokenMixer {
   explicit LstmMixer(const MixerContext& ctx) : TokenMixer(ctx) {
     const int d = ctx.d_model(), heads = ctx.heads();
     const std::string where = std::string("lstm at ") + SiteName(ctx.site);
+    RequireNoSize(ctx, "lstm");
     if (heads <= 0 || d % heads != 0)
       throw std::invalid_argument(where + ": d_model " + std::to_string(d) +
                                   " is not divisible by heads " + std::to_string(heads));

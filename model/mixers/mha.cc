@@ -72,6 +72,7 @@ struct CrossState : MixerState {
 class MhaMixer : public TokenMixer {
  public:
   explicit MhaMixer(const MixerContext& ctx) : TokenMixer(ctx) {
+    RequireNoSize(ctx, "mha");
     const int d = ctx.d_model();
     heads_ = ctx.heads();
     if (heads_ <= 0 || d % heads_ != 0)

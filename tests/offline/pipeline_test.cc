@@ -259,11 +259,24 @@ TEST(OfflinePipeline, SweepWritesTableAndPlot) {
            (A.mixer.size.empty() ? " --sizes=-" : " --sizes=" + A.mixer.size);
   else
     grid = "--sites=" + A.mixer.sites[0] + " --sizes=xs,s";
-  auto r = RunTool("sweep --teachers=" + A.teacher + " --out=" + out + " --mixers=" + A.mixer.type +
-               " " + grid + " --include_teacher=false --data=" + kData +
-               " --limit=100 --max_steps=3 --valid_limit=10 --test_limit=10 --latency_sentences=3"
-               " --device=cpu --threads=2");
+  // The grid runs as two shards of one cell each, then the shards are merged.
+  for (const char* shard : {"0/2", "1/2"}) {
+    auto r = RunTool("sweep --teachers=" + A.teacher + " --out=" + out + "_" + shard[0] +
+                     " --shard=" + shard + " --mixers=" + A.mixer.type + " " + grid +
+                     " --include_teacher=false --data=" + kData +
+                     " --limit=100 --max_steps=3 --valid_limit=10 --test_limit=10"
+                     " --latency_sentences=3 --device=cpu --threads=2");
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_EQ(ParseCsv(ReadFile(out + "_" + shard[0] + "/ablation.csv")).size(), 2u) << shard;
+  }
+  auto r = RunTool("sweep --merge=" + out + "_0," + out + "_1 --out=" + out);
   ASSERT_EQ(r.code, 0) << r.output;
+  r = RunTool("sweep --merge=" + out + "_0," + out + "_missing --out=" + out + "_bad");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find(out + "_missing/ablation.csv does not exist"), std::string::npos) << r.output;
+  r = RunTool("sweep --teachers=" + A.teacher + " --out=" + out + "_bad --shard=2/2");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("--shard i/n needs 0 <= i < n"), std::string::npos) << r.output;
   auto rows = ParseCsv(ReadFile(out + "/ablation.csv"));
   ASSERT_EQ(rows.size(), 3u) << ReadFile(out + "/ablation.csv");
   EXPECT_EQ(rows[0], (std::vector<std::string>{"direction", "method", "size", "sites", "parameters",
@@ -284,7 +297,9 @@ TEST(OfflinePipeline, SweepWritesTableAndPlot) {
   EXPECT_NE(svg.find("</svg>"), std::string::npos);
   const std::string md = ReadFile(out + "/ablation.md");
   EXPECT_EQ(std::count(md.begin(), md.end(), '\n'), 4);  // header, rule, two rows
-  mixserve::RemoveTree(out);
+  const std::string jsonl = ReadFile(out + "/results.jsonl");
+  EXPECT_EQ(std::count(jsonl.begin(), jsonl.end(), '\n'), 2);
+  for (const std::string& d : {out, out + "_0", out + "_1"}) mixserve::RemoveTree(d);
 }
 
 TEST(OfflinePipeline, BadInputsFailClearly) {

@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# The GPU results of docs/results.md and docs/performance.md, as steps that fit runs of at most
+# a few minutes each on the CUDA machine (docs/gpu.md). Long jobs start in the background
+# (their own process session, logs under $WORK/logs) so that later steps can run beside them.
+#   usage: scripts/gpu/results.sh <step>...
+#     build    build everything into $BUILD_DIR
+#     bench    CUDA timings of every mixer (bench/mixer_bench, fp32 and fp16) -> $WORK/bench
+#     train    background: shipped models (en-de, de-en: teacher + 2 students), teachers for
+#              en-fr and fr-en, from-scratch controls (en-de), the 6+6 d_model 512 models
+#              of the serving comparison
+#     sweep    background, once the en-de/de-en teachers exist: the ablation grid in $SHARDS
+#              parallel shards -> $WORK/sweep/<shard>
+#     perf     serving benchmark of the d_model 512 models through the server and
+#              mixserve-loadgen, then the MarianMT reference -> $WORK/perf
+#     status   progress of the background jobs
+#     pack D   the results (tables, JSON, logs, shipped model repository) as files in D
+#   BUILD_DIR (default build-gpu), WORK (default work-gpu), SHARDS (default 8),
+#   EPOCHS (teacher epochs, default 20), SWEEP_EPOCHS (default 1)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+# shellcheck disable=SC1091
+source .gpudeps/gpu-env.sh
+B=${BUILD_DIR:-build-gpu}
+W=${WORK:-work-gpu}
+bin=$B/offline/mixserve-offline
+mkdir -p "$W/logs"
+
+background() {  # name command...
+  local name=$1
+  shift
+  setsid nohup "$@" > "$W/logs/$name.log" 2>&1 < /dev/null &
+  echo "started $name (log $W/logs/$name.log)"
+}
+
+job_train_perf() {  # en-de 6+6 d_model 512 teacher and two students for the serving comparison
+  local w=$W/perf-train c=(--data=data/multi30k --device=cuda)
+  mkdir -p "$w"
+  [ -f "$w/spm.model" ] || "$bin" spm --data=data/multi30k --src=en --tgt=de --vocab_size=8000 --out="$w/spm"
+  "$bin" train "${c[@]}" --src=en --tgt=de --spm="$w/spm.model" --d_model=512 --ffn_dim=2048 \
+    --heads=8 --encoder_layers=6 --decoder_layers=6 --max_len=50 --dropout=0.3 --max_tokens=8192 \
+    --epochs="${PERF_EPOCHS:-12}" --lr=7e-4 --warmup=1500 --log_every=100 --out="$w/base"
+  "$bin" distill "${c[@]}" --teacher="$w/base/best" --mixer=aft_simple --sites=decoder_self \
+    --max_tokens=8192 --epochs=3 --lr=1e-3 --warmup=100 --log_every=100 --out="$w/aft-dec"
+  "$bin" distill "${c[@]}" --teacher="$w/base/best" --mixer=alr --size=xs --sites=encoder_self \
+    --max_tokens=8192 --epochs=3 --lr=1e-3 --warmup=100 --log_every=100 --out="$w/alr-enc"
+  for m in base/best:base aft-dec:aft-dec alr-enc:alr-enc; do
+    "$bin" export "${c[@]}" --model="$w/${m%%:*}" --repo="$W/perf-repo" --name="en-de-512-${m#*:}" --fp16
+  done
+}
+
+job_controls() {  # attention-free models trained from scratch (no teacher), en-de, as the teacher
+  local w=$W/controls c=(--data=data/multi30k --device=cuda) spm=$W/shipped/spm-de-en.model
+  mkdir -p "$w"
+  while [ ! -f "$spm" ]; do sleep 5; done
+  local shape=(--src=en --tgt=de --spm="$spm" --d_model=128 --ffn_dim=512 --heads=4
+               --encoder_layers=3 --decoder_layers=3 --max_len=50 --dropout=0.2 --max_tokens=4096
+               --epochs="${EPOCHS:-20}" --lr=2e-3 --warmup=1000 --log_every=200)
+  "$bin" train "${c[@]}" "${shape[@]}" --encoder_mixer=alr --mixer_size=m --out="$w/alr-enc-m" &
+  "$bin" train "${c[@]}" "${shape[@]}" --encoder_mixer=alr --decoder_self_mixer=alr \
+    --decoder_cross_mixer=alr --mixer_size=m --out="$w/alr-all-m" &
+  "$bin" train "${c[@]}" "${shape[@]}" --decoder_self_mixer=aft_simple --out="$w/aft-dec" &
+  wait
+  "$bin" eval "${c[@]}" --model="$w/alr-enc-m/best,$w/alr-all-m/best,$w/aft-dec/best" \
+    --splits=test_2016_flickr,test_2017_flickr --beam=1 --batch_size=64 --out="$w/eval.jsonl"
+}
+
+job_sweep() {  # shard
+  local t=$W/shipped
+  "$bin" sweep --teachers="$t/en-de/base/best,$t/de-en/base/best" --out="$W/sweep/s$1" \
+    --shard="$1/${SHARDS:-8}" --mixers=alr,alrr,aslr,elr,aft_full,aft_simple,aft_local,aft_conv,lstm \
+    --sizes=xs,s,m,l,- \
+    --sites=encoder_self,decoder_self,decoder_cross,encoder_self+decoder_self+decoder_cross \
+    --epochs="${SWEEP_EPOCHS:-1}" --max_tokens=4096 --lr=1e-3 --latency_sentences=30 \
+    --device=cuda
+}
+
+step_perf() {
+  local p=$W/perf repo=$W/perf-repo port=8600
+  mkdir -p "$p"
+  {
+    echo "listen_address: \"127.0.0.1:$port\""
+    echo "metrics_address: \"127.0.0.1:9600\""
+    echo "model_repository: \"$repo\""
+    for m in base aft-dec alr-enc; do
+      echo "models { name: \"en-de-512-$m\" device: \"cuda\" dtype: \"fp16\" batching {"
+      echo "  max_batch_sentences: 256 max_batch_tokens: 16384 max_queue_size: 8192 } }"
+    done
+  } > "$p/server.pbtxt"
+  "$B/server/mixserve-server" --config="$p/server.pbtxt" > "$p/server.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 120); do grep -q "ready" "$p/server.log" && break; sleep 1; done
+  cat "$p/server.log"
+  curl -s "http://127.0.0.1:9600/metrics" | grep -c '^mixserve_' > "$p/metrics_lines.txt" || true
+  local lg=(--target=127.0.0.1:$port --src=data/multi30k/test_2016_flickr.en
+            --ref=data/multi30k/test_2016_flickr.de --src-lang=en --tgt-lang=de --quiet)
+  for m in base aft-dec alr-enc; do
+    local v=en-de-512-$m
+    "$B/clients/mixserve-loadgen" "${lg[@]}" --variants=$v --concurrency=64 --hyps="$p/hyps" \
+      --json="$p/$v.pass.json" | tail -n 4
+    "$B/clients/mixserve-loadgen" "${lg[@]}" --variants=$v --concurrency=1 --count=300 \
+      --json="$p/$v.latency.json" | tail -n 4
+    for c in 64 256; do
+      "$B/clients/mixserve-loadgen" "${lg[@]}" --variants=$v --concurrency=$c --duration=12 \
+        --warmup=2 --channels=4 --json="$p/$v.c$c.json" | tail -n 4
+    done
+  done
+  kill -TERM $pid; wait $pid || true
+  nvidia-smi --query-gpu=name,memory.total --format=csv > "$p/gpu.txt" || true
+  python3 bench/reference/marian_generate.py --spm="$W/perf-train/spm.model" \
+    --src=data/multi30k/test_2016_flickr.en --hyps="$(ls "$p"/hyps.en-de-512-base*.txt | head -1)" \
+    --d_model=512 --layers=6 --heads=8 --ffn=2048 --json="$p/marian.json"
+}
+
+for step in "$@"; do
+  case $step in
+    build) scripts/gpu/build.sh ;;
+    bench)
+      mkdir -p "$W/bench"
+      for dt in fp32 fp16; do
+        "$B/bench/mixer_bench" --device cuda --dtype $dt --benchmark_format=json \
+          --benchmark_out="$W/bench/mixer_cuda_$dt.json" > "$W/bench/mixer_cuda_$dt.txt" 2>&1
+      done
+      tail -n 3 "$W/bench/mixer_cuda_fp16.txt" ;;
+    train)
+      background shipped env BUILD_DIR="$B" scripts/train_shipped_models.sh "$W/models" "$W/shipped"
+      background fr env BUILD_DIR="$B" STUDENTS=0 DIRECTIONS="en-fr fr-en" \
+        scripts/train_shipped_models.sh "$W/models-fr" "$W/fr"
+      export -f job_controls job_train_perf
+      export B W bin
+      background controls bash -c job_controls
+      background perf-train bash -c job_train_perf ;;
+    sweep)
+      export -f job_sweep
+      export B W bin
+      for t in en-de de-en; do
+        while [ ! -f "$W/shipped/$t/base/best/model.pt" ]; do sleep 5; done
+      done
+      for ((i = 0; i < ${SHARDS:-8}; ++i)); do background "sweep$i" bash -c "job_sweep $i"; done ;;
+    perf) step_perf ;;
+    status)
+      for f in "$W"/logs/*.log "$W"/shipped/*.log "$W"/fr/*.log; do
+        [ -f "$f" ] && { echo "== $f"; tail -n 2 "$f" | cut -c1-200; }
+      done
+      nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader || true ;;
+    pack)
+      d=${2:?pack needs a folder}
+      mkdir -p "$d"
+      tar -czf "$d/results.tgz" --exclude='*.pt' --exclude='*.model' --exclude='last' \
+        "$W"/logs "$W"/bench "$W"/perf "$W"/sweep "$W"/controls "$W"/shipped "$W"/fr \
+        "$W"/perf-train "$W"/models "$W"/models-fr "$W"/perf-repo 2>/dev/null || true
+      for t in en-de de-en; do
+        [ -d "$W/models" ] && tar -cf "$d/models-$t.tar" -C "$W/models" $(cd "$W/models" && ls -d $t-* 2>/dev/null) || true
+      done
+      ls -la "$d"
+      break ;;
+    *) echo "results.sh: unknown step $step" >&2; exit 2 ;;
+  esac
+done
