@@ -350,8 +350,9 @@ void ModelRepository::Sync() {
           want.insert(*it);
       }
     }
+    // Versions loaded through ModelService stay, unless they failed since (same files).
     for (const auto& id : pinned_in_)
-      if (id.name == name && std::count(on_disk.begin(), on_disk.end(), id.version))
+      if (id.name == name && std::count(candidates.begin(), candidates.end(), id.version))
         want.insert(id.version);
     // Load first, then unload what is no longer wanted: no gap in service.
     for (int64_t v : want) {
