@@ -262,6 +262,10 @@ long StatusField(pid_t pid, const std::string& field) {
 }
 
 TEST(FaultE2E, ModelThatDoesNotFitInMemoryFailsToLoadAlone) {
+#ifdef MIXSERVE_SANITIZE
+  // AddressSanitizer aborts the process on a failed allocation instead of returning null.
+  GTEST_SKIP() << "not meaningful under AddressSanitizer";
+#endif
   std::string repo = StandardRepository();
   ServerProcess server;
   std::string error;
