@@ -158,27 +158,16 @@ grpc::ServerUnaryReactor* TranslationServiceImpl::TranslateBatch(
   call.texts.assign(request->texts().begin(), request->texts().end());
   call.references.assign(request->references().begin(), request->references().end());
   std::string request_id = call.request_id;
-  const int64_t max_bytes = limits_.max_message_bytes();
-  translator_->Run(std::move(call), [state, response, request_id, max_bytes](TranslateResult&& r) {
-    v1::TranslateBatchResponse out;
-    if (r.status.ok()) {
-      for (auto& t : r.translations) *out.add_translations() = std::move(t);
-      // gRPC would refuse to send it with a bare "Sent message larger than max": say which
-      // limit and what to do instead.
-      const size_t size = out.ByteSizeLong() + 256;  // the fields set below
-      if (max_bytes > 0 && size > static_cast<size_t>(max_bytes))
-        r.status = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                                "response of about " + std::to_string(size) +
-                                    " bytes is above the limit of " + std::to_string(max_bytes) +
-                                    " (limits.max_message_bytes); send fewer texts per call");
-    }
+  translator_->Run(std::move(call), [state, response, request_id](TranslateResult&& r) {
     UnaryReactor::Complete(state, r.status, [&] {
+      v1::TranslateBatchResponse out;
       out.set_request_id(request_id);
       out.mutable_variant()->set_name(r.variant.name);
       out.mutable_variant()->set_version(r.variant.version);
       out.mutable_timings()->set_queue_ms(r.queue_ms);
       out.mutable_timings()->set_compute_ms(r.compute_ms);
       out.mutable_timings()->set_total_ms(r.total_ms);
+      for (auto& t : r.translations) *out.add_translations() = std::move(t);
       *response = BufferOf(out);
     });
   });

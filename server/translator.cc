@@ -171,6 +171,22 @@ void Translator::Finish(const TranslateCall& call, SteadyClock::time_point start
   done(std::move(r));
 }
 
+void Translator::CheckAnswerSize(TranslateResult* r) const {
+  const int64_t limit = config_.limits().max_message_bytes();
+  if (limit <= 0) return;
+  // The batch answer: each translation as a length-delimited field, plus the request id,
+  // variant and timings (well under 256 bytes).
+  size_t size = 256;
+  for (const auto& t : r->translations) size += t.ByteSizeLong() + 6;
+  if (size <= static_cast<size_t>(limit)) return;
+  r->translations.clear();
+  // gRPC would refuse to send it with a bare "Sent message larger than max".
+  r->status = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                           "response of about " + std::to_string(size) +
+                               " bytes is above the limit of " + std::to_string(limit) +
+                               " (limits.max_message_bytes); send fewer texts per call");
+}
+
 void Translator::Reject(const TranslateCall& call, const grpc::Status& status) {
   ++in_flight_;
   TranslateResult r;
@@ -336,6 +352,7 @@ Scheduler::Admit Translator::Submit(TranslateCall call, SteadyClock::time_point 
       TranslateResult r = std::move(state->result);
       if (!r.status.ok()) r.translations.clear();
       for (auto& t : r.translations) t.mutable_timings()->set_total_ms(Ms(SteadyClock::now() - start));
+      if (r.status.ok() && shared_call->method == "TranslateBatch") CheckAnswerSize(&r);
       Finish(*shared_call, start, std::move(r), *shared_done);
     };
   }

@@ -298,6 +298,10 @@ TEST_F(BadInputE2E, Batches) {
               s.error_message().substr(s.error_message().size() - tail.size()) == tail)
       << s.error_message();
   ExpectServing("1000 texts");
+  // Counted as what the client saw, not as a success.
+  EXPECT_EQ(MetricSum(HttpGet(server_->metrics_port(), "/metrics"), "mixserve_requests_total",
+                      {{"method", "TranslateBatch"}, {"code", "RESOURCE_EXHAUSTED"}}),
+            3);
   // Hundreds of sentences in one call are all answered.
   v1::TranslateBatchResponse r;
   auto big = batch(500);
