@@ -115,6 +115,65 @@ TEST(RestartE2E, SigtermUnderLoadAnswersEveryAcceptedRequest) {
             << " refused while draining, " << unreachable << " after the port closed, 0 lost\n";
 }
 
+TEST(RestartE2E, SigtermAnswersEveryMessageAcceptedOnAnOpenStream) {
+  std::string repo = StandardRepository();
+  ServerProcess server;
+  server.EnablePauseHook();  // holds decoding so that the stream's messages are queued at SIGTERM
+  std::string error;
+  ASSERT_TRUE(server.Start("model_repository: \"" + repo + "\"\ndrain_grace_seconds: 30\n" +
+                               "models { name: \"en-de-base\" }\n",
+                           {}, &error))
+      << error;
+  server.PauseDecoding();
+  auto stub = server.Translation();
+  grpc::ClientContext ctx;
+  auto stream = stub->TranslateStream(&ctx);
+  const auto texts = Sentences("en", 10, 30);
+  ASSERT_EQ(texts.size(), 10u);
+  for (size_t i = 0; i < texts.size(); ++i) {
+    auto req = Request(texts[i]);
+    req.set_request_id("a" + std::to_string(i));
+    req.mutable_options()->set_max_output_tokens(10);
+    ASSERT_TRUE(stream->Write(req));
+  }
+  std::string m;
+  for (int i = 0; i < 500; ++i) {
+    m = HttpGet(server.metrics_port(), "/metrics");
+    if (MetricSum(m, "mixserve_queue_depth", {{"model", "en-de-base"}}) +
+            MetricSum(m, "mixserve_inflight_sentences", {{"model", "en-de-base"}}) >= 10)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(MetricSum(m, "mixserve_queue_depth", {{"model", "en-de-base"}}) +
+                MetricSum(m, "mixserve_inflight_sentences", {{"model", "en-de-base"}}),
+            10);
+  server.Signal(SIGTERM);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // A message sent during the drain is refused on the stream, which goes on.
+  auto late = Request("A dog.");
+  late.set_request_id("late");
+  ASSERT_TRUE(stream->Write(late));
+  server.ResumeDecoding();
+  std::map<std::string, v1::TranslateResponse> got;
+  v1::TranslateResponse r;
+  while (got.size() < 11 && stream->Read(&r)) {
+    EXPECT_EQ(got.count(r.request_id()), 0u) << r.request_id() << " answered twice";
+    got[r.request_id()] = r;
+  }
+  ASSERT_EQ(got.size(), 11u);
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const auto& a = got["a" + std::to_string(i)];
+    EXPECT_EQ(a.status_code(), 0) << a.status_message();
+    EXPECT_EQ(a.variant().name(), "en-de-base");
+  }
+  EXPECT_EQ(got["late"].status_code(), static_cast<int>(StatusCode::UNAVAILABLE));
+  EXPECT_EQ(got["late"].status_message(), "server is shutting down");
+  stream->WritesDone();
+  grpc::Status s = stream->Finish();
+  EXPECT_TRUE(s.ok() || s.error_code() == StatusCode::CANCELLED) << s.error_message();
+  EXPECT_EQ(server.Wait(), 0) << server.Log();
+}
+
 std::vector<std::string> TranslateAll(ServerProcess& server, const std::vector<std::string>& en,
                                       const std::vector<std::string>& de) {
   std::vector<std::string> out;
