@@ -4,6 +4,7 @@
 #include <google/protobuf/stubs/logging.h>
 #include <google/protobuf/unknown_field_set.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -95,11 +96,14 @@ grpc::Status CheckVariantRef(const v1::VariantRef& v) {
 
 namespace {
 
-// Shows a client string in an error message: at most 40 bytes, control characters escaped.
+// Shows a client string in an error message: at most 40 bytes (cut before a character, not
+// inside one), control characters escaped.
 std::string Shown(const std::string& s) {
+  size_t end = std::min<size_t>(s.size(), 40);
+  while (end < s.size() && end > 0 && (static_cast<unsigned char>(s[end]) & 0xC0) == 0x80) --end;
   std::string out;
   char buf[8];
-  for (size_t i = 0; i < s.size() && i < 40; ++i) {
+  for (size_t i = 0; i < end; ++i) {
     auto c = static_cast<unsigned char>(s[i]);
     if (c < 0x20 || c == 0x7F) {
       std::snprintf(buf, sizeof buf, "\\x%02x", c);
@@ -108,7 +112,7 @@ std::string Shown(const std::string& s) {
       out += static_cast<char>(c);
     }
   }
-  return s.size() > 40 ? out + "..." : out;
+  return end < s.size() ? out + "..." : out;
 }
 
 grpc::Status CheckLanguage(const std::string& code, const char* field) {

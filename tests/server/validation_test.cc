@@ -145,6 +145,15 @@ TEST(Validation, LanguageCodesAndRequestIds) {
                                    "...' is not a language code (letters, digits, '-' and "
                                    "'_', at most 35 bytes)");
   EXPECT_FALSE(CheckLanguages("../en", "de", none).ok());
+  // A long value is cut before a character, never inside one.
+  std::string umlauts;
+  for (int i = 0; i < 30; ++i) umlauts += "\xc3\xbc";
+  EXPECT_EQ(CheckLanguages(umlauts, "de", none).error_message(),
+            "source_language '" + umlauts.substr(0, 40) +
+                "...' is not a language code (letters, digits, '-' and '_', at most 35 bytes)");
+  EXPECT_EQ(CheckLanguages("a" + umlauts, "de", none).error_message(),
+            "source_language 'a" + umlauts.substr(0, 38) +
+                "...' is not a language code (letters, digits, '-' and '_', at most 35 bytes)");
   EXPECT_TRUE(CheckRequestId("").ok());
   EXPECT_TRUE(CheckRequestId(std::string(128, 'r')).ok());
   EXPECT_EQ(CheckRequestId(std::string(129, 'r')).error_message(),
