@@ -10,6 +10,29 @@ if(MIXSERVE_SANITIZE)
   target_link_options(mixserve_options INTERFACE -fsanitize=address,undefined)
   add_compile_definitions(MIXSERVE_SANITIZE=1)
 endif()
+if(MIXSERVE_TSAN)
+  if(MIXSERVE_SANITIZE)
+    message(FATAL_ERROR "MIXSERVE_TSAN and MIXSERVE_SANITIZE exclude each other")
+  endif()
+  # ThreadSanitizer: meant for the torch-free targets (scheduler, server core); see
+  # docs/reliability.md for the command.
+  target_compile_options(mixserve_options INTERFACE -fsanitize=thread -fno-omit-frame-pointer)
+  target_link_options(mixserve_options INTERFACE -fsanitize=thread)
+  add_compile_definitions(MIXSERVE_TSAN=1)
+endif()
+if(MIXSERVE_LIBFUZZER)
+  include(CheckCXXSourceCompiles)
+  set(CMAKE_REQUIRED_FLAGS -fsanitize=fuzzer)
+  check_cxx_source_compiles([[
+#include <cstddef>
+#include <cstdint>
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t*, size_t) { return 0; }
+]] MIXSERVE_HAVE_LIBFUZZER)
+  unset(CMAKE_REQUIRED_FLAGS)
+  if(NOT MIXSERVE_HAVE_LIBFUZZER)
+    message(FATAL_ERROR "MIXSERVE_LIBFUZZER needs a compiler with -fsanitize=fuzzer (clang)")
+  endif()
+endif()
 
 # mixserve_target(<target>): common options for one of our own targets.
 function(mixserve_target tgt)

@@ -48,12 +48,26 @@ void LogLine(LogLevel level, const std::string& message) {
 }
 
 std::string LogQuote(const std::string& v) {
-  if (!v.empty() && v.find_first_of(" \"=\n\t") == std::string::npos) return v;
+  // Values often come from clients: control characters (newlines, carriage returns, terminal
+  // escapes) are written as \xNN so that no value can forge or garble a log line.
+  bool plain = !v.empty();
+  for (unsigned char c : v)
+    if (c <= 0x20 || c == 0x7F || c == '"' || c == '=' || c == '\\') plain = false;
+  if (plain) return v;
   std::string out = "\"";
-  for (char c : v) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (c == '\n') { out += "\\n"; continue; }
-    out += c;
+  char buf[8];
+  for (unsigned char c : v) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c < 0x20 || c == 0x7F) {
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
   }
   return out + "\"";
 }

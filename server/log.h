@@ -14,7 +14,8 @@ void SetLogLevel(LogLevel level);
 bool LogEnabled(LogLevel level);
 void LogLine(LogLevel level, const std::string& message);
 
-// Quotes a value for a key=value log field when it holds spaces or quotes.
+// Quotes a value for a key=value log field when it holds spaces, quotes, '=' or '\\', and
+// writes control characters as \xNN (\n as \\n): client-supplied values cannot forge lines.
 std::string LogQuote(const std::string& value);
 
 }  // namespace mixserve

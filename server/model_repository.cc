@@ -85,10 +85,16 @@ std::vector<std::string> ModelRepository::ModelNames() const {
     }
     std::sort(names.begin(), names.end());
   }
-  // Models loaded through ModelService stay under management too.
-  for (const auto& id : pinned_in_)
-    if (std::find(names.begin(), names.end(), id.name) == names.end())
-      names.push_back(id.name);
+  // Models loaded through ModelService stay under management too, and so do loaded models
+  // whose whole directory was removed (their versions are then unloaded like removed ones).
+  std::vector<std::string> more;
+  for (const auto& id : pinned_in_) more.push_back(id.name);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& kv : loaded_) more.push_back(kv.first.name);
+  }
+  for (const auto& n : more)
+    if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
   return names;
 }
 
@@ -135,9 +141,11 @@ grpc::Status ModelRepository::LoadLocked(const std::string& name, int64_t versio
     LOG_ERROR("model load failed model=" << name << " version=" << version
                                          << " error=" << LogQuote(why));
     SetRecord(id, v1::MODEL_STATE_UNAVAILABLE, why);
+    std::string fp = Fingerprint(dir);
     {
       std::lock_guard<std::mutex> lock(mu_);
-      records_[id].fingerprint = Fingerprint(dir);
+      records_[id].fingerprint = fp;
+      records_[id].public_reason = "its files failed to load";
     }
     metrics_->CountLoadFailure(name);
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
@@ -171,6 +179,16 @@ grpc::Status ModelRepository::LoadLocked(const std::string& name, int64_t versio
   } catch (const std::exception& e) {
     return fail(e.what());
   }
+  // Ids beyond either tokenizer would fail or crash at detokenization: refuse them here.
+  for (const auto& [tok, file] :
+       {std::make_pair(v->tokenizer, v->spec.tokenizer_file),
+        std::make_pair(v->target_tokenizer, v->spec.target_tokenizer_file.empty()
+                                                ? v->spec.tokenizer_file
+                                                : v->spec.target_tokenizer_file)})
+    if (tok->vocab_size() != v->spec.vocab_size)
+      return fail(file + " has " + std::to_string(tok->vocab_size()) +
+                  " pieces but model.pbtxt says vocab_size " +
+                  std::to_string(v->spec.vocab_size) + " (tokenizer and model do not match)");
   v->max_output_tokens = std::max(1, v->spec.max_len - 2);
   v->max_input_tokens = v->max_output_tokens;
   if (v->serving.max_input_tokens() > 0)
@@ -184,8 +202,12 @@ grpc::Status ModelRepository::LoadLocked(const std::string& name, int64_t versio
   so.max_queue_delay_us = b.max_queue_delay_us();
   so.max_queue_size = b.max_queue_size();
   so.continuous = b.continuous();
-  // Test hook (see SchedulerOptions::pause_file); never set in production.
+  // Test hooks (see SchedulerOptions::pause_file, fail_steps); never set in production.
   if (const char* pause = std::getenv("MIXSERVE_TEST_PAUSE_FILE")) so.pause_file = pause;
+  if (const char* fail = std::getenv("MIXSERVE_TEST_FAIL_DECODE")) {
+    std::string list = std::string(",") + fail + ",";
+    so.fail_steps = list.find("," + name + ",") != std::string::npos;
+  }
   VariantMetrics* m = v->metrics;
   Engine* engine = v->engine.get();
   SchedulerObserver obs;
@@ -201,6 +223,8 @@ grpc::Status ModelRepository::LoadLocked(const std::string& name, int64_t versio
     }
   };
   obs.step_batch = [m](size_t n) { m->batch_size->Observe(static_cast<double>(n)); };
+  const Variant* raw = v.get();
+  obs.failed = [this, id, raw](const std::string& error) { MarkFailed(id, raw, error); };
   v->scheduler = std::make_unique<Scheduler>(v->engine.get(), so, obs);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -232,6 +256,42 @@ void ModelRepository::UnloadLocked(const VariantId& id, const std::string& why) 
   v->scheduler->Stop();
   SetRecord(id, v1::MODEL_STATE_UNSPECIFIED, "");
   LOG_INFO("model unloaded model=" << id.name << " version=" << id.version << " reason=" << why);
+}
+
+void ModelRepository::MarkFailed(const VariantId& id, const Variant* raw,
+                                 const std::string& error) {
+  std::shared_ptr<Variant> v;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = loaded_.find(id);
+    if (it == loaded_.end() || it->second.get() != raw) return;  // already gone or replaced
+    v = it->second;
+    loaded_.erase(it);
+    retired_.push_back(v);
+  }
+  // Queued sentences are still answered (with the engine's error), never left hanging.
+  v->scheduler->Stop();
+  const std::string why = "taken out of service after repeated engine failures: " + error;
+  SetRecord(id, v1::MODEL_STATE_UNAVAILABLE, why);
+  std::string fp = Fingerprint(v->dir);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    records_[id].fingerprint = fp;
+    records_[id].public_reason = "its engine failed repeatedly while decoding";
+  }
+  LOG_ERROR("model unavailable model=" << id.name << " version=" << id.version
+                                       << " error=" << LogQuote(why));
+}
+
+std::string ModelRepository::UnavailableReason(const std::string& name, int64_t version) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = records_.rbegin(); it != records_.rend(); ++it) {
+    const VariantId& id = it->first;
+    if (id.name != name || (version != 0 && id.version != version)) continue;
+    if (it->second.state != v1::MODEL_STATE_UNAVAILABLE || loaded_.count(id)) continue;
+    return "variant " + id.ToString() + " is unavailable: " + it->second.public_reason;
+  }
+  return "";
 }
 
 void ModelRepository::ReapRetired() {
@@ -290,8 +350,9 @@ void ModelRepository::Sync() {
           want.insert(*it);
       }
     }
+    // Versions loaded through ModelService stay, unless they failed since (same files).
     for (const auto& id : pinned_in_)
-      if (id.name == name && std::count(on_disk.begin(), on_disk.end(), id.version))
+      if (id.name == name && std::count(candidates.begin(), candidates.end(), id.version))
         want.insert(id.version);
     // Load first, then unload what is no longer wanted: no gap in service.
     for (int64_t v : want) {

@@ -43,6 +43,11 @@ class ModelRepository {
   std::vector<LoadedVariant> Loaded() const;
   v1::ListModelsResponse List(const std::string& name_filter) const;
 
+  // For a variant that is not loaded because it failed (load or decoding): a message for
+  // clients, e.g. "variant en-de-alt/1 is unavailable: decoding failed; ..."; "" otherwise.
+  // version 0: any version of the model.
+  std::string UnavailableReason(const std::string& name, int64_t version) const;
+
   // Stops every scheduler (accepted work still completes) and waits up to `timeout_s`.
   void DrainAll(double timeout_s);
 
@@ -52,6 +57,7 @@ class ModelRepository {
     std::string message;
     std::string fingerprint;  // of the files when a load failed; retried when it changes
     std::string source, target;
+    std::string public_reason;  // what clients are told when UNAVAILABLE (no paths)
   };
 
   const v1::ModelServingConfig& ServingFor(const std::string& name) const;
@@ -62,6 +68,9 @@ class ModelRepository {
   // Loads one version (load_mu_ held). Returns OK or the reason it failed.
   grpc::Status LoadLocked(const std::string& name, int64_t version);
   void UnloadLocked(const VariantId& id, const std::string& why);
+  // The variant's engine kept failing (scheduler worker thread): it leaves service and is
+  // marked UNAVAILABLE until it is loaded again (ModelService) or its files change (polling).
+  void MarkFailed(const VariantId& id, const Variant* v, const std::string& error);
   void SetRecord(const VariantId& id, v1::ModelState state, const std::string& message);
   void FillStatus(const VariantId& id, v1::ModelVersionStatus* status) const;
   void ReapRetired();

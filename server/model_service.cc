@@ -11,15 +11,21 @@ grpc::Status ModelServiceImpl::Authorize(const grpc::CallbackServerContext* ctx)
   if (token_.empty()) return grpc::Status::OK;
   const auto& md = ctx->client_metadata();
   auto it = md.find("authorization");
-  if (it == md.end())
+  // Refusals are logged with the caller's address; the presented credential never is.
+  if (it == md.end()) {
+    LOG_WARNING("admin call refused reason=no-token peer=" << LogQuote(ctx->peer()));
     return {grpc::StatusCode::UNAUTHENTICATED, "ModelService needs authorization: Bearer <token>"};
+  }
   std::string value(it->second.data(), it->second.size());
   std::string expected = "Bearer " + token_;
   // Constant-time comparison: the token must not leak through timing.
   unsigned diff = value.size() != expected.size();
   for (size_t i = 0; i < value.size() && i < expected.size(); ++i)
     diff |= static_cast<unsigned char>(value[i]) ^ static_cast<unsigned char>(expected[i]);
-  if (diff) return {grpc::StatusCode::UNAUTHENTICATED, "wrong admin token"};
+  if (diff) {
+    LOG_WARNING("admin call refused reason=wrong-token peer=" << LogQuote(ctx->peer()));
+    return {grpc::StatusCode::UNAUTHENTICATED, "wrong admin token"};
+  }
   return grpc::Status::OK;
 }
 
@@ -47,7 +53,7 @@ grpc::ServerUnaryReactor* ModelServiceImpl::LoadModel(grpc::CallbackServerContex
   int64_t version = request->version();
   std::thread([this, reactor, response, name, version] {
     grpc::Status st = repository_->Load(name, version, response->mutable_status());
-    LOG_INFO("admin LoadModel model=" << name << " version=" << version
+    LOG_INFO("admin LoadModel model=" << LogQuote(name) << " version=" << version
                                       << " code=" << static_cast<int>(st.error_code()));
     reactor->Finish(st);
   }).detach();
@@ -61,7 +67,7 @@ grpc::ServerUnaryReactor* ModelServiceImpl::UnloadModel(grpc::CallbackServerCont
   grpc::Status s = Authorize(ctx);
   if (s.ok()) {
     s = repository_->Unload(request->name(), request->version());
-    LOG_INFO("admin UnloadModel model=" << request->name() << " version=" << request->version()
+    LOG_INFO("admin UnloadModel model=" << LogQuote(request->name()) << " version=" << request->version()
                                         << " code=" << static_cast<int>(s.error_code()));
   }
   reactor->Finish(s);

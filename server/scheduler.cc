@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cstdlib>
 #include <exception>
+#include <stdexcept>
+
+#include "server/log.h"
 
 #include <unistd.h>
 
@@ -63,8 +66,24 @@ void Scheduler::Finish(SentenceJob& job, SentenceOutcome&& outcome) {
   if (job.done) {
     auto done = std::move(job.done);
     job.done = nullptr;
-    done(std::move(outcome));
+    // A throwing callback must not take the worker (and every queued sentence) down.
+    try {
+      done(std::move(outcome));
+    } catch (const std::exception& e) {
+      LOG_ERROR("scheduler: a completion callback threw: " << e.what());
+    } catch (...) {
+      LOG_ERROR("scheduler: a completion callback threw");
+    }
   }
+}
+
+void Scheduler::CountFailure(const std::string& error) {
+  if (error.empty()) {
+    consecutive_failures_ = 0;
+    return;
+  }
+  if (++consecutive_failures_ == options_.max_consecutive_failures && observer_.failed)
+    observer_.failed(error);
 }
 
 bool Scheduler::Paused() const {
@@ -198,6 +217,7 @@ void Scheduler::Loop() {
         if (!s.session) s.session = engine_->NewSession(items.front().job.options);
         s.session->AddBatch(ids, srcs);
       } catch (const std::exception& e) {
+        CountFailure(std::string("engine failed to start the sentence: ") + e.what());
         for (auto& q : items) {
           SentenceOutcome o;
           o.code = SentenceOutcome::Code::kInternal;
@@ -246,10 +266,14 @@ void Scheduler::Loop() {
         std::vector<DecodeSession::Finished> done;
         std::string error;
         try {
+          if (options_.fail_steps)
+            throw std::runtime_error("test hook (MIXSERVE_TEST_FAIL_DECODE): decoding step failed");
           done = s.session->Step();
         } catch (const std::exception& e) {
           error = e.what();
+          if (error.empty()) error = "unknown engine error";
         }
+        CountFailure(error.empty() ? "" : "decoding failed: " + error);
         auto t = SteadyClock::now();
         if (!error.empty()) {
           for (auto& a : s.active) {

@@ -34,6 +34,11 @@ struct SchedulerOptions {
   // still leave on cancellation or deadline, and new ones are still queued and admitted).
   // Lets tests hold work on the server deterministically. Empty: off.
   std::string pause_file;
+  // Test hook: every decoding step throws, as a broken engine would (MIXSERVE_TEST_FAIL_DECODE).
+  bool fail_steps = false;
+  // After this many failed engine calls in a row (and none succeeding in between), the
+  // observer's `failed` callback is called once.
+  int max_consecutive_failures = 3;
 };
 
 struct SentenceOutcome {
@@ -59,6 +64,8 @@ struct SchedulerObserver {
   std::function<void(size_t)> queue_depth;
   std::function<void(size_t)> in_flight;
   std::function<void(size_t)> step_batch;  // sentences in one decoding step
+  // The engine failed max_consecutive_failures times in a row (worker thread; may call Stop).
+  std::function<void(const std::string& error)> failed;
 };
 
 class Scheduler {
@@ -101,6 +108,8 @@ class Scheduler {
   // nearest source length). Called with mu_ held.
   std::vector<Queued> PickLocked(size_t active, size_t active_tokens);
   void Finish(SentenceJob& job, SentenceOutcome&& outcome);
+  // Counts a failed (or, with error "", a successful) engine call; worker thread only.
+  void CountFailure(const std::string& error);
   bool Paused() const;
   static OptionsKey KeyOf(const DecodeOptions& o) {
     return {o.beam_size, o.max_output_tokens, o.length_penalty, o.n_best};
@@ -116,6 +125,7 @@ class Scheduler {
   bool finished_ = false;
   uint64_t next_id_ = 1;
   std::map<OptionsKey, Session> sessions_;  // worker thread only
+  int consecutive_failures_ = 0;            // worker thread only
   std::thread worker_;
 };
 

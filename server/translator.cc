@@ -156,19 +156,35 @@ void Translator::Finish(const TranslateCall& call, SteadyClock::time_point start
                          call.target_language, StatusCodeName(r.status.error_code()),
                          r.total_ms / 1000.0);
   if (!r.status.ok()) {
-    LOG_WARNING("request id=" << call.request_id << " method=" << call.method
+    LOG_WARNING("request id=" << LogQuote(call.request_id) << " method=" << call.method
                               << " variant=" << (model.empty() ? "-" : r.variant.ToString())
                               << " code=" << StatusCodeName(r.status.error_code())
                               << " error=" << LogQuote(r.status.error_message())
                               << " ms=" << r.total_ms);
   } else {
-    LOG_DEBUG("request id=" << call.request_id << " method=" << call.method
+    LOG_DEBUG("request id=" << LogQuote(call.request_id) << " method=" << call.method
                             << " variant=" << r.variant.ToString() << " code=OK sentences="
                             << call.texts.size() << " queue_ms=" << r.queue_ms
                             << " compute_ms=" << r.compute_ms << " ms=" << r.total_ms);
   }
   --in_flight_;
   done(std::move(r));
+}
+
+void Translator::CheckAnswerSize(TranslateResult* r) const {
+  const int64_t limit = config_.limits().max_message_bytes();
+  if (limit <= 0) return;
+  // The batch answer: each translation as a length-delimited field, plus the request id,
+  // variant and timings (well under 256 bytes).
+  size_t size = 256;
+  for (const auto& t : r->translations) size += t.ByteSizeLong() + 6;
+  if (size <= static_cast<size_t>(limit)) return;
+  r->translations.clear();
+  // gRPC would refuse to send it with a bare "Sent message larger than max".
+  r->status = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                           "response of about " + std::to_string(size) +
+                               " bytes is above the limit of " + std::to_string(limit) +
+                               " (limits.max_message_bytes); send fewer texts per call");
 }
 
 void Translator::Reject(const TranslateCall& call, const grpc::Status& status) {
@@ -196,7 +212,14 @@ void Translator::Run(TranslateCall call, std::function<void(TranslateResult&&)> 
     RouteDecision route = router_->Route(call.source_language, call.target_language,
                                          call.variant, call.routing_key, loaded, Uniform(),
                                          Uniform());
-    if (!route.status.ok()) return fail(route.status);
+    if (!route.status.ok()) {
+      // A named variant that failed (to load, or while decoding) is UNAVAILABLE, not unknown.
+      if (route.status.error_code() == grpc::StatusCode::NOT_FOUND && !call.variant.name().empty()) {
+        std::string why = repository_->UnavailableReason(call.variant.name(), call.variant.version());
+        if (!why.empty()) return fail({grpc::StatusCode::UNAVAILABLE, why});
+      }
+      return fail(route.status);
+    }
     std::shared_ptr<Variant> v = repository_->Get(route.primary);
     if (!v) {
       if (attempt < 3) continue;
@@ -271,7 +294,13 @@ Scheduler::Admit Translator::Submit(TranslateCall call, SteadyClock::time_point 
         if (o.hyps.empty()) {
           st = {grpc::StatusCode::INTERNAL, "engine returned no hypothesis"};
         } else {
-          text = detok->Decode(o.hyps[0].tokens);
+          try {
+            text = detok->Decode(o.hyps[0].tokens);
+          } catch (const std::exception& e) {
+            st = {grpc::StatusCode::INTERNAL, std::string("detokenization failed: ") + e.what()};
+          }
+        }
+        if (st.ok()) {
           resp.set_request_id(shared_call->request_id);
           resp.set_translation(text);
           resp.mutable_variant()->set_name(id.name);
@@ -284,7 +313,11 @@ Scheduler::Admit Translator::Submit(TranslateCall call, SteadyClock::time_point 
           if (shared_call->options.n_best() > 1)
             for (const auto& h : o.hyps) {
               auto* nb = resp.add_n_best();
-              nb->set_text(detok->Decode(h.tokens));
+              try {
+                nb->set_text(detok->Decode(h.tokens));
+              } catch (const std::exception&) {
+                nb->set_text("");  // the best hypothesis decoded; an odd alternative is left empty
+              }
               nb->set_score(h.score);
             }
           m->input_tokens->Increment(input_tokens);
@@ -294,7 +327,7 @@ Scheduler::Admit Translator::Submit(TranslateCall call, SteadyClock::time_point 
             try {
               m->AddBleu(SentenceStats(text, {reference}));
             } catch (const std::exception& e) {
-              LOG_DEBUG("request id=" << shared_call->request_id
+              LOG_DEBUG("request id=" << LogQuote(shared_call->request_id)
                                       << " reference skipped for BLEU: " << e.what());
             }
           }
@@ -319,6 +352,7 @@ Scheduler::Admit Translator::Submit(TranslateCall call, SteadyClock::time_point 
       TranslateResult r = std::move(state->result);
       if (!r.status.ok()) r.translations.clear();
       for (auto& t : r.translations) t.mutable_timings()->set_total_ms(Ms(SteadyClock::now() - start));
+      if (r.status.ok() && shared_call->method == "TranslateBatch") CheckAnswerSize(&r);
       Finish(*shared_call, start, std::move(r), *shared_done);
     };
   }
@@ -380,7 +414,13 @@ void Translator::RunShadow(const TranslateCall& call, const VariantId& primary,
       grpc::Status st = ToStatus(o);
       std::string text;
       if (st.ok() && !o.hyps.empty()) {
-        text = detok->Decode(o.hyps[0].tokens);
+        try {
+          text = detok->Decode(o.hyps[0].tokens);
+        } catch (const std::exception& e) {
+          st = {grpc::StatusCode::INTERNAL, std::string("detokenization failed: ") + e.what()};
+        }
+      }
+      if (st.ok() && !o.hyps.empty()) {
         m->input_tokens->Increment(input_tokens);
         m->output_tokens->Increment(static_cast<double>(o.hyps[0].tokens.size()));
         m->sentences->Increment();

@@ -63,6 +63,8 @@ class Translator {
  private:
   void Finish(const TranslateCall& call, SteadyClock::time_point start, TranslateResult&& r,
               const std::function<void(TranslateResult&&)>& done);
+  // A batch answer above limits.max_message_bytes becomes RESOURCE_EXHAUSTED naming the limit.
+  void CheckAnswerSize(TranslateResult* r) const;
   // Prepares and queues the call on `v`; kStopped (variant unloading) is returned without
   // answering unless `last_attempt`; every other outcome answers through `done`.
   Scheduler::Admit Submit(TranslateCall call, SteadyClock::time_point start,

@@ -1,9 +1,12 @@
 #include "server/validation.h"
 
 #include <google/protobuf/descriptor.h>
+#include <google/protobuf/stubs/logging.h>
 #include <google/protobuf/unknown_field_set.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <map>
 
 #include "config/server_config.h"
@@ -91,11 +94,60 @@ grpc::Status CheckVariantRef(const v1::VariantRef& v) {
   return grpc::Status::OK;
 }
 
+namespace {
+
+// Shows a client string in an error message: at most 40 bytes (cut before a character, not
+// inside one), control characters escaped.
+std::string Shown(const std::string& s) {
+  size_t end = std::min<size_t>(s.size(), 40);
+  while (end < s.size() && end > 0 && (static_cast<unsigned char>(s[end]) & 0xC0) == 0x80) --end;
+  std::string out;
+  char buf[8];
+  for (size_t i = 0; i < end; ++i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7F) {
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return end < s.size() ? out + "..." : out;
+}
+
+grpc::Status CheckLanguage(const std::string& code, const char* field) {
+  bool ok = code.size() <= kMaxLanguageBytes;
+  for (char c : code)
+    ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                c == '-' || c == '_');
+  if (ok) return grpc::Status::OK;
+  return {grpc::StatusCode::INVALID_ARGUMENT,
+          std::string(field) + " '" + Shown(code) +
+              "' is not a language code (letters, digits, '-' and '_', at most " +
+              std::to_string(kMaxLanguageBytes) + " bytes)"};
+}
+
+}  // namespace
+
 grpc::Status CheckLanguages(const std::string& source, const std::string& target,
                             const v1::VariantRef& variant) {
+  grpc::Status s = CheckLanguage(source, "source_language");
+  if (!s.ok()) return s;
+  if (!(s = CheckLanguage(target, "target_language")).ok()) return s;
   if (variant.name().empty() && (source.empty() || target.empty()))
     return {grpc::StatusCode::INVALID_ARGUMENT,
             "source_language and target_language are required when no variant is named"};
+  return grpc::Status::OK;
+}
+
+grpc::Status CheckRequestId(const std::string& id) {
+  if (id.size() > kMaxRequestIdBytes)
+    return {grpc::StatusCode::INVALID_ARGUMENT,
+            "request_id is " + std::to_string(id.size()) + " bytes, above the limit of " +
+                std::to_string(kMaxRequestIdBytes)};
+  for (unsigned char c : id)
+    if (c < 0x20 || c == 0x7F)
+      return {grpc::StatusCode::INVALID_ARGUMENT, "request_id holds a control character"};
   return grpc::Status::OK;
 }
 
@@ -132,7 +184,12 @@ std::string FindBadString(const google::protobuf::UnknownFieldSet& fields,
 }  // namespace
 
 grpc::Status ParseRequestBytes(const std::string& bytes, google::protobuf::Message* message) {
-  if (message->ParseFromString(bytes)) return grpc::Status::OK;
+  {
+    // A client must not be able to fill the log: protobuf would print an ERROR line for
+    // every string field that is not UTF-8; the refusal below names it, once, instead.
+    google::protobuf::LogSilencer quiet;
+    if (message->ParseFromString(bytes)) return grpc::Status::OK;
+  }
   message->Clear();
   google::protobuf::UnknownFieldSet fields;
   if (fields.ParseFromString(bytes)) {
@@ -146,6 +203,7 @@ grpc::Status ParseRequestBytes(const std::string& bytes, google::protobuf::Messa
 grpc::Status CheckRequest(const v1::TranslateRequest& r, const v1::LimitsConfig& limits) {
   grpc::Status s = CheckText(r.text(), "text", limits);
   if (!s.ok()) return s;
+  if (!(s = CheckRequestId(r.request_id())).ok()) return s;
   if (!(s = CheckVariantRef(r.variant())).ok()) return s;
   if (!(s = CheckLanguages(r.source_language(), r.target_language(), r.variant())).ok())
     return s;
@@ -157,6 +215,7 @@ grpc::Status CheckRequest(const v1::TranslateRequest& r, const v1::LimitsConfig&
 grpc::Status CheckBatchRequest(const v1::TranslateBatchRequest& r,
                                const v1::LimitsConfig& limits) {
   if (r.texts_size() == 0) return {grpc::StatusCode::INVALID_ARGUMENT, "texts is empty"};
+  if (grpc::Status s = CheckRequestId(r.request_id()); !s.ok()) return s;
   if (limits.max_batch_texts() > 0 && r.texts_size() > limits.max_batch_texts())
     return {grpc::StatusCode::RESOURCE_EXHAUSTED,
             "batch of " + std::to_string(r.texts_size()) + " texts is above the limit of " +

@@ -12,6 +12,9 @@
 namespace mixserve {
 
 constexpr int kMaxBeamSize = 16;
+// Client strings that are echoed in answers and logs stay short.
+constexpr size_t kMaxLanguageBytes = 35;   // the longest practical BCP 47 tag
+constexpr size_t kMaxRequestIdBytes = 128;
 
 // Byte offset of the first byte that is not part of valid UTF-8 (no overlongs, no
 // surrogates, nothing above U+10FFFF), or -1 when the whole text is valid.
@@ -21,10 +24,13 @@ long InvalidUtf8Offset(const std::string& text);
 grpc::Status CheckText(const std::string& text, const std::string& what,
                        const v1::LimitsConfig& limits);
 grpc::Status CheckOptions(const v1::DecodingOptions& options);
-// Languages are required unless an explicit variant is named.
+// Languages are required unless an explicit variant is named; each is a language tag of
+// letters, digits, '-' and '_' (e.g. "en", "pt-BR"), at most kMaxLanguageBytes long.
 grpc::Status CheckLanguages(const std::string& source, const std::string& target,
                             const v1::VariantRef& variant);
 grpc::Status CheckVariantRef(const v1::VariantRef& variant);
+// At most kMaxRequestIdBytes, no control characters.
+grpc::Status CheckRequestId(const std::string& request_id);
 // Parses a request message from its wire bytes. gRPC itself answers a message it cannot parse
 // with a bare UNIMPLEMENTED; this names the cause instead, as INVALID_ARGUMENT: the string
 // field that is not valid UTF-8 (e.g. "text", "texts[2]", "variant.name") with the byte

@@ -10,6 +10,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <stdexcept>
 #include <thread>
 
 #include "server/scheduler.h"
@@ -23,6 +24,7 @@ struct Trace {
   std::set<uint64_t> removed;
   int sessions = 0;
   int step_delay_ms = 0;
+  std::atomic<bool> fail{false};  // Step throws while set
 };
 
 class StepSession : public DecodeSession {
@@ -44,6 +46,7 @@ class StepSession : public DecodeSession {
       t_->step_sizes.push_back(rows_.size());
     }
     if (t_->step_delay_ms) std::this_thread::sleep_for(std::chrono::milliseconds(t_->step_delay_ms));
+    if (t_->fail) throw std::runtime_error("boom");
     std::vector<Finished> out;
     for (auto it = rows_.begin(); it != rows_.end();) {
       if (--it->second.left == 0) {
@@ -360,6 +363,77 @@ TEST(Scheduler, PauseFileHoldsDecodingButNotCancellation) {
   std::remove(o.pause_file.c_str());
   EXPECT_EQ(f_running.get().code, SentenceOutcome::Code::kOk);
   EXPECT_EQ(f_queued.get().code, SentenceOutcome::Code::kOk);
+}
+
+}  // namespace
+}  // namespace mixserve
+
+namespace mixserve {
+namespace {
+
+// Runs one sentence to its end and returns its outcome.
+SentenceOutcome RunOne(Scheduler& s, std::vector<int> src) {
+  auto p = std::make_shared<std::promise<SentenceOutcome>>();
+  std::vector<SentenceJob> jobs;
+  jobs.push_back(Job(std::move(src), p));
+  EXPECT_EQ(s.Submit(std::move(jobs)), Scheduler::Admit::kAccepted);
+  return p->get_future().get();
+}
+
+TEST(Scheduler, RepeatedEngineFailuresAreReportedOnceAndSuccessResetsTheCount) {
+  Trace t;
+  StepEngine e(&t);
+  SchedulerOptions o;
+  o.max_queue_delay_us = 0;
+  o.max_consecutive_failures = 3;
+  std::mutex mu;
+  std::vector<std::string> reports;
+  SchedulerObserver obs;
+  obs.failed = [&](const std::string& error) {
+    std::lock_guard<std::mutex> lock(mu);
+    reports.push_back(error);
+  };
+  Scheduler s(&e, o, obs);
+  t.fail = true;
+  for (int i = 0; i < 2; ++i) {
+    auto r = RunOne(s, {1, 2});
+    EXPECT_EQ(r.code, SentenceOutcome::Code::kInternal);
+    EXPECT_EQ(r.message, "decoding failed: boom");
+  }
+  t.fail = false;
+  EXPECT_EQ(RunOne(s, {1, 2}).code, SentenceOutcome::Code::kOk);  // resets the count
+  t.fail = true;
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(RunOne(s, {3}).code, SentenceOutcome::Code::kInternal);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_TRUE(reports.empty());
+  }
+  EXPECT_EQ(RunOne(s, {3}).code, SentenceOutcome::Code::kInternal);  // the third in a row
+  EXPECT_EQ(RunOne(s, {3}).code, SentenceOutcome::Code::kInternal);  // reported once only
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_EQ(reports[0], "decoding failed: boom");
+}
+
+TEST(Scheduler, FailStepsHookAndThrowingCallbacksLeaveTheWorkerRunning) {
+  Trace t;
+  StepEngine e(&t);
+  SchedulerOptions o;
+  o.max_queue_delay_us = 0;
+  o.fail_steps = true;
+  {
+    Scheduler s(&e, o);
+    auto r = RunOne(s, {1});
+    EXPECT_EQ(r.code, SentenceOutcome::Code::kInternal);
+    EXPECT_EQ(r.message, "decoding failed: test hook (MIXSERVE_TEST_FAIL_DECODE): decoding step failed");
+  }
+  o.fail_steps = false;
+  Scheduler s(&e, o);
+  std::vector<SentenceJob> jobs(1);
+  jobs[0].src = {1, 2};
+  jobs[0].done = [](SentenceOutcome&&) { throw std::runtime_error("callback bug"); };
+  ASSERT_EQ(s.Submit(std::move(jobs)), Scheduler::Admit::kAccepted);
+  EXPECT_EQ(RunOne(s, {4, 5}).hyps.at(0).tokens, (std::vector<int>{5, 4}));
 }
 
 }  // namespace

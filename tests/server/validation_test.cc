@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "server/log.h"
 #include "server/validation.h"
 
 namespace mixserve {
@@ -122,6 +123,51 @@ TEST(Validation, ParseRequestBytesNamesTheBadField) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(s.error_message().find("not a valid mixserve.v1.TranslateRequest"),
             std::string::npos);
+}
+
+}  // namespace
+}  // namespace mixserve
+
+namespace mixserve {
+namespace {
+
+TEST(Validation, LanguageCodesAndRequestIds) {
+  v1::VariantRef none;
+  EXPECT_TRUE(CheckLanguages("en", "pt-BR", none).ok());
+  EXPECT_TRUE(CheckLanguages("zh_Hant", "de", none).ok());
+  auto s = CheckLanguages("en\nx", "de", none);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(s.error_message(),
+            "source_language 'en\\x0ax' is not a language code (letters, digits, '-' and '_', "
+            "at most 35 bytes)");
+  s = CheckLanguages("en", std::string(50, 'd'), none);
+  EXPECT_EQ(s.error_message(), "target_language '" + std::string(40, 'd') +
+                                   "...' is not a language code (letters, digits, '-' and "
+                                   "'_', at most 35 bytes)");
+  EXPECT_FALSE(CheckLanguages("../en", "de", none).ok());
+  // A long value is cut before a character, never inside one.
+  std::string umlauts;
+  for (int i = 0; i < 30; ++i) umlauts += "\xc3\xbc";
+  EXPECT_EQ(CheckLanguages(umlauts, "de", none).error_message(),
+            "source_language '" + umlauts.substr(0, 40) +
+                "...' is not a language code (letters, digits, '-' and '_', at most 35 bytes)");
+  EXPECT_EQ(CheckLanguages("a" + umlauts, "de", none).error_message(),
+            "source_language 'a" + umlauts.substr(0, 38) +
+                "...' is not a language code (letters, digits, '-' and '_', at most 35 bytes)");
+  EXPECT_TRUE(CheckRequestId("").ok());
+  EXPECT_TRUE(CheckRequestId(std::string(128, 'r')).ok());
+  EXPECT_EQ(CheckRequestId(std::string(129, 'r')).error_message(),
+            "request_id is 129 bytes, above the limit of 128");
+  EXPECT_EQ(CheckRequestId("a\r\nb").error_message(), "request_id holds a control character");
+}
+
+TEST(Log, QuoteEscapesWhatCouldForgeALine) {
+  EXPECT_EQ(LogQuote("plain-id_1"), "plain-id_1");
+  EXPECT_EQ(LogQuote(""), "\"\"");
+  EXPECT_EQ(LogQuote("a b"), "\"a b\"");
+  EXPECT_EQ(LogQuote("x\n2026-01-01 ERROR fake"), "\"x\\n2026-01-01 ERROR fake\"");
+  EXPECT_EQ(LogQuote("a\rb\x1b[2Jc"), "\"a\\x0db\\x1b[2Jc\"");
+  EXPECT_EQ(LogQuote("k=v\"\\"), "\"k=v\\\"\\\\\"");
 }
 
 }  // namespace

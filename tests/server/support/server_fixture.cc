@@ -212,6 +212,7 @@ bool ServerProcess::Start(const std::string& config_text, const std::vector<std:
   std::vector<std::string> env_s;
   for (char** e = environ; *e; ++e) env_s.push_back(*e);
   if (!pause_file_.empty()) env_s.push_back("MIXSERVE_TEST_PAUSE_FILE=" + pause_file_);
+  env_s.insert(env_s.end(), env_.begin(), env_.end());
   std::vector<char*> envp;
   for (auto& e : env_s) envp.push_back(e.data());
   envp.push_back(nullptr);
@@ -276,6 +277,15 @@ int ServerProcess::Wait() {
 int ServerProcess::Stop(int sig) {
   Signal(sig);
   return Wait();
+}
+
+long ServerProcess::RssBytes() const {
+  if (pid_ <= 0) return 0;
+  std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6) * 1024;  // kB
+  return 0;
 }
 
 std::string ServerProcess::Log() const {

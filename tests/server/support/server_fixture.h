@@ -47,6 +47,12 @@ class ServerProcess {
   void PauseDecoding();
   void ResumeDecoding();
 
+  // Adds NAME=VALUE to the server's environment (test hooks such as MIXSERVE_TEST_FAIL_DECODE);
+  // call before Start.
+  void SetEnv(const std::string& name, const std::string& value) {
+    env_.push_back(name + "=" + value);
+  }
+
   // Writes `config_text` to a file and starts the binary with --config plus `args`
   // (listen and metrics default to 127.0.0.1:0). Waits for the ready line.
   bool Start(const std::string& config_text, const std::vector<std::string>& args,
@@ -58,6 +64,10 @@ class ServerProcess {
   int Wait();
 
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  // Resident set size of the running server from /proc/<pid>/status (VmRSS), in bytes; 0 when
+  // it cannot be read.
+  long RssBytes() const;
   int metrics_port() const { return metrics_port_; }
   const std::string& ready_line() const { return ready_line_; }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
@@ -71,6 +81,7 @@ class ServerProcess {
   pid_t pid_ = -1;
   int port_ = 0, metrics_port_ = 0;
   std::string ready_line_, log_path_, dir_, pause_file_;
+  std::vector<std::string> env_;
   std::shared_ptr<grpc::Channel> channel_;
 };
 
