@@ -12,6 +12,8 @@
 
 #include <array>
 #include <memory>
+#include <map>
+#include <mutex>
 #include <string>
 
 #include "text/bleu.h"
@@ -78,6 +80,11 @@ class Metrics {
  private:
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<prometheus::Exposer> exposer_;
+  // Handles of each label set, made once and kept for the process (reloads and every shadowed
+  // request get the same ones back; the series themselves belong to the families).
+  std::mutex handles_mu_;
+  std::map<std::string, std::unique_ptr<VariantMetrics>> variant_handles_;
+  std::map<std::string, std::unique_ptr<ShadowMetrics>> shadow_handles_;
   prometheus::Family<prometheus::Counter>& requests_;
   prometheus::Family<prometheus::Histogram>& request_seconds_;
   prometheus::Family<prometheus::Histogram>& queue_seconds_;
