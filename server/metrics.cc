@@ -146,9 +146,15 @@ std::string Metrics::StartExposer(const std::string& address, int* port) {
 VariantMetrics* Metrics::ForVariant(const std::string& model, int64_t version,
                                     const std::string& source, const std::string& target,
                                     const std::string& device) {
-  // Families own their series; the struct only points at them (leaked on purpose: a
-  // variant's series outlive unloads, as Prometheus counters must not go back).
-  auto* m = new VariantMetrics;
+  // Families own their series; the struct only points at them. A variant's series outlive
+  // unloads (Prometheus counters must not go back); a reload gets the same handles.
+  const std::string key = model + '\n' + std::to_string(version) + '\n' + source + '\n' +
+                          target + '\n' + device;
+  std::lock_guard<std::mutex> lock(handles_mu_);
+  auto& slot = variant_handles_[key];
+  if (slot) return slot.get();
+  slot = std::make_unique<VariantMetrics>();
+  VariantMetrics* m = slot.get();
   Labels v{{"model", model}, {"version", std::to_string(version)}};
   Labels p = v;
   p["source_language"] = source;
@@ -178,7 +184,13 @@ VariantMetrics* Metrics::ForVariant(const std::string& model, int64_t version,
 
 ShadowMetrics* Metrics::ForShadow(const std::string& model, int64_t version,
                                   const std::string& shadow_model, int64_t shadow_version) {
-  auto* m = new ShadowMetrics;
+  const std::string key = model + '\n' + std::to_string(version) + '\n' + shadow_model + '\n' +
+                          std::to_string(shadow_version);
+  std::lock_guard<std::mutex> lock(handles_mu_);
+  auto& slot = shadow_handles_[key];
+  if (slot) return slot.get();
+  slot = std::make_unique<ShadowMetrics>();
+  ShadowMetrics* m = slot.get();
   Labels l{{"model", model},
            {"version", std::to_string(version)},
            {"shadow_model", shadow_model},

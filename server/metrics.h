@@ -10,7 +10,9 @@
 #include <prometheus/registry.h>
 
 #include <array>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "server/metrics_http.h"
@@ -79,6 +81,11 @@ class Metrics {
   std::shared_ptr<prometheus::Registry> registry_;
   MetricsHttpServer http_;
   bool exposing_ = false;
+  // Handles of each label set, made once and kept for the process (reloads and every shadowed
+  // request get the same ones back; the series themselves belong to the families).
+  std::mutex handles_mu_;
+  std::map<std::string, std::unique_ptr<VariantMetrics>> variant_handles_;
+  std::map<std::string, std::unique_ptr<ShadowMetrics>> shadow_handles_;
   prometheus::Family<prometheus::Counter>& requests_;
   prometheus::Family<prometheus::Histogram>& request_seconds_;
   prometheus::Family<prometheus::Histogram>& queue_seconds_;

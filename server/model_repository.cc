@@ -137,7 +137,10 @@ grpc::Status ModelRepository::LoadLocked(const std::string& name, int64_t versio
   VariantId id{name, version};
   std::string dir = VersionDir(name, version);
   SetRecord(id, v1::MODEL_STATE_LOADING, "");
-  auto fail = [&](const std::string& why) {
+  auto fail = [&](std::string why) {
+    // Torch errors carry a native stack trace after the message: keep the message.
+    const size_t trace = why.find("\nException raised from");
+    if (trace != std::string::npos) why.resize(trace);
     LOG_ERROR("model load failed model=" << name << " version=" << version
                                          << " error=" << LogQuote(why));
     SetRecord(id, v1::MODEL_STATE_UNAVAILABLE, why);
