@@ -89,7 +89,9 @@ step_perf() {
   } > "$p/server.pbtxt"
   "$B/server/mixserve-server" --config="$p/server.pbtxt" > "$p/server.log" 2>&1 &
   local pid=$!
-  for _ in $(seq 120); do grep -q "ready" "$p/server.log" && break; sleep 1; done
+  trap 'kill $pid 2>/dev/null || true' EXIT
+  # The server prints "mixserve-server listening on ..." once its models are loaded.
+  for _ in $(seq 120); do grep -q "listening on" "$p/server.log" && break; sleep 1; done
   cat "$p/server.log"
   curl -s "http://127.0.0.1:9600/metrics" | grep -c '^mixserve_' > "$p/metrics_lines.txt" || true
   local lg=(--target=127.0.0.1:$port --src=data/multi30k/test_2016_flickr.en.gz
