@@ -38,15 +38,7 @@ class AdminE2E : public ::testing::Test {
   }
   // State of one version in ListModels (UNSPECIFIED when not listed).
   v1::ModelState StateOf(const std::string& name, int64_t version, std::string* message = nullptr) {
-    const auto listed = List();
-    for (const auto& m : listed.models())
-      if (m.name() == name)
-        for (const auto& v : m.versions())
-          if (v.version() == version) {
-            if (message) *message = v.message();
-            return v.state();
-          }
-    return v1::MODEL_STATE_UNSPECIFIED;
+    return StateIn(List(), name, version, message);
   }
   std::string repo_;
   ServerProcess server_;

@@ -48,14 +48,7 @@ v1::ModelState StateOf(ServerProcess& server, const std::string& name, int64_t v
   v1::ListModelsResponse resp;
   grpc::ClientContext c;
   EXPECT_TRUE(server.Models()->ListModels(&c, {}, &resp).ok());
-  for (const auto& m : resp.models())
-    if (m.name() == name)
-      for (const auto& v : m.versions())
-        if (v.version() == version) {
-          if (message) *message = v.message();
-          return v.state();
-        }
-  return v1::MODEL_STATE_UNSPECIFIED;
+  return StateIn(resp, name, version, message);
 }
 
 // Every variant that should serve answers, routed and named.

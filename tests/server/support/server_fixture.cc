@@ -427,5 +427,17 @@ std::vector<std::string> Sentences(const std::string& lang, size_t n, size_t off
   return out;
 }
 
+v1::ModelState StateIn(const v1::ListModelsResponse& listed, const std::string& name,
+                       int64_t version, std::string* message) {
+  for (const auto& m : listed.models())
+    if (m.name() == name)
+      for (const auto& v : m.versions())
+        if (v.version() == version) {
+          if (message) *message = v.message();
+          return v.state();
+        }
+  return v1::MODEL_STATE_UNSPECIFIED;
+}
+
 }  // namespace testing
 }  // namespace mixserve

@@ -88,6 +88,10 @@ class ServerProcess {
 // Plain HTTP GET on 127.0.0.1:port; returns the body ("" on failure).
 std::string HttpGet(int port, const std::string& path);
 
+// State and message of one version in a ListModels answer (UNSPECIFIED when not listed).
+v1::ModelState StateIn(const v1::ListModelsResponse& listed, const std::string& name,
+                       int64_t version, std::string* message = nullptr);
+
 // Sum of the samples of `name` whose labels include every pair of `labels`.
 double MetricSum(const std::string& exposition, const std::string& name,
                  const std::map<std::string, std::string>& labels = {});
