@@ -14,6 +14,7 @@
 #include "offline/commands.h"
 #include "offline/common.h"
 #include "offline/nmt.h"
+#include "offline/precision.h"
 #include "offline/progress.h"
 
 namespace mixserve::offline {
@@ -50,8 +51,9 @@ void Pair(const model::SiteActivations& a, model::MixerRole role, model::MixerIn
 // Mean squared error over real positions (mask [B, T] true = real) and features.
 torch::Tensor MaskedMse(const torch::Tensor& pred, const torch::Tensor& target,
                         const torch::Tensor& mask) {
-  auto m = mask.unsqueeze(-1).to(pred.scalar_type());
-  auto se = (pred - target).pow(2) * m;
+  // In fp32 also under autocast (low-precision activations, fp32 error).
+  auto m = mask.unsqueeze(-1).to(torch::kFloat);
+  auto se = (pred.to(torch::kFloat) - target.to(torch::kFloat)).pow(2) * m;
   return se.sum() / (m.sum() * pred.size(-1)).clamp_min(1);
 }
 
@@ -166,7 +168,8 @@ int RunDistill(const Args& args) {
                {"log_every", "50", "progress line every N steps"},
                {"bleu", "true", "greedy validation BLEU of teacher and student at the end"},
                {"seed", "1", "random seed"},
-               {"log", "", "metrics as JSON lines (default: <out>/metrics.jsonl)"}}}));
+               {"log", "", "metrics as JSON lines (default: <out>/metrics.jsonl)"},
+               PrecisionFlag()}}));
   if (!f.Parse(args)) {
     Print("%s", f.Usage().c_str());
     return 0;
@@ -181,6 +184,7 @@ int RunDistill(const Args& args) {
     throw UsageError("unknown mixer '" + mixer_type + "' (known: " + known + ")");
   }
   const auto device = ResolveDevice(f.Get("device"));
+  const Precision precision = ParsePrecision(f.Get("precision"), device);
   SetThreads(f.GetInt("threads"));
   torch::manual_seed(static_cast<uint64_t>(f.GetInt64("seed")));
 
@@ -255,9 +259,10 @@ int RunDistill(const Args& args) {
   int64_t student_params = 0;
   for (const auto& p : holder->parameters()) student_params += p.numel();
   Print("distill: %zu %s student(s) (%s, size '%s'), %lld parameters; %zu training pairs, "
-        "device %s\n",
+        "device %s, precision %s\n",
         students.size(), mixer_type.c_str(), site_names.c_str(), ms.size.c_str(),
-        static_cast<long long>(student_params), train.pairs.size(), device.str().c_str());
+        static_cast<long long>(student_params), train.pairs.size(), device.str().c_str(),
+        PrecisionName(precision));
 
   const MseReport before = EvalMse(teacher, students, valid.pairs, max_tokens, device);
 
@@ -270,6 +275,7 @@ int RunDistill(const Args& args) {
   const int64_t log_every = std::max<int64_t>(1, f.GetInt64("log_every"));
   const uint64_t seed = static_cast<uint64_t>(f.GetInt64("seed"));
   torch::optim::Adam opt(params, torch::optim::AdamOptions(peak).betas({0.9, 0.98}).eps(1e-9));
+  OptimizerStep stepper(precision);
   const size_t per_epoch = MakeBatches(train.pairs, max_tokens, false, 0).size();
   const int64_t total = max_steps > 0 ? max_steps : static_cast<int64_t>(per_epoch) * epochs;
 
@@ -291,25 +297,25 @@ int RunDistill(const Args& args) {
       teacher->SetTap([&](const model::SiteActivations& a) {
         if (index.count({static_cast<int>(a.site), a.layer})) records.push_back(a);
       });
-      {
-        torch::NoGradGuard ng;
-        teacher->Forward(b.src, b.tgt_in);
-      }
-      teacher->SetTap(nullptr);
       torch::Tensor loss;
-      for (const auto& a : records) {
-        auto& s = students[index.at({static_cast<int>(a.site), a.layer})];
-        model::MixerInput in;
-        torch::Tensor target;
-        Pair(a, s.mixer->role(), &in, &target);
-        auto mse = MaskedMse(s.mixer->Forward(in), target, in.mask);
-        loss = loss.defined() ? loss + mse : mse;
+      {
+        AutocastScope autocast(precision, device);
+        {
+          torch::NoGradGuard ng;
+          teacher->Forward(b.src, b.tgt_in);
+        }
+        teacher->SetTap(nullptr);
+        for (const auto& a : records) {
+          auto& s = students[index.at({static_cast<int>(a.site), a.layer})];
+          model::MixerInput in;
+          torch::Tensor target;
+          Pair(a, s.mixer->role(), &in, &target);
+          auto mse = MaskedMse(s.mixer->Forward(in), target, in.mask);
+          loss = loss.defined() ? loss + mse : mse;
+        }
       }
       records.clear();
-      opt.zero_grad();
-      loss.backward();
-      if (clip > 0) torch::nn::utils::clip_grad_norm_(params, clip);
-      opt.step();
+      stepper.Apply(loss, opt, params, clip);
       win_loss += loss.item<double>() / students.size();
       win_tokens += b.src_tokens + b.tgt_tokens;
       ++win_steps;

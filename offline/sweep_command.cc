@@ -158,6 +158,7 @@ int RunSweep(const Args& args) {
                {"beam", "1", "beam size for BLEU (1: greedy)"},
                {"batch_size", "64", "decoding batch size"},
                {"latency_sentences", "100", "sentences timed at batch 1"},
+               {"precision", "auto", "distillation precision (see distill --help)"},
                {"shard", "0/1",
                 "i/n: run only the cells whose index modulo n is i (the teacher rows in shard 0), "
                 "so n processes share one grid"},
@@ -249,7 +250,8 @@ int RunSweep(const Args& args) {
                         "--epochs=" + f.Get("epochs"), "--max_steps=" + f.Get("max_steps"),
                         "--lr=" + f.Get("lr"), "--max_tokens=" + f.Get("max_tokens"),
                         "--valid_limit=" + f.Get("valid_limit"), "--bleu=false",
-                        "--device=" + f.Get("device"), "--threads=" + f.Get("threads")};
+                        "--device=" + f.Get("device"), "--threads=" + f.Get("threads"),
+                        "--precision=" + f.Get("precision")};
           if (size != "-") dargs.push_back("--size=" + size);
           try {
             RunDistill(dargs);

@@ -9,6 +9,7 @@
 #include "offline/commands.h"
 #include "offline/common.h"
 #include "offline/nmt.h"
+#include "offline/precision.h"
 #include "offline/progress.h"
 
 namespace mixserve::offline {
@@ -36,12 +37,14 @@ std::vector<FlagDef> LoopFlags(const std::string& lr, const std::string& warmup,
       {"seed", "1", "random seed (initialisation, batch order, dropout)"},
       {"resume", "false", "continue from <out>/last (model, optimizer, step)"},
       {"log", "", "metrics as JSON lines (default: <out>/metrics.jsonl)"},
+      PrecisionFlag(),
   };
 }
 
 struct LoopConfig {
   std::string out;
   torch::Device device{torch::kCPU};
+  Precision precision = Precision::kFp32;
   int max_tokens = 1500;
   int epochs = 1;
   int64_t max_steps = 0;
@@ -87,6 +90,7 @@ LoopConfig ReadLoopFlags(const FlagSet& f) {
 LoopConfig StartLoop(const FlagSet& f) {
   LoopConfig c = ReadLoopFlags(f);
   c.device = ResolveDevice(f.Get("device"));
+  c.precision = ParsePrecision(f.Get("precision"), c.device);
   SetThreads(f.GetInt("threads"));
   torch::manual_seed(c.seed);
   return c;
@@ -162,6 +166,7 @@ void TrainLoop(model::Transformer& model, const Tokenizer& tok, const Corpus& tr
   }
   auto params = model->parameters();
   torch::optim::Adam opt(params, torch::optim::AdamOptions(c.lr).betas({0.9, 0.98}).eps(1e-9));
+  OptimizerStep stepper(c.precision);
   LoopState st;
   const std::string last = c.out + "/last", best = c.out + "/best";
   if (c.resume && fs::exists(last + "/train_state.json")) {
@@ -174,9 +179,10 @@ void TrainLoop(model::Transformer& model, const Tokenizer& tok, const Corpus& tr
   const int64_t total = c.max_steps > 0 ? c.max_steps
                                          : static_cast<int64_t>(batches_per_epoch) * c.epochs;
   Print("train: %zu pairs (%zu longer than max_len dropped), %zu batches/epoch, %lld steps, "
-        "%lld parameters, device %s\n",
+        "%lld parameters, device %s, precision %s\n",
         train.pairs.size(), train.dropped, batches_per_epoch, static_cast<long long>(total),
-        static_cast<long long>(model->ParameterCount()), c.device.str().c_str());
+        static_cast<long long>(model->ParameterCount()), c.device.str().c_str(),
+        PrecisionName(c.precision));
 
   std::vector<std::string> vsrc = valid.text.src, vref = valid.text.tgt;
   Stopwatch run;
@@ -222,26 +228,28 @@ void TrainLoop(model::Transformer& model, const Tokenizer& tok, const Corpus& tr
       const double lr = InverseSqrtLr(st.step, c.lr, c.warmup);
       SetLr(opt, lr);
       auto b = MakeBatch(train.pairs, batches[st.batch], c.device);
-      auto logits = model->Forward(b.src, b.tgt_in);
-      auto ce = SmoothedCrossEntropy(logits, b.tgt_out, c.epsilon);
-      auto loss = ce.loss / static_cast<double>(ce.tokens);
-      if (teacher) {
-        torch::Tensor tl;
-        {
-          torch::NoGradGuard ng;
-          tl = teacher->Forward(b.src, b.tgt_in);
+      LossSums ce;
+      torch::Tensor loss;
+      {
+        AutocastScope autocast(c.precision, c.device);
+        auto logits = model->Forward(b.src, b.tgt_in);
+        ce = SmoothedCrossEntropy(logits, b.tgt_out, c.epsilon);
+        loss = ce.loss / static_cast<double>(ce.tokens);
+        if (teacher) {
+          torch::Tensor tl;
+          {
+            torch::NoGradGuard ng;
+            tl = teacher->Forward(b.src, b.tgt_in);
+          }
+          auto kd = DistillationKl(logits, tl, b.tgt_out, c.temperature) / static_cast<double>(ce.tokens);
+          loss = (1 - c.kd_alpha) * loss + c.kd_alpha * kd;
         }
-        auto kd = DistillationKl(logits, tl, b.tgt_out, c.temperature) / static_cast<double>(ce.tokens);
-        loss = (1 - c.kd_alpha) * loss + c.kd_alpha * kd;
       }
       const double lv = loss.item<double>();
       if (!std::isfinite(lv))
         throw std::runtime_error("loss is not finite at step " + std::to_string(st.step) +
                                  " (lower --lr or check the data)");
-      opt.zero_grad();
-      loss.backward();
-      if (c.clip > 0) torch::nn::utils::clip_grad_norm_(params, c.clip);
-      opt.step();
+      stepper.Apply(loss, opt, params, c.clip);
       win_loss += lv;
       win_tokens += b.tgt_tokens + b.src_tokens;
       ++win_steps;
@@ -294,8 +302,12 @@ void TrainLoop(model::Transformer& model, const Tokenizer& tok, const Corpus& tr
   Print("done: %lld steps in %s, best val BLEU %.2f at step %lld -> %s\n",
         static_cast<long long>(st.step), FormatDuration(run.Seconds()).c_str(), st.best_bleu,
         static_cast<long long>(st.best_step), best.c_str());
+  if (c.precision == Precision::kFp16)
+    Print("fp16: %lld updates skipped for overflowing gradients, final loss scale %g\n",
+          static_cast<long long>(stepper.skipped()), stepper.scale());
   log.Write("done", JsonObject()
                         .Set("steps", st.step)
+                        .Set("skipped_updates", stepper.skipped())
                         .Set("seconds", run.Seconds())
                         .Set("best_bleu", st.best_bleu)
                         .Set("best_step", st.best_step)
@@ -372,7 +384,8 @@ int RunTrain(const Args& args) {
                      {"training_data", data.train_files},
                      {"training_limit", std::to_string(f.GetInt64("limit"))},
                      {"validation_data", data.valid_files},
-                     {"created_by", "mixserve-offline train"}};
+                     {"created_by", "mixserve-offline train"},
+                     {"training_precision", PrecisionName(c.precision)}};
   MetricsLog log = OpenLog(f, c);
   log.Write("config", [&] {
     JsonObject j;
@@ -435,6 +448,7 @@ int RunFinetune(const Args& args) {
   c.save.metadata["kind"] = "finetuned";
   c.save.metadata["finetuned_from"] = student_dir;
   c.save.metadata["created_by"] = "mixserve-offline finetune";
+  c.save.metadata["training_precision"] = PrecisionName(c.precision);
   if (c.teacher) c.save.metadata["kd_teacher"] = f.Get("teacher");
   MetricsLog log = OpenLog(f, c);
   TrainLoop(model, *tok, data.train, data.valid, c, log);

@@ -8,15 +8,19 @@
 #     train    background: shipped models (en-de, de-en: teacher + 2 students), teachers for
 #              en-fr and fr-en, from-scratch controls (en-de), the 6+6 d_model 512 models
 #              of the serving comparison
-#     sweep    background, once the en-de/de-en teachers are exported (their training has
-#              ended): the ablation grid in $SHARDS parallel shards -> $WORK/sweep/<shard>;
-#              `pack` merges the shards (sweep --merge) into $WORK/sweep/all
+#     sweep    background: the ablation grid distilled from the shipped teachers
+#              (models/en-de-base/1, models/de-en-base/1; TEACHERS overrides) in $SHARDS
+#              parallel shards -> $WORK/sweep/<shard>; `pack` merges the shards (sweep --merge)
+#              into $WORK/sweep/all
+#     pipeline the whole offline pipeline for en-de in one timed command (docs/offline.md):
+#              scripts/train_shipped_models.sh with DIRECTIONS=en-de, EPOCHS=$PIPELINE_EPOCHS
 #     perf     serving benchmark of the d_model 512 models through the server and
-#              mixserve-loadgen, then the MarianMT reference -> $WORK/perf
+#              mixserve-loadgen, then the MarianMT reference -> $WORK/perf; background sweep
+#              processes are paused (SIGSTOP) while it measures
 #     status   progress of the background jobs
 #     pack D   the results (tables, JSON, logs, shipped model repository) as files in D
 #   BUILD_DIR (default build-gpu), WORK (default work-gpu), SHARDS (default 4),
-#   EPOCHS (teacher epochs, default 20), SWEEP_EPOCHS (default 1)
+#   EPOCHS (teacher epochs, default 20), SWEEP_EPOCHS (default 2), PIPELINE_EPOCHS (default 12)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck disable=SC1091
@@ -66,12 +70,11 @@ job_controls() {  # attention-free models trained from scratch (no teacher), en-
 }
 
 job_sweep() {  # shard
-  local t=$W/shipped
-  "$bin" sweep --teachers="$t/en-de/base/best,$t/de-en/base/best" --out="$W/sweep/s$1" \
+  "$bin" sweep --teachers="${TEACHERS:-models/en-de-base/1,models/de-en-base/1}" --out="$W/sweep/s$1" \
     --shard="$1/${SHARDS:-4}" --mixers=alr,alrr,aslr,elr,aft_full,aft_simple,aft_local,aft_conv,lstm \
     --sizes=xs,s,m,l,- \
     --sites=encoder_self,decoder_self,decoder_cross,encoder_self+decoder_self+decoder_cross \
-    --epochs="${SWEEP_EPOCHS:-1}" --max_tokens=4096 --lr=1e-3 --latency_sentences=30 \
+    --epochs="${SWEEP_EPOCHS:-2}" --max_tokens=4096 --lr=1e-3 --latency_sentences=30 \
     --device=cuda
 }
 
@@ -87,9 +90,11 @@ step_perf() {
       echo "  max_batch_sentences: 256 max_batch_tokens: 16384 max_queue_size: 8192 } }"
     done
   } > "$p/server.pbtxt"
+  # Measure on a quiet GPU: pause background sweep shards, resume them on any exit.
+  pkill -STOP -f "[m]ixserve-offline sweep" || true
   "$B/server/mixserve-server" --config="$p/server.pbtxt" > "$p/server.log" 2>&1 &
   local pid=$!
-  trap 'kill $pid 2>/dev/null || true' EXIT
+  trap 'kill $pid 2>/dev/null || true; pkill -CONT -f "[m]ixserve-offline sweep" || true' EXIT
   # The server prints "mixserve-server listening on ..." once its models are loaded.
   for _ in $(seq 120); do grep -q "listening on" "$p/server.log" && break; sleep 1; done
   cat "$p/server.log"
@@ -135,11 +140,14 @@ for step in "$@"; do
     sweep)
       export -f job_sweep
       export B W bin
-      # best/ exists from the first epoch on: wait for the export that follows the last one.
-      for t in en-de de-en; do
-        while [ ! -f "$W/models/$t-base/1/model.pt" ]; do sleep 5; done
-      done
       for ((i = 0; i < ${SHARDS:-4}; ++i)); do background "sweep$i" bash -c "job_sweep $i"; done ;;
+    pipeline)
+      rm -rf "$W/pipeline" "$W/pipeline-repo"
+      t0=$SECONDS
+      env BUILD_DIR="$B" DIRECTIONS=en-de EPOCHS="${PIPELINE_EPOCHS:-12}" \
+        scripts/train_shipped_models.sh "$W/pipeline-repo" "$W/pipeline" > "$W/logs/pipeline.log" 2>&1
+      echo "pipeline: exit 0, wall $((SECONDS - t0)) s" | tee -a "$W/logs/pipeline.log"
+      tail -n 12 "$W/logs/pipeline.log" ;;
     perf) step_perf ;;
     status)
       for f in "$W"/logs/*.log "$W"/shipped/*.log "$W"/fr/*.log; do
@@ -153,7 +161,8 @@ for step in "$@"; do
       [ -n "$shards" ] && "$bin" sweep --merge="$shards" --out="$W/sweep/all" > /dev/null || true
       tar -czf "$d/results.tgz" --exclude='*.pt' --exclude='*.model' --exclude='last' \
         "$W"/logs "$W"/bench "$W"/perf "$W"/sweep "$W"/controls "$W"/shipped "$W"/fr \
-        "$W"/perf-train "$W"/models "$W"/models-fr "$W"/perf-repo 2>/dev/null || true
+        "$W"/perf-train "$W"/models "$W"/models-fr "$W"/perf-repo "$W"/pipeline \
+        "$W"/pipeline-repo/*/*/metadata.json 2>/dev/null || true
       for t in en-de de-en; do
         [ -d "$W/models" ] && tar -cf "$d/models-$t.tar" -C "$W/models" $(cd "$W/models" && ls -d $t-* 2>/dev/null) || true
       done

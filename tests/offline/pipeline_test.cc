@@ -188,6 +188,24 @@ TEST(OfflinePipeline, ResumeContinuesFromLastStep) {
   EXPECT_GT(std::stoll(train.front()["step"]), step);
 }
 
+TEST(OfflinePipeline, Bf16AutocastTrainingLossFalls) {
+  REQUIRE_ARTIFACTS();
+  const std::string out = A.work + "/bf16";
+  mixserve::RemoveTree(out);
+  auto r = RunTool("train " + TrainFlags() + " --spm=" + A.spm + ".model --epochs=4 --precision=bf16 --out=" + out);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("precision bf16"), std::string::npos) << r.output;
+  auto train = Events(out + "/metrics.jsonl", "train");
+  ASSERT_GE(train.size(), 5u);
+  const double first = std::stod(train.front()["loss"]), last = std::stod(train.back()["loss"]);
+  EXPECT_LT(last, first - 0.5) << "first " << first << " last " << last;
+  // Weights stay fp32 and the checkpoint says how it was trained.
+  EXPECT_NE(ReadFile(out + "/best/metadata.json").find("\"training_precision\": \"bf16\""),
+            std::string::npos);
+  auto tok = Tokenizer::Load(out + "/best/spm.model");
+  EXPECT_EQ(TranslateDir(out + "/best", ValSources(*tok, 3)).size(), 3u);
+}
+
 TEST(OfflinePipeline, DistillationLowersBlockMse) {
   REQUIRE_ARTIFACTS();
   if (A.mixer.type.empty()) GTEST_SKIP() << "no attention replacement mixer is registered";
@@ -365,6 +383,10 @@ TEST(OfflinePipeline, BadInputsFailClearly) {
       {"train --spm=" + A.spm + ".model --src=en --tgt=de --encoder_mixer=nosuchmixer --limit=10 "
        "--data=" + kData + " --out=" + out, "nosuchmixer", 1},
       {"distill --teacher=" + A.teacher + " --out=" + out + " --mixer=nosuchmixer", "unknown mixer 'nosuchmixer'", 2},
+      {"train --spm=" + A.spm + ".model --src=en --tgt=de --device=cpu --precision=fp16 --out=" + out,
+       "--precision=fp16 needs a CUDA device", 2},
+      {"distill --teacher=" + A.teacher + " --out=" + out + " --mixer=alr --precision=half",
+       "--precision: unknown value 'half'", 2},
       {"distill --teacher=/nonexistent --out=" + out + " --mixer=alr", "/nonexistent", 1},
       {"eval --model=" + wrong + " --data=" + kData + " --limit=5", "vocabulary mismatch", 1},
       {"export --model=" + A.teacher + " --repo=" + out + " --name=bad/name", "--name", 2},
