@@ -8,6 +8,7 @@
 #     train    background: shipped models (en-de, de-en: teacher + 2 students), teachers for
 #              en-fr and fr-en, from-scratch controls (en-de), the 6+6 d_model 512 models
 #              of the serving comparison
+#     train-perf background: only the d_model 512 models of the serving comparison
 #     sweep    background: the ablation grid distilled from the shipped teachers
 #              (models/en-de-base/1, models/de-en-base/1; TEACHERS overrides) in $SHARDS
 #              parallel shards -> $WORK/sweep/<shard>; `pack` merges the shards (sweep --merge)
@@ -136,6 +137,10 @@ for step in "$@"; do
       export -f job_controls job_train_perf
       export B W bin
       background controls bash -c job_controls
+      background perf-train bash -c job_train_perf ;;
+    train-perf)
+      export -f job_train_perf
+      export B W bin
       background perf-train bash -c job_train_perf ;;
     sweep)
       export -f job_sweep
