@@ -261,6 +261,9 @@ TEST(FaultE2E, ModelThatDoesNotFitInMemoryFailsToLoadAlone) {
 #endif
   std::string repo = StandardRepository();
   ServerProcess server;
+  // On CPU: an address-space limit would also cap the large virtual reservations that CUDA
+  // makes for its own use, so that the serving variants' next GPU allocation failed too.
+  server.SetEnv("CUDA_VISIBLE_DEVICES", "");
   std::string error;
   ASSERT_TRUE(server.Start("model_repository: \"" + repo + "\"\n", {}, &error)) << error;
   // The server may map at most 1 GiB more than it does now; the new model needs far more

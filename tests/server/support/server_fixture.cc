@@ -265,10 +265,22 @@ void ServerProcess::Signal(int sig) {
   if (pid_ > 0) kill(pid_, sig);
 }
 
-int ServerProcess::Wait() {
+int ServerProcess::Wait(std::chrono::seconds limit) {
   if (pid_ <= 0) return -1;
   int status = 0;
-  waitpid(pid_, &status, 0);
+  const auto until = std::chrono::steady_clock::now() + limit;
+  pid_t r = 0;
+  while ((r = waitpid(pid_, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (r == 0) {  // still running: a hang becomes a bounded failure, not a stuck test
+    kill(pid_, SIGKILL);
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    std::ofstream(log_path_, std::ios::app)
+        << "[test fixture] the server did not exit within " << limit.count()
+        << " s and was killed\n";
+    return kWaitTimedOut;
+  }
   pid_ = -1;
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   return 128 + WTERMSIG(status);

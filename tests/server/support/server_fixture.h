@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
@@ -60,8 +61,10 @@ class ServerProcess {
   // Sends `sig` and waits for the exit; returns the exit status (or 128 + signal).
   int Stop(int sig = 15);
   void Signal(int sig);
-  // Waits for the process to exit (after Signal); returns as Stop.
-  int Wait();
+  // Waits for the process to exit (after Signal); returns as Stop, or kWaitTimedOut after
+  // killing a server that has not exited within `limit` (the log says so).
+  static constexpr int kWaitTimedOut = -2;
+  int Wait(std::chrono::seconds limit = std::chrono::seconds(120));
 
   int port() const { return port_; }
   pid_t pid() const { return pid_; }
