@@ -28,8 +28,7 @@ torch::Device ResolveDevice(const std::string& flag) {
     throw std::runtime_error("--device: unknown device '" + flag + "' (auto, cpu, cuda, cuda:N)");
   }
   if (dev.is_cuda()) {
-    // Mixed precision: LibTorch's C++ API has no autocast here; fp32 weights with TF32
-    // tensor-core matmuls give most of the speed without loss-scaling machinery.
+    // fp32 matrix products (outside autocast, see offline/precision.h) use TF32 tensor cores.
     at::globalContext().setAllowTF32CuBLAS(true);
     at::globalContext().setAllowTF32CuDNN(true);
   }
