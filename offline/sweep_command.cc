@@ -2,6 +2,7 @@
 // mixer x size x site group, distil a student (the distill subcommand) and evaluate it (the
 // eval path); write the table as markdown and CSV and a plot of BLEU against parameters.
 #include <filesystem>
+#include <set>
 
 #include "config/model_spec_io.h"
 #include "model/token_mixer.h"
@@ -164,7 +165,12 @@ int RunSweep(const Args& args) {
                 "so n processes share one grid"},
                {"merge", "",
                 "instead of running, merge the tables of these sweep folders (comma-separated) "
-                "into --out"}},
+                "into --out"},
+               {"resume", "false",
+                "keep the rows already in <out>/ablation.csv and run only the cells not there"},
+               {"skip", "",
+                "ablation.csv files (comma-separated) whose cells are not run again (their rows "
+                "stay out of this table; --merge joins them)"}},
               DeviceFlags()}));
   if (!f.Parse(args)) {
     Print("%s", f.Usage().c_str());
@@ -190,6 +196,32 @@ int RunSweep(const Args& args) {
   table.columns.push_back("latency_ms");
   std::string results;
   Stopwatch sw;
+  // Cells measured before: rows of --skip tables (not repeated here) and, with --resume, the
+  // rows already in this folder (kept).
+  std::set<std::string> done;
+  auto cell_key = [](const std::string& direction, const std::string& method,
+                     const std::string& size, const std::string& sites) {
+    return direction + "|" + method + "|" + size + "|" + sites;
+  };
+  auto read_rows = [&](const std::string& csv, bool keep) {
+    if (!fs::exists(csv)) {
+      if (keep) return;  // --resume of a fresh folder
+      throw UsageError("--skip: " + csv + " does not exist");
+    }
+    auto rows = ParseCsv(ReadFile(csv));
+    if (rows.empty() || rows[0] != table.columns)
+      throw UsageError(csv + " has other columns than this sweep's table (--splits must match)");
+    for (size_t r = 1; r < rows.size(); ++r) {
+      done.insert(cell_key(rows[r][0], rows[r][1], rows[r][2], rows[r][3]));
+      if (keep) table.Add(rows[r]);
+    }
+  };
+  for (const auto& csv : f.GetList("skip")) read_rows(csv, false);
+  if (f.GetBool("resume")) {
+    read_rows(out + "/ablation.csv", true);
+    if (fs::exists(out + "/results.jsonl")) results = ReadFile(out + "/results.jsonl");
+    Print("sweep: resuming with %zu rows from %s\n", table.rows.size(), out.c_str());
+  }
 
   auto eval = [&](const std::string& dir, const std::string& direction, const std::string& method,
                   const std::string& size, const std::string& sites) {
@@ -220,18 +252,24 @@ int RunSweep(const Args& args) {
     WriteFile(out + "/results.jsonl", results);
   };
 
-  size_t cells = 0, skipped = 0, index = 0;
+  size_t cells = 0, skipped = 0, before = 0, index = 0;
   for (const auto& teacher : teachers) {
     ModelSpec spec;
     std::string err;
     if (!ReadModelSpec(teacher + "/model.pbtxt", &spec, &err)) throw std::runtime_error(err);
     const std::string direction = spec.source_language + "-" + spec.target_language;
-    if (f.GetBool("include_teacher") && shard == 0) eval(teacher, direction, "mha (teacher)", "-", "-");
+    if (f.GetBool("include_teacher") && shard == 0 &&
+        !done.count(cell_key(direction, "mha (teacher)", "-", "-")))
+      eval(teacher, direction, "mha (teacher)", "-", "-");
     for (const auto& mixer : mixers) {
       for (const auto& size : sizes) {
         for (const auto& group : site_groups) {
           if (f.GetBool("skip_invalid") && !CellValid(spec, mixer, size, SplitList(group, '+'))) {
             ++skipped;
+            continue;
+          }
+          if (done.count(cell_key(direction, mixer, size, group))) {
+            ++before;
             continue;
           }
           if (index++ % shards != shard) continue;
@@ -273,8 +311,8 @@ int RunSweep(const Args& args) {
     }
   }
   WriteOutputs(out, table, results, splits[0], f.GetInt("beam") > 1);
-  Print("sweep: %zu cells (%zu skipped) in %s -> %s/ablation.{md,csv,svg}\n", cells, skipped,
-        FormatDuration(sw.Seconds()).c_str(), out.c_str());
+  Print("sweep: %zu cells (%zu skipped, %zu measured before) in %s -> %s/ablation.{md,csv,svg}\n",
+        cells, skipped, before, FormatDuration(sw.Seconds()).c_str(), out.c_str());
   Print("%s", table.Markdown().c_str());
   return 0;
 }

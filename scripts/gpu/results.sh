@@ -11,7 +11,9 @@
 #     train-perf background: only the d_model 512 models of the serving comparison
 #     sweep    background: the ablation grid distilled from the shipped teachers
 #              (models/en-de-base/1, models/de-en-base/1; TEACHERS overrides) in $SHARDS
-#              parallel shards -> $WORK/sweep/<shard>; `pack` merges the shards (sweep --merge)
+#              parallel shards -> $WORK/sweep/<shard>, skipping the cells already published in
+#              docs/data/gpu-sweep-ablation.csv (SWEEP_SKIP; empty: the whole grid); shards
+#              resume their own folder; `pack` merges shards and published rows (sweep --merge)
 #              into $WORK/sweep/all
 #     pipeline the whole offline pipeline for en-de in one timed command (docs/offline.md):
 #              scripts/train_shipped_models.sh with DIRECTIONS=en-de, EPOCHS=$PIPELINE_EPOCHS
@@ -76,7 +78,7 @@ job_sweep() {  # shard
     --sizes=xs,s,m,l,- \
     --sites=encoder_self,decoder_self,decoder_cross,encoder_self+decoder_self+decoder_cross \
     --epochs="${SWEEP_EPOCHS:-2}" --max_tokens=4096 --lr=1e-3 --latency_sentences=30 \
-    --device=cuda
+    --device=cuda --resume ${SWEEP_SKIP:+--skip="$SWEEP_SKIP"}
 }
 
 step_perf() {
@@ -143,8 +145,18 @@ for step in "$@"; do
       export B W bin
       background perf-train bash -c job_train_perf ;;
     sweep)
+      # Cells already published are not run again (SWEEP_SKIP= runs the whole grid); `pack`
+      # merges the published rows with the new ones.
+      SWEEP_SKIP=${SWEEP_SKIP-docs/data/gpu-sweep-ablation.csv}
+      if [ -n "$SWEEP_SKIP" ]; then
+        mkdir -p "$W/sweep/published"
+        cp "$SWEEP_SKIP" "$W/sweep/published/ablation.csv"
+        if [ "$SWEEP_SKIP" = docs/data/gpu-sweep-ablation.csv ]; then
+          cp docs/data/gpu-sweep.jsonl "$W/sweep/published/results.jsonl"
+        fi
+      fi
       export -f job_sweep
-      export B W bin
+      export B W bin SWEEP_SKIP
       for ((i = 0; i < ${SHARDS:-4}; ++i)); do background "sweep$i" bash -c "job_sweep $i"; done ;;
     pipeline)
       rm -rf "$W/pipeline" "$W/pipeline-repo"
@@ -162,7 +174,7 @@ for step in "$@"; do
     pack)
       d=${2:?pack needs a folder}
       mkdir -p "$d"
-      shards=$(ls -d "$W"/sweep/s[0-9]* 2>/dev/null | paste -sd, -)
+      shards=$(ls -d "$W"/sweep/s[0-9]* "$W"/sweep/published 2>/dev/null | paste -sd, -)
       [ -n "$shards" ] && "$bin" sweep --merge="$shards" --out="$W/sweep/all" > /dev/null || true
       tar -czf "$d/results.tgz" --exclude='*.pt' --exclude='*.model' --exclude='last' \
         "$W"/logs "$W"/bench "$W"/perf "$W"/sweep "$W"/controls "$W"/shipped "$W"/fr \

@@ -289,6 +289,32 @@ TEST(OfflinePipeline, SweepWritesTableAndPlot) {
   }
   auto r = RunTool("sweep --merge=" + out + "_0," + out + "_1 --out=" + out);
   ASSERT_EQ(r.code, 0) << r.output;
+  // --resume of shard 0's folder with the whole grid runs only the other cell and keeps the
+  // row it had; --skip of that table then leaves nothing to run.
+  const std::string whole = " --mixers=" + A.mixer.type + " " + grid +
+                            " --include_teacher=false --data=" + kData +
+                            " --limit=100 --max_steps=3 --valid_limit=10 --test_limit=10"
+                            " --latency_sentences=3 --device=cpu --threads=2";
+  const std::string resumed = out + "_resumed";
+  fs::create_directories(resumed);
+  for (const char* f : {"ablation.csv", "results.jsonl"})
+    fs::copy_file(out + "_0/" + f, resumed + "/" + f);
+  r = RunTool("sweep --teachers=" + A.teacher + " --out=" + resumed + " --resume" + whole);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("1 cells (0 skipped, 1 measured before)"), std::string::npos) << r.output;
+  auto resumed_rows = ParseCsv(ReadFile(resumed + "/ablation.csv"));
+  ASSERT_EQ(resumed_rows.size(), 3u) << ReadFile(resumed + "/ablation.csv");
+  EXPECT_EQ(resumed_rows[1], ParseCsv(ReadFile(out + "_0/ablation.csv"))[1]);  // kept as it was
+  const std::string resumed_jsonl = ReadFile(resumed + "/results.jsonl");
+  EXPECT_EQ(std::count(resumed_jsonl.begin(), resumed_jsonl.end(), '\n'), 2);
+  r = RunTool("sweep --teachers=" + A.teacher + " --out=" + out + "_none --skip=" + resumed +
+              "/ablation.csv" + whole);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("0 cells (0 skipped, 2 measured before)"), std::string::npos) << r.output;
+  EXPECT_EQ(ParseCsv(ReadFile(out + "_none/ablation.csv")).size(), 1u);  // the header alone
+  r = RunTool("sweep --teachers=" + A.teacher + " --out=" + out + "_bad --skip=" + out + "_nosuch.csv" + whole);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("--skip: " + out + "_nosuch.csv does not exist"), std::string::npos) << r.output;
   r = RunTool("sweep --merge=" + out + "_0," + out + "_missing --out=" + out + "_bad");
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.output.find(out + "_missing/ablation.csv does not exist"), std::string::npos) << r.output;
@@ -317,7 +343,8 @@ TEST(OfflinePipeline, SweepWritesTableAndPlot) {
   EXPECT_EQ(std::count(md.begin(), md.end(), '\n'), 4);  // header, rule, two rows
   const std::string jsonl = ReadFile(out + "/results.jsonl");
   EXPECT_EQ(std::count(jsonl.begin(), jsonl.end(), '\n'), 2);
-  for (const std::string& d : {out, out + "_0", out + "_1"}) mixserve::RemoveTree(d);
+  for (const std::string& d : {out, out + "_0", out + "_1", out + "_resumed", out + "_none", out + "_bad"})
+    mixserve::RemoveTree(d);
 }
 
 // eval: one JSON line per model, named by what the folder is (repository version, run
