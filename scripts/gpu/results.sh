@@ -20,6 +20,8 @@
 #     perf     serving benchmark of the d_model 512 models through the server and
 #              mixserve-loadgen, then the MarianMT reference -> $WORK/perf; background sweep
 #              processes are paused (SIGSTOP) while it measures
+#     perf-shipped the same for the shipped en-de models (models/, 3+3 layers, d_model 128)
+#              beside a MarianMT model of their size -> $WORK/perf-shipped
 #     status   progress of the background jobs
 #     pack D   the results (tables, JSON, logs, shipped model repository) as files in D
 #   BUILD_DIR (default build-gpu), WORK (default work-gpu), SHARDS (default 4),
@@ -81,45 +83,48 @@ job_sweep() {  # shard
     --device=cuda --resume ${SWEEP_SKIP:+--skip="$SWEEP_SKIP"}
 }
 
+# Serving benchmark of three variants <prefix>-{base,aft-dec,alr-enc} of a repository through
+# the server and mixserve-loadgen, then MarianMT `generate` of the same dimensions.
+#   step_perf OUT REPO PREFIX SPM D_MODEL LAYERS HEADS FFN
 step_perf() {
-  local p=$W/perf repo=$W/perf-repo port=8600
+  local p=$1 repo=$2 prefix=$3 spm=$4 port=8600
   mkdir -p "$p"
   {
     echo "listen_address: \"127.0.0.1:$port\""
     echo "metrics_address: \"127.0.0.1:9600\""
     echo "model_repository: \"$repo\""
     for m in base aft-dec alr-enc; do
-      echo "models { name: \"en-de-512-$m\" device: \"cuda\" dtype: \"fp16\" batching {"
+      echo "models { name: \"$prefix-$m\" device: \"cuda\" dtype: \"fp16\" batching {"
       echo "  max_batch_sentences: 256 max_batch_tokens: 16384 max_queue_size: 8192 } }"
     done
   } > "$p/server.pbtxt"
   # Measure on a quiet GPU: pause background sweep shards, resume them on any exit.
   pkill -STOP -f "[m]ixserve-offline sweep" || true
   "$B/server/mixserve-server" --config="$p/server.pbtxt" > "$p/server.log" 2>&1 &
-  local pid=$!
-  trap 'kill $pid 2>/dev/null || true; pkill -CONT -f "[m]ixserve-offline sweep" || true' EXIT
+  perf_pid=$!
+  trap 'kill "${perf_pid:-0}" 2>/dev/null || true; pkill -CONT -f "[m]ixserve-offline sweep" || true' EXIT
   # The server prints "mixserve-server listening on ..." once its models are loaded.
   for _ in $(seq 120); do grep -q "listening on" "$p/server.log" && break; sleep 1; done
   cat "$p/server.log"
   curl -s "http://127.0.0.1:9600/metrics" | grep -c '^mixserve_' > "$p/metrics_lines.txt" || true
-  local lg=(--target=127.0.0.1:$port --src=data/multi30k/test_2016_flickr.en.gz
+  local lg=(--target="127.0.0.1:$port" --src=data/multi30k/test_2016_flickr.en.gz
             --ref=data/multi30k/test_2016_flickr.de.gz --src-lang=en --tgt-lang=de --quiet)
   for m in base aft-dec alr-enc; do
-    local v=en-de-512-$m
-    "$B/clients/mixserve-loadgen" "${lg[@]}" --variants=$v --concurrency=64 --hyps="$p/hyps" \
+    local v=$prefix-$m
+    "$B/clients/mixserve-loadgen" "${lg[@]}" --variants="$v" --concurrency=64 --hyps="$p/hyps" \
       --json="$p/$v.pass.json" | tail -n 4
-    "$B/clients/mixserve-loadgen" "${lg[@]}" --variants=$v --concurrency=1 --count=300 \
+    "$B/clients/mixserve-loadgen" "${lg[@]}" --variants="$v" --concurrency=1 --count=300 \
       --json="$p/$v.latency.json" | tail -n 4
     for c in 64 256; do
-      "$B/clients/mixserve-loadgen" "${lg[@]}" --variants=$v --concurrency=$c --duration=12 \
+      "$B/clients/mixserve-loadgen" "${lg[@]}" --variants="$v" --concurrency=$c --duration=12 \
         --warmup=2 --channels=4 --json="$p/$v.c$c.json" | tail -n 4
     done
   done
-  kill -TERM $pid; wait $pid || true
+  kill -TERM "$perf_pid"; wait "$perf_pid" || true
   nvidia-smi --query-gpu=name,memory.total --format=csv > "$p/gpu.txt" || true
-  python3 bench/reference/marian_generate.py --spm="$W/perf-train/spm.model" \
-    --src=<(zcat data/multi30k/test_2016_flickr.en.gz) --hyps="$(ls "$p"/hyps.en-de-512-base*.txt | head -1)" \
-    --d_model=512 --layers=6 --heads=8 --ffn=2048 --json="$p/marian.json"
+  python3 bench/reference/marian_generate.py --spm="$spm" \
+    --src=<(zcat data/multi30k/test_2016_flickr.en.gz) --hyps="$(ls "$p"/hyps."$prefix"-base*.txt | head -1)" \
+    --d_model="$5" --layers="$6" --heads="$7" --ffn="$8" --json="$p/marian.json"
 }
 
 for step in "$@"; do
@@ -165,7 +170,8 @@ for step in "$@"; do
         scripts/train_shipped_models.sh "$W/pipeline-repo" "$W/pipeline" > "$W/logs/pipeline.log" 2>&1
       echo "pipeline: exit 0, wall $((SECONDS - t0)) s" | tee -a "$W/logs/pipeline.log"
       tail -n 12 "$W/logs/pipeline.log" ;;
-    perf) step_perf ;;
+    perf) step_perf "$W/perf" "$W/perf-repo" en-de-512 "$W/perf-train/spm.model" 512 6 8 2048 ;;
+    perf-shipped) step_perf "$W/perf-shipped" models en-de models/en-de-base/1/spm.model 128 3 4 512 ;;
     status)
       for f in "$W"/logs/*.log "$W"/shipped/*.log "$W"/fr/*.log; do
         [ -f "$f" ] && { echo "== $f"; tail -n 2 "$f" | cut -c1-200; }
@@ -178,7 +184,7 @@ for step in "$@"; do
       [ -n "$shards" ] && "$bin" sweep --merge="$shards" --out="$W/sweep/all" > /dev/null || true
       tar -czf "$d/results.tgz" --exclude='*.pt' --exclude='*.model' --exclude='last' \
         "$W"/logs "$W"/bench "$W"/perf "$W"/sweep "$W"/controls "$W"/shipped "$W"/fr \
-        "$W"/perf-train "$W"/models "$W"/models-fr "$W"/perf-repo "$W"/pipeline \
+        "$W"/perf-train "$W"/models "$W"/models-fr "$W"/perf-repo "$W"/pipeline "$W"/perf-shipped \
         "$W"/pipeline-repo/*/*/metadata.json 2>/dev/null || true
       for t in en-de de-en; do
         [ -d "$W/models" ] && tar -cf "$d/models-$t.tar" -C "$W/models" $(cd "$W/models" && ls -d $t-* 2>/dev/null) || true
