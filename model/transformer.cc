@@ -216,11 +216,24 @@ class DecoderStateImpl : public DecoderState {
     auto* o = dynamic_cast<DecoderStateImpl*>(&other);
     if (!o || o->self.size() != self.size())
       throw std::invalid_argument("DecoderState::Append: state of another model");
-    pos_cpu = torch::cat({pos_cpu, o->pos_cpu});
-    pos_dev = torch::cat({pos_dev, o->pos_dev});
-    for (size_t i = 0; i < self.size(); ++i) {
-      self[i]->Append(*o->self[i]);
-      cross[i]->Append(*o->cross[i]);
+    // All or nothing: when a layer's Append fails (out of memory, a state of another mixer),
+    // the layers that already took the new rows keep only the old ones again, so that the
+    // rows already decoding go on as if nothing had happened.
+    const auto old_cpu = pos_cpu, old_dev = pos_dev;
+    try {
+      pos_cpu = torch::cat({pos_cpu, o->pos_cpu});
+      pos_dev = torch::cat({pos_dev, o->pos_dev});
+      for (size_t i = 0; i < self.size(); ++i) {
+        self[i]->Append(*o->self[i]);
+        cross[i]->Append(*o->cross[i]);
+      }
+    } catch (...) {
+      pos_cpu = old_cpu;
+      pos_dev = old_dev;
+      auto keep = torch::arange(old_cpu.size(0), torch::TensorOptions(torch::kLong).device(old_dev.device()));
+      for (auto& s : self) s->Select(keep);  // no-op copy for the layers not reached
+      for (auto& s : cross) s->Select(keep);
+      throw;
     }
   }
 };

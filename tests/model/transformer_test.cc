@@ -54,6 +54,30 @@ TEST(Transformer, ShapesAndProbabilities) {
   EXPECT_TRUE(torch::allclose(lp.exp().sum(-1), torch::ones({2}), 1e-5, 1e-5));
 }
 
+// A failed Append (here the joining state's second decoder layer has another mixer, so that
+// the first layer has already taken the new row) leaves the state as it was: the same rows,
+// and the next step gives what it would have given.
+TEST(Transformer, FailedAppendLeavesTheStateAsItWas) {
+  torch::NoGradGuard ng;
+  torch::manual_seed(3);
+  ModelSpec other = TinySpec();
+  other.decoder[1].self = DefaultMixerSpec("aft_simple", Site::kDecoderSelf);
+  Transformer m(TinySpec()), o(other);
+  m->eval();
+  o->eval();
+  auto enc = m->Encode(Pad({RandomTokens(5, true), RandomTokens(3, true)}));
+  auto state = m->InitDecoder(enc), reference = m->InitDecoder(enc);
+  auto bos = torch::tensor({ModelSpec::kBos, ModelSpec::kBos});
+  m->DecodeStep(bos, *state);
+  m->DecodeStep(bos, *reference);
+  auto joining = o->InitDecoder(o->Encode(Pad({RandomTokens(4, true)})));
+  EXPECT_THROW(state->Append(*joining), std::invalid_argument);
+  EXPECT_EQ(state->rows(), 2);
+  EXPECT_TRUE(torch::equal(state->positions(), reference->positions()));
+  auto next = torch::tensor({7L, 9L});
+  EXPECT_TRUE(torch::allclose(m->DecodeStep(next, *state), m->DecodeStep(next, *reference)));
+}
+
 TEST(Transformer, TooLongInputIsRejected) {
   Transformer m(TinySpec());
   auto src = Pad({RandomTokens(kMaxLen, true)});  // max_len + 1 tokens
