@@ -7,6 +7,7 @@
 //   kLayer (elr):                   layer_in -> layer_out (whole encoder layer)
 // The students then replace the teacher's mixers (ReplaceMixer) and the result is saved as a
 // checkpoint.
+#include <cmath>
 #include <filesystem>
 #include <set>
 
@@ -316,7 +317,8 @@ int RunDistill(const Args& args) {
       }
       records.clear();
       stepper.Apply(loss, opt, params, clip);
-      win_loss += loss.item<double>() / students.size();
+      const double lv = loss.item<double>() / students.size();
+      if (std::isfinite(lv)) win_loss += lv;  // fp16: skipped overflows stay out of the mean
       win_tokens += b.src_tokens + b.tgt_tokens;
       ++win_steps;
       if (step % log_every == 0 || step == total) {

@@ -4,6 +4,8 @@
 #include <torch/version.h>
 
 #include <cmath>
+#include <stdexcept>
+#include <string>
 
 namespace mixserve::offline {
 
@@ -133,8 +135,14 @@ bool OptimizerStep::ApplyGradients(torch::optim::Optimizer& opt, std::vector<tor
     scale_ = std::max(scale_ * 0.5, 1.0);
     clean_ = 0;
     ++skipped_;
+    if (++skipped_in_a_row_ >= kMaxSkippedInARow)
+      throw std::runtime_error("fp16: " + std::to_string(skipped_in_a_row_) +
+                               " updates in a row had overflowing gradients (loss scale " +
+                               std::to_string(scale_) +
+                               "); use --precision=bf16 or fp32, or lower --lr");
     return false;
   }
+  skipped_in_a_row_ = 0;
   if (clip_norm > 0 && norm > clip_norm) {
     const double f = clip_norm / (norm + 1e-6);
     for (auto& g : grads) g.mul_(f);

@@ -52,6 +52,9 @@ class OptimizerStep {
                       double clip_norm);
   double scale() const { return scale_; }
   int64_t skipped() const { return skipped_; }
+  // Throws when this many updates in a row were skipped: fp16 cannot represent this
+  // training's values (use bf16), or it diverges.
+  static constexpr int64_t kMaxSkippedInARow = 50;
 
  private:
   bool scaling_;
@@ -59,6 +62,7 @@ class OptimizerStep {
   int64_t growth_interval_;
   int64_t clean_ = 0;
   int64_t skipped_ = 0;
+  int64_t skipped_in_a_row_ = 0;
 };
 
 }  // namespace mixserve::offline

@@ -112,5 +112,23 @@ TEST(Precision, Fp16StepSkipsOverflowHalvesScaleAndGrowsAgain) {
   EXPECT_TRUE(torch::allclose(t.w, before - 3 * 0.5 * 0.1, 1e-5, 1e-5)) << t.w;
 }
 
+TEST(Precision, Fp16StepGivesUpAfterTooManyOverflowsInARow) {
+  Toy t;
+  OptimizerStep step(Precision::kFp16, 1024.0, 2000);
+  const float inf = std::numeric_limits<float>::infinity();
+  const auto x = torch::tensor({inf, 0.0f, 0.0f, 0.0f});
+  for (int64_t i = 1; i < OptimizerStep::kMaxSkippedInARow; ++i)
+    ASSERT_FALSE(step.Apply(t.Loss(x), t.opt, t.params, 1.0)) << i;
+  EXPECT_TRUE(step.Apply(t.Loss(torch::tensor({0.1f, 0.0f, 0.0f, 0.0f})), t.opt, t.params, 1.0));
+  for (int64_t i = 1; i < OptimizerStep::kMaxSkippedInARow; ++i)  // a clean update resets the count
+    ASSERT_FALSE(step.Apply(t.Loss(x), t.opt, t.params, 1.0)) << i;
+  try {
+    step.Apply(t.Loss(x), t.opt, t.params, 1.0);
+    FAIL() << "no error after " << OptimizerStep::kMaxSkippedInARow << " overflows in a row";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("use --precision=bf16"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace mixserve::offline
