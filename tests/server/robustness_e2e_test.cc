@@ -130,6 +130,13 @@ std::string WaitForMetrics(const ServerProcess& server, Ready ready) {
   return m;
 }
 
+// Calls made while decoding is held get a deadline far beyond the test's needs, so that a
+// failed assertion (which returns before ResumeDecoding) cannot leave them, and the test,
+// waiting forever.
+void BoundWhilePaused(grpc::ClientContext* c) {
+  c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(90));
+}
+
 TEST_F(RobustnessE2E, QueueOverflowAnswersResourceExhaustedAtOnce) {
   // Decoding is held, so the running sentence and the queue stay full while calls arrive.
   server_.EnablePauseHook();
@@ -153,6 +160,7 @@ TEST_F(RobustnessE2E, QueueOverflowAnswersResourceExhaustedAtOnce) {
     auto req = Request(LongTexts(1).front());
     v1::TranslateResponse r;
     grpc::ClientContext cc;
+    BoundWhilePaused(&cc);
     return stub->Translate(&cc, req, &r);
   });
   WaitForMetrics(server_, [](const std::string& m) {
@@ -171,6 +179,7 @@ TEST_F(RobustnessE2E, QueueOverflowAnswersResourceExhaustedAtOnce) {
       req.mutable_options()->set_max_output_tokens(40);
       v1::TranslateResponse r;
       grpc::ClientContext cc;
+      BoundWhilePaused(&cc);
       return stub->Translate(&cc, req, &r);
     }));
   }
@@ -219,6 +228,7 @@ TEST_F(RobustnessE2E, DeadlinesAndCancellationFreeTheQueue) {
     req.mutable_options()->set_max_output_tokens(20);
     v1::TranslateResponse r;
     grpc::ClientContext cc;
+    BoundWhilePaused(&cc);
     return stub->Translate(&cc, req, &r);
   });
   WaitForMetrics(server_, [](const std::string& m) {
