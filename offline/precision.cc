@@ -4,6 +4,7 @@
 #include <torch/version.h>
 
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -107,30 +108,18 @@ bool OptimizerStep::Apply(const torch::Tensor& loss, torch::optim::Optimizer& op
                           std::vector<torch::Tensor>& params, double clip_norm) {
   opt.zero_grad();
   (scaling_ ? loss * scale_ : loss).backward();
-  return ApplyGradients(opt, params, clip_norm);
-}
-
-bool OptimizerStep::ApplyGradients(torch::optim::Optimizer& opt, std::vector<torch::Tensor>& params,
-                                   double clip_norm) {
-  if (!scaling_) {
-    if (clip_norm > 0) torch::nn::utils::clip_grad_norm_(params, clip_norm);
-    opt.step();
-    return true;
+  if (scaling_) {
+    torch::NoGradGuard ng;
+    for (auto& p : params)
+      if (p.grad().defined()) p.grad().mul_(1.0 / scale_);
   }
-  torch::NoGradGuard ng;
-  std::vector<torch::Tensor> grads;
-  for (auto& p : params)
-    if (p.grad().defined()) grads.push_back(p.grad());
+  // clip_grad_norm_ returns the norm before clipping: non-finite exactly when some gradient
+  // overflowed (an infinite limit only measures it).
   double norm = 0;
-  if (!grads.empty()) {
-    for (auto& g : grads) g.mul_(1.0 / scale_);
-    // One norm over all gradients: non-finite exactly when some gradient overflowed.
-    std::vector<torch::Tensor> norms;
-    norms.reserve(grads.size());
-    for (auto& g : grads) norms.push_back(g.detach().to(torch::kFloat).norm());
-    norm = torch::stack(norms).norm().item<double>();
-  }
-  if (!std::isfinite(norm)) {
+  if (clip_norm > 0 || scaling_)
+    norm = torch::nn::utils::clip_grad_norm_(
+        params, clip_norm > 0 ? clip_norm : std::numeric_limits<double>::infinity());
+  if (scaling_ && !std::isfinite(norm)) {
     opt.zero_grad();
     scale_ = std::max(scale_ * 0.5, 1.0);
     clean_ = 0;
@@ -143,12 +132,8 @@ bool OptimizerStep::ApplyGradients(torch::optim::Optimizer& opt, std::vector<tor
     return false;
   }
   skipped_in_a_row_ = 0;
-  if (clip_norm > 0 && norm > clip_norm) {
-    const double f = clip_norm / (norm + 1e-6);
-    for (auto& g : grads) g.mul_(f);
-  }
   opt.step();
-  if (++clean_ >= growth_interval_) {
+  if (scaling_ && ++clean_ >= growth_interval_) {
     scale_ *= 2;
     clean_ = 0;
   }

@@ -47,9 +47,6 @@ class OptimizerStep {
   // Returns false when the update was skipped (fp16 overflow).
   bool Apply(const torch::Tensor& loss, torch::optim::Optimizer& opt,
              std::vector<torch::Tensor>& params, double clip_norm);
-  // The same after backward has filled the gradients (of loss * scale()).
-  bool ApplyGradients(torch::optim::Optimizer& opt, std::vector<torch::Tensor>& params,
-                      double clip_norm);
   double scale() const { return scale_; }
   int64_t skipped() const { return skipped_; }
   // Throws when this many updates in a row were skipped: fp16 cannot represent this

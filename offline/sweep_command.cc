@@ -105,15 +105,21 @@ std::pair<size_t, size_t> ParseShard(const std::string& text) {
   return {i, n};
 }
 
+// The rows of an ablation.csv, header first; `flag` names where the file came from in errors.
+std::vector<std::vector<std::string>> ReadTableRows(const std::string& csv, const std::string& flag) {
+  if (!fs::exists(csv)) throw UsageError(flag + ": " + csv + " does not exist");
+  auto rows = ParseCsv(ReadFile(csv));
+  if (rows.empty()) throw UsageError(flag + ": " + csv + " is empty");
+  return rows;
+}
+
 // --merge: the tables of several sweep folders (shards of one grid) as one table and plot.
 int MergeSweeps(const std::vector<std::string>& dirs, const std::string& out, bool beam) {
   Table table;
   std::string results;
   for (const auto& dir : dirs) {
     const std::string csv = dir + "/ablation.csv";
-    if (!fs::exists(csv)) throw UsageError("--merge: " + csv + " does not exist");
-    auto rows = ParseCsv(ReadFile(csv));
-    if (rows.empty()) throw UsageError("--merge: " + csv + " is empty");
+    auto rows = ReadTableRows(csv, "--merge");
     if (table.columns.empty()) table.columns = rows[0];
     if (rows[0] != table.columns)
       throw UsageError("--merge: " + csv + " has other columns than " + dirs[0] + "/ablation.csv");
@@ -204,12 +210,9 @@ int RunSweep(const Args& args) {
     return direction + "|" + method + "|" + size + "|" + sites;
   };
   auto read_rows = [&](const std::string& csv, bool keep) {
-    if (!fs::exists(csv)) {
-      if (keep) return;  // --resume of a fresh folder
-      throw UsageError("--skip: " + csv + " does not exist");
-    }
-    auto rows = ParseCsv(ReadFile(csv));
-    if (rows.empty() || rows[0] != table.columns)
+    if (keep && !fs::exists(csv)) return;  // --resume of a fresh folder
+    auto rows = ReadTableRows(csv, keep ? "--resume" : "--skip");
+    if (rows[0] != table.columns)
       throw UsageError(csv + " has other columns than this sweep's table (--splits must match)");
     for (size_t r = 1; r < rows.size(); ++r) {
       done.insert(cell_key(rows[r][0], rows[r][1], rows[r][2], rows[r][3]));
