@@ -130,13 +130,6 @@ std::string WaitForMetrics(const ServerProcess& server, Ready ready) {
   return m;
 }
 
-// Calls made while decoding is held get a deadline far beyond the test's needs, so that a
-// failed assertion (which returns before ResumeDecoding) cannot leave them, and the test,
-// waiting forever.
-void BoundWhilePaused(grpc::ClientContext* c) {
-  c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(90));
-}
-
 TEST_F(RobustnessE2E, QueueOverflowAnswersResourceExhaustedAtOnce) {
   // Decoding is held, so the running sentence and the queue stay full while calls arrive.
   server_.EnablePauseHook();

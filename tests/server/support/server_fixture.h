@@ -37,6 +37,13 @@ void CreateModel(const std::string& repo, const ModelDef& def);
 std::vector<ModelDef> StandardModels();
 std::string StandardRepository();
 
+// Calls made while decoding is held get a deadline far beyond any test's needs, so that a
+// failed assertion (which returns before ResumeDecoding) cannot leave them, and the test,
+// waiting forever for an answer the held server never gives.
+inline void BoundWhilePaused(grpc::ClientContext* c) {
+  c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(90));
+}
+
 class ServerProcess {
  public:
   ServerProcess() = default;
