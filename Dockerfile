@@ -37,7 +37,7 @@ FROM ${DEBIAN_IMAGE}-slim AS runtime
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libtorch1.13 \
+      libtorch1.13 libopenblas0-openmp \
       libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623 \
       libsentencepiece0 \
       libprometheus-cpp-core1.0 \

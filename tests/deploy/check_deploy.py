@@ -336,6 +336,13 @@ def check_consistency():
         fail("Dockerfile: EXPOSE %s %s missing" % (grpc_port, metrics_port))
     if "USER " not in docker or re.search(r"^USER\s+(root|0)\b", docker, re.M):
         fail("Dockerfile: the runtime image must run as a non-root USER")
+    # LibTorch takes whatever libblas.so.3 the image has: the runtime must carry OpenBLAS, as
+    # scripts/bootstrap.sh does, or CPU decoding falls back to the reference BLAS.
+    runtime = docker.split(" AS runtime", 1)[-1]
+    if "libopenblas0-openmp" not in runtime:
+        fail("Dockerfile: the runtime image must install libopenblas0-openmp (LibTorch's BLAS)")
+    if "libopenblas0-openmp" not in read(os.path.join(ROOT, "scripts", "bootstrap.sh")):
+        fail("scripts/bootstrap.sh: libopenblas0-openmp (LibTorch's BLAS) is not installed")
     if "/opt/mixserve/models" != repo:
         fail("%s: model_repository must be /opt/mixserve/models (where the images put models)"
              % rel(pbtxt_path))
