@@ -130,7 +130,7 @@ class MhaMixer : public TokenMixer {
     if (ctx_.site == Site::kDecoderCross) {
       auto& s = static_cast<CrossState&>(state);
       auto allowed = s.mask.unsqueeze(1).unsqueeze(1);  // [B, 1, 1, S]
-      return o_(Merge(Attend(q, s.k, s.v, allowed))).squeeze(1);
+      return o_(Merge(AttendOne(q, s.k, s.v, allowed))).squeeze(1);
     }
     auto& s = static_cast<SelfState&>(state);
     auto p = pos.to(x_t.device(), torch::kLong);
@@ -140,7 +140,7 @@ class MhaMixer : public TokenMixer {
     s.v.scatter_(2, slot, Heads(v_(x_t).unsqueeze(1)));
     auto range = torch::arange(s.k.size(2), p.options());
     auto allowed = (range.unsqueeze(0) <= p.unsqueeze(1)).view({b, 1, 1, -1});  // [B,1,1,L]
-    return o_(Merge(Attend(q, s.k, s.v, allowed))).squeeze(1);
+    return o_(Merge(AttendOne(q, s.k, s.v, allowed))).squeeze(1);
   }
 
  private:
@@ -159,6 +159,20 @@ class MhaMixer : public TokenMixer {
     scores = scores.masked_fill(allowed.logical_not(), kMasked);
     auto probs = drop_(torch::softmax(scores, -1).to(v.scalar_type()));
     return torch::matmul(probs, v);
+  }
+  // Attend for one query per row (a decoding step: q [B, H, 1, dh]). On the CPU, LibTorch's
+  // batched matmul runs B*H tiny products one by one (a few operators each, so a step's cost
+  // grows with the batch far faster than its arithmetic); a broadcast product and a sum over
+  // the keys do the same in a handful of vectorised operators. CUDA keeps the batched matmul:
+  // one kernel there against two.
+  torch::Tensor AttendOne(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                          const torch::Tensor& allowed) {
+    if (q.is_cuda()) return Attend(q, k, v, allowed);
+    auto scores = (k * q).sum(-1).unsqueeze(2).to(torch::kFloat) /  // [B, H, 1, L]
+                  std::sqrt(static_cast<double>(dh_));
+    scores = scores.masked_fill(allowed.logical_not(), kMasked);
+    auto probs = drop_(torch::softmax(scores, -1).to(v.scalar_type()));
+    return (probs.transpose(-2, -1) * v).sum(-2, /*keepdim=*/true);  // [B, H, 1, dh]
   }
 
   int heads_ = 0;

@@ -4,7 +4,8 @@
 # (their own process session, logs under $WORK/logs) so that later steps can run beside them.
 #   usage: scripts/gpu/results.sh <step>...
 #     build    build everything into $BUILD_DIR
-#     bench    CUDA timings of every mixer (bench/mixer_bench, fp32 and fp16) -> $WORK/bench
+#     bench    CUDA timings of every mixer and of a whole decoding step (bench/mixer_bench,
+#              bench/decode_bench; fp32 and fp16) -> $WORK/bench
 #     train    background: shipped models (en-de, de-en: teacher + 2 students), teachers for
 #              en-fr and fr-en, from-scratch controls (en-de), the 6+6 d_model 512 models
 #              of the serving comparison
@@ -135,8 +136,11 @@ for step in "$@"; do
       for dt in fp32 fp16; do
         "$B/bench/mixer_bench" --device cuda --dtype $dt --benchmark_format=json \
           --benchmark_out="$W/bench/mixer_cuda_$dt.json" > "$W/bench/mixer_cuda_$dt.txt" 2>&1
+        "$B/bench/decode_bench" --device=cuda --dtype=$dt --benchmark_format=json \
+          --benchmark_out="$W/bench/decode_cuda_$dt.json" > "$W/bench/decode_cuda_$dt.txt" 2>&1
       done
-      tail -n 3 "$W/bench/mixer_cuda_fp16.txt" ;;
+      tail -n 3 "$W/bench/mixer_cuda_fp16.txt"
+      cat "$W/bench/decode_cuda_fp16.txt" ;;
     train)
       background shipped env BUILD_DIR="$B" scripts/train_shipped_models.sh "$W/models" "$W/shipped"
       background fr env BUILD_DIR="$B" STUDENTS=0 DIRECTIONS="en-fr fr-en" \

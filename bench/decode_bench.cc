@@ -1,0 +1,196 @@
+// One incremental decoding step of a whole Transformer decoder (random weights), the unit of
+// work of greedy and beam search and of the server's continuous batching:
+//   Step/<shape>/<decoder_self mixer>/B    batch B, every row at position 10, source of 16
+// Shapes: "d128x3" (the shipped models: d_model 128, 3+3 layers, 4 heads, ffn 512, 4k vocab)
+// and "d512x6" (the serving comparison's: d_model 512, 6+6 layers, 8 heads, ffn 2048, 8k vocab).
+//
+// Besides time, each benchmark counts the ATen operators a step dispatches: "ops" are the
+// calls made by the model code itself (outermost), "all_ops" includes the operators those
+// call in turn. At small batches on a GPU a step costs about one kernel launch per operator,
+// so these counts, not the arithmetic, set the latency there (docs/performance.md).
+//
+//   decode_bench [--device cpu|cuda] [--dtype fp32|fp16|bf16] [--list_ops[=all]]
+//                [--benchmark_filter=...] [other Google Benchmark flags]
+// On CUDA every timed step ends with a device synchronisation.
+#include <ATen/record_function.h>
+#include <benchmark/benchmark.h>
+#include <c10/core/InferenceMode.h>
+#include <torch/cuda.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "model/transformer.h"
+
+namespace {
+
+using mixserve::MixerSpec;
+using mixserve::ModelSpec;
+
+torch::Device g_device = torch::kCPU;
+torch::Dtype g_dtype = torch::kFloat;
+
+void Sync() {
+  if (g_device.is_cuda()) torch::cuda::synchronize();
+}
+
+// Operator counting through a global RecordFunction callback, enabled only while counting.
+thread_local int t_depth = 0;
+std::atomic<bool> g_counting{false};
+std::atomic<int64_t> g_outer{0}, g_all{0};
+// --list_ops: print the outermost operators of one step (--list_ops=all: every operator),
+// as counts per operator name.
+int g_list_ops = 0;  // 0 no, 1 outermost, 2 all
+std::mutex g_names_mu;
+std::map<std::string, int> g_names;
+
+void InstallCounter() {
+  static bool installed = false;
+  if (installed) return;
+  installed = true;
+  at::addGlobalCallback(
+      at::RecordFunctionCallback(
+          [](const at::RecordFunction& fn) -> std::unique_ptr<at::ObserverContext> {
+            if (g_counting) {
+              if (t_depth == 0) ++g_outer;
+              ++g_all;
+              if (g_list_ops == 2 || (g_list_ops == 1 && t_depth == 0)) {
+                std::lock_guard<std::mutex> lock(g_names_mu);
+                ++g_names[fn.name()];
+              }
+            }
+            ++t_depth;
+            return nullptr;
+          },
+          [](const at::RecordFunction&, at::ObserverContext*) { --t_depth; })
+          .scopes({at::RecordScope::FUNCTION}));
+}
+
+struct Shape {
+  int d, ffn, heads, layers, vocab;
+};
+
+Shape ShapeOf(const std::string& name) {
+  if (name == "d128x3") return {128, 512, 4, 3, 4000};
+  return {512, 2048, 8, 6, 8000};
+}
+
+void Step(benchmark::State& state, std::string shape_name, std::string self_mixer) {
+  const Shape sh = ShapeOf(shape_name);
+  const int64_t batch = state.range(0);
+  c10::InferenceMode guard;
+  torch::manual_seed(1);
+  ModelSpec spec = mixserve::UniformSpec(sh.d, sh.ffn, sh.heads, sh.layers, sh.layers, sh.vocab,
+                                         MixerSpec{}, MixerSpec{self_mixer, "", 0, 0, 0});
+  spec.max_len = 50;
+  spec.dropout = 0;
+  mixserve::model::Transformer model(spec);
+  model->eval();
+  model->to(g_device, g_dtype);
+  auto src = torch::randint(4, sh.vocab, {batch, 16}, torch::TensorOptions(torch::kLong))
+                 .to(g_device);
+  auto enc = model->Encode(src);
+  auto tokens = torch::full({batch}, 5, torch::TensorOptions(torch::kLong)).to(g_device);
+  // Every timed step runs at position 10 of a fresh copy of a state advanced to it.
+  auto fresh = [&] {
+    auto s = model->InitDecoder(enc);
+    for (int i = 0; i < 10; ++i) model->DecodeStep(tokens, *s);
+    return s;
+  };
+  InstallCounter();
+  {
+    auto s = fresh();
+    g_outer = 0;
+    g_all = 0;
+    g_counting = true;
+    model->DecodeStep(tokens, *s);
+    g_counting = false;
+    state.counters["ops"] = static_cast<double>(g_outer.load());
+    state.counters["all_ops"] = static_cast<double>(g_all.load());
+    if (g_list_ops) {
+      std::lock_guard<std::mutex> lock(g_names_mu);
+      std::vector<std::pair<int, std::string>> by_count;
+      for (const auto& [name, n] : g_names) by_count.emplace_back(-n, name);
+      std::sort(by_count.begin(), by_count.end());
+      std::printf("%s/%s/%lld:\n", shape_name.c_str(), self_mixer.c_str(),
+                  static_cast<long long>(batch));
+      for (const auto& [n, name] : by_count) std::printf("  %6d %s\n", -n, name.c_str());
+      g_names.clear();
+    }
+  }
+  for (auto _ : state) {
+    state.PauseTiming();
+    auto s = fresh();
+    Sync();
+    state.ResumeTiming();
+    auto logp = model->DecodeStep(tokens, *s);
+    Sync();
+    benchmark::DoNotOptimize(logp);
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+}
+
+void RegisterAll() {
+  for (const std::string shape : {"d128x3", "d512x6"})
+    for (const std::string mixer : {"mha", "aft_simple"})
+      benchmark::RegisterBenchmark(("Step/" + shape + "/" + mixer).c_str(),
+                                   [shape, mixer](benchmark::State& st) {
+                                     Step(st, shape, mixer);
+                                   })
+          ->Arg(1)
+          ->Arg(16)
+          ->Unit(benchmark::kMicrosecond);
+}
+
+bool ParseOwnFlag(const char* arg) {
+  if (std::strcmp(arg, "--list_ops") == 0 || std::strcmp(arg, "--list_ops=all") == 0) {
+    g_list_ops = std::strcmp(arg, "--list_ops") == 0 ? 1 : 2;
+    return true;
+  }
+  if (std::strncmp(arg, "--device=", 9) == 0) {
+    const std::string v = arg + 9;
+    if (v == "cuda" && !torch::cuda::is_available()) {
+      std::fprintf(stderr, "decode_bench: --device=cuda but CUDA is not available\n");
+      std::exit(2);
+    }
+    if (v != "cpu" && v != "cuda") {
+      std::fprintf(stderr, "decode_bench: --device must be cpu or cuda, not '%s'\n", v.c_str());
+      std::exit(2);
+    }
+    g_device = v == "cuda" ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+    return true;
+  }
+  if (std::strncmp(arg, "--dtype=", 8) == 0) {
+    const std::string v = arg + 8;
+    if (v == "fp32") g_dtype = torch::kFloat;
+    else if (v == "fp16") g_dtype = torch::kHalf;
+    else if (v == "bf16") g_dtype = torch::kBFloat16;
+    else {
+      std::fprintf(stderr, "decode_bench: --dtype must be fp32, fp16 or bf16, not '%s'\n",
+                   v.c_str());
+      std::exit(2);
+    }
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<char*> rest = {argv[0]};
+  for (int i = 1; i < argc; ++i)
+    if (!ParseOwnFlag(argv[i])) rest.push_back(argv[i]);
+  int n = static_cast<int>(rest.size());
+  benchmark::Initialize(&n, rest.data());
+  RegisterAll();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
