@@ -154,10 +154,7 @@ class MhaMixer : public TokenMixer {
   }
   torch::Tensor Attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                        const torch::Tensor& allowed) {
-    auto scores = torch::matmul(q, k.transpose(-2, -1)).to(torch::kFloat) /
-                  std::sqrt(static_cast<double>(dh_));
-    scores = scores.masked_fill(allowed.logical_not(), kMasked);
-    auto probs = drop_(torch::softmax(scores, -1).to(v.scalar_type()));
+    auto probs = Probabilities(torch::matmul(q, k.transpose(-2, -1)), allowed, v.scalar_type());
     return torch::matmul(probs, v);
   }
   // Attend for one query per row (a decoding step: q [B, H, 1, dh]). On the CPU, LibTorch's
@@ -168,11 +165,17 @@ class MhaMixer : public TokenMixer {
   torch::Tensor AttendOne(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                           const torch::Tensor& allowed) {
     if (q.is_cuda()) return Attend(q, k, v, allowed);
-    auto scores = (k * q).sum(-1).unsqueeze(2).to(torch::kFloat) /  // [B, H, 1, L]
-                  std::sqrt(static_cast<double>(dh_));
-    scores = scores.masked_fill(allowed.logical_not(), kMasked);
-    auto probs = drop_(torch::softmax(scores, -1).to(v.scalar_type()));
+    auto probs = Probabilities((k * q).sum(-1).unsqueeze(2), allowed,  // [B, H, 1, L]
+                               v.scalar_type());
     return (probs.transpose(-2, -1) * v).sum(-2, /*keepdim=*/true);  // [B, H, 1, dh]
+  }
+  // softmax(QK^T / sqrt(dh) + M) from the raw products QK^T, in fp32, with attention dropout;
+  // returned in `dtype` (the values' type).
+  torch::Tensor Probabilities(const torch::Tensor& qk, const torch::Tensor& allowed,
+                              torch::ScalarType dtype) {
+    auto scores = qk.to(torch::kFloat) / std::sqrt(static_cast<double>(dh_));
+    scores = scores.masked_fill(allowed.logical_not(), kMasked);
+    return drop_(torch::softmax(scores, -1).to(dtype));
   }
 
   int heads_ = 0;
