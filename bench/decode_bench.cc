@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_target.h"
 #include "model/transformer.h"
 
 namespace {
@@ -34,12 +35,7 @@ namespace {
 using mixserve::MixerSpec;
 using mixserve::ModelSpec;
 
-torch::Device g_device = torch::kCPU;
-torch::Dtype g_dtype = torch::kFloat;
-
-void Sync() {
-  if (g_device.is_cuda()) torch::cuda::synchronize();
-}
+mixserve::bench::BenchTarget g_target;
 
 // Operator counting through a global RecordFunction callback, enabled only while counting.
 thread_local int t_depth = 0;
@@ -93,11 +89,11 @@ void Step(benchmark::State& state, std::string shape_name, std::string self_mixe
   spec.dropout = 0;
   mixserve::model::Transformer model(spec);
   model->eval();
-  model->to(g_device, g_dtype);
+  model->to(g_target.device, g_target.dtype);
   auto src = torch::randint(4, sh.vocab, {batch, 16}, torch::TensorOptions(torch::kLong))
-                 .to(g_device);
+                 .to(g_target.device);
   auto enc = model->Encode(src);
-  auto tokens = torch::full({batch}, 5, torch::TensorOptions(torch::kLong)).to(g_device);
+  auto tokens = torch::full({batch}, 5, torch::TensorOptions(torch::kLong)).to(g_target.device);
   // Every timed step runs at position 10 of a fresh copy of a state advanced to it.
   auto fresh = [&] {
     auto s = model->InitDecoder(enc);
@@ -128,10 +124,10 @@ void Step(benchmark::State& state, std::string shape_name, std::string self_mixe
   for (auto _ : state) {
     state.PauseTiming();
     auto s = fresh();
-    Sync();
+    g_target.Sync();
     state.ResumeTiming();
     auto logp = model->DecodeStep(tokens, *s);
-    Sync();
+    g_target.Sync();
     benchmark::DoNotOptimize(logp);
   }
   state.SetItemsProcessed(state.iterations() * batch);
@@ -149,45 +145,18 @@ void RegisterAll() {
           ->Unit(benchmark::kMicrosecond);
 }
 
-bool ParseOwnFlag(const char* arg) {
-  if (std::strcmp(arg, "--list_ops") == 0 || std::strcmp(arg, "--list_ops=all") == 0) {
-    g_list_ops = std::strcmp(arg, "--list_ops") == 0 ? 1 : 2;
-    return true;
-  }
-  if (std::strncmp(arg, "--device=", 9) == 0) {
-    const std::string v = arg + 9;
-    if (v == "cuda" && !torch::cuda::is_available()) {
-      std::fprintf(stderr, "decode_bench: --device=cuda but CUDA is not available\n");
-      std::exit(2);
-    }
-    if (v != "cpu" && v != "cuda") {
-      std::fprintf(stderr, "decode_bench: --device must be cpu or cuda, not '%s'\n", v.c_str());
-      std::exit(2);
-    }
-    g_device = v == "cuda" ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
-    return true;
-  }
-  if (std::strncmp(arg, "--dtype=", 8) == 0) {
-    const std::string v = arg + 8;
-    if (v == "fp32") g_dtype = torch::kFloat;
-    else if (v == "fp16") g_dtype = torch::kHalf;
-    else if (v == "bf16") g_dtype = torch::kBFloat16;
-    else {
-      std::fprintf(stderr, "decode_bench: --dtype must be fp32, fp16 or bf16, not '%s'\n",
-                   v.c_str());
-      std::exit(2);
-    }
-    return true;
-  }
-  return false;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<char*> rest = {argv[0]};
-  for (int i = 1; i < argc; ++i)
-    if (!ParseOwnFlag(argv[i])) rest.push_back(argv[i]);
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--list_ops") == 0 || std::strcmp(argv[i], "--list_ops=all") == 0) {
+      g_list_ops = std::strcmp(argv[i], "--list_ops") == 0 ? 1 : 2;
+      continue;
+    }
+    if (mixserve::bench::ParseTargetFlag("decode_bench", argc, argv, &i, &g_target)) continue;
+    rest.push_back(argv[i]);
+  }
   int n = static_cast<int>(rest.size());
   benchmark::Initialize(&n, rest.data());
   RegisterAll();

@@ -4,7 +4,7 @@
 // The model shape is the study's baseline (d_model 128, 8 heads, max_len 50). Each mixer uses
 // its default options (feed-forward families: size given by --size, default "s").
 //
-//   mixer_bench [--size xs|s|m|l] [--device cpu|cuda] [--dtype fp32|fp16]
+//   mixer_bench [--size xs|s|m|l] [--device cpu|cuda] [--dtype fp32|fp16|bf16]
 //               [--benchmark_filter=...] [other Google Benchmark flags]
 // On CUDA every timed iteration ends with a device synchronisation, so the times are what a
 // caller waits for, launch overhead included.
@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_target.h"
 #include "model/token_mixer.h"
 
 namespace {
@@ -39,14 +40,10 @@ ModelSpec& BenchSpec() {
 }
 
 std::string g_size = "s";
-torch::Device g_device = torch::kCPU;
-torch::Dtype g_dtype = torch::kFloat;
+mixserve::bench::BenchTarget g_target;
 
-torch::TensorOptions Opt() { return torch::TensorOptions().device(g_device).dtype(g_dtype); }
-
-void Sync() {
-  if (g_device.is_cuda()) torch::cuda::synchronize();
-}
+torch::TensorOptions Opt() { return g_target.Options(); }
+void Sync() { g_target.Sync(); }
 
 std::shared_ptr<TokenMixer> Make(const std::string& name, Site site) {
   const std::vector<MixerSpec> tries = {MixerSpec{name, g_size, 0, 0, 0},
@@ -56,7 +53,7 @@ std::shared_ptr<TokenMixer> Make(const std::string& name, Site site) {
     try {
       auto m = MixerRegistry::Get().Create(MixerContext{&BenchSpec(), site, 0, t});
       m->eval();
-      m->to(g_device, g_dtype);
+      m->to(g_target.device, g_target.dtype);
       return m;
     } catch (const std::invalid_argument&) {
     }
@@ -147,27 +144,11 @@ int main(int argc, char** argv) {
       g_size = argv[++i];
       continue;
     }
-    if (std::strcmp(argv[i], "--device") == 0 && i + 1 < argc) {
-      g_device = torch::Device(argv[++i]);
-      if (g_device.is_cuda() && !torch::cuda::is_available()) {
-        std::fprintf(stderr, "mixer_bench: --device %s but CUDA is not available\n", argv[i]);
-        return 2;
-      }
-      continue;
-    }
-    if (std::strcmp(argv[i], "--dtype") == 0 && i + 1 < argc) {
-      const std::string v = argv[++i];
-      if (v != "fp32" && v != "fp16") {
-        std::fprintf(stderr, "mixer_bench: --dtype must be fp32 or fp16, got %s\n", v.c_str());
-        return 2;
-      }
-      g_dtype = v == "fp16" ? torch::kHalf : torch::kFloat;
-      continue;
-    }
+    if (mixserve::bench::ParseTargetFlag("mixer_bench", argc, argv, &i, &g_target)) continue;
     rest.push_back(argv[i]);
   }
-  if (g_dtype == torch::kHalf && !g_device.is_cuda()) {
-    std::fprintf(stderr, "mixer_bench: --dtype fp16 needs --device cuda\n");
+  if (g_target.dtype != torch::kFloat && !g_target.device.is_cuda()) {
+    std::fprintf(stderr, "mixer_bench: --dtype fp16 or bf16 needs --device cuda\n");
     return 2;
   }
   int n = static_cast<int>(rest.size());

@@ -136,7 +136,7 @@ for step in "$@"; do
       for dt in fp32 fp16; do
         "$B/bench/mixer_bench" --device cuda --dtype $dt --benchmark_format=json \
           --benchmark_out="$W/bench/mixer_cuda_$dt.json" > "$W/bench/mixer_cuda_$dt.txt" 2>&1
-        "$B/bench/decode_bench" --device=cuda --dtype=$dt --benchmark_format=json \
+        "$B/bench/decode_bench" --device cuda --dtype $dt --benchmark_format=json \
           --benchmark_out="$W/bench/decode_cuda_$dt.json" > "$W/bench/decode_cuda_$dt.txt" 2>&1
       done
       tail -n 3 "$W/bench/mixer_cuda_fp16.txt"
