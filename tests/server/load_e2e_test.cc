@@ -4,14 +4,15 @@
 // shedding, RSS flat, median latency stable, shedding fast, service back after overload.
 //
 // Length and load: MIXSERVE_SOAK_SECONDS (default 20) for the soak, MIXSERVE_SOAK_LOAD (default
-// 0.6) its rate as a fraction of saturation; the other phases take ~15 s. Run longer and
+// 0.5) its rate as a fraction of saturation; the other phases take ~15 s. Run longer and
 // harder by hand:
 //   MIXSERVE_SOAK_SECONDS=1800 MIXSERVE_SOAK_LOAD=0.8 build/tests/server/server_load_e2e_test
 // Timing bounds are deliberately loose (factors of several): the CI machine has 2 shared
 // cores, and the checks look for leaks, losses and runaway queues, not for small drifts. The
 // default load leaves room for that machine: the load generator shares its cores with the
 // server, open-loop arrivals form smaller batches than the closed-loop measurement, and other
-// jobs slow both; at 80% one CI run's queue grew through the second half (p50 14 -> 193 ms).
+// jobs slow both: at 80% one CI run's queue grew through the second half (p50 14 -> 193 ms),
+// at 60% (with OpenBLAS, closed-loop saturation 2,526 requests/s) another's from the start.
 #include <gtest/gtest.h>
 #include <grpcpp/grpcpp.h>
 
@@ -221,7 +222,7 @@ double SoakSeconds() {
 // Soak rate as a fraction of the measured saturation, within [0.1, 1].
 double SoakLoad() {
   const char* v = std::getenv("MIXSERVE_SOAK_LOAD");
-  return v && *v ? std::clamp(std::atof(v), 0.1, 1.0) : 0.6;
+  return v && *v ? std::clamp(std::atof(v), 0.1, 1.0) : 0.5;
 }
 
 TEST(LoadE2E, SoakThenOverloadAndRecovery) {
