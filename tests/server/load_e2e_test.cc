@@ -38,7 +38,11 @@ using grpc::StatusCode;
 
 // en-de-base takes the soak (a deep queue); en-de-alt, the same model shape, the overload (a
 // shallow queue, so that it sheds).
+// One intra-op thread per variant: with more, LibTorch's OpenMP threads spin for cores that the
+// load generator and other jobs hold, and the 2-core CI machine's capacity collapses mid-soak
+// (with a busy loop on one core: p50 380 -> 9,172 ms at 50% with the default, 9 -> 11 ms with 1).
 const char* kConfig = R"(
+compute_threads: 1
 models { name: "en-de-base" batching { max_batch_sentences: 16 max_queue_size: 100000 max_queue_delay_us: 1000 } }
 models { name: "en-de-alt" batching { max_batch_sentences: 16 max_queue_size: 64 max_queue_delay_us: 1000 } }
 )";
