@@ -23,6 +23,10 @@
 #              processes are paused (SIGSTOP) while it measures
 #     perf-shipped the same for the shipped en-de models (models/, 3+3 layers, d_model 128)
 #              beside a MarianMT model of their size -> $WORK/perf-shipped
+#     enc-students candidates for the shipped encoder student: aft_full and lstm in place of
+#              every encoder self-attention, distilled (8 epochs, as the shipped ALR-XS) from
+#              the shipped teachers of both directions, exported in fp16 and evaluated
+#              (greedy and beam 5, both test splits) -> $WORK/enc-students
 #     status   progress of the background jobs
 #     pack D   the results (tables, JSON, logs, shipped model repository) as files in D
 #   BUILD_DIR (default build-gpu), WORK (default work-gpu), SHARDS (default 4),
@@ -84,9 +88,9 @@ job_sweep() {  # shard
     --device=cuda --resume ${SWEEP_SKIP:+--skip="$SWEEP_SKIP"}
 }
 
-# Serving benchmark of three variants <prefix>-{base,aft-dec,alr-enc} of a repository through
+# Serving benchmark of three variants <prefix>-{base,aft-dec,$ENC} of a repository through
 # the server and mixserve-loadgen, then MarianMT `generate` of the same dimensions.
-#   step_perf OUT REPO PREFIX SPM D_MODEL LAYERS HEADS FFN
+#   ENC=<encoder student> step_perf OUT REPO PREFIX SPM D_MODEL LAYERS HEADS FFN
 step_perf() {
   local p=$1 repo=$2 prefix=$3 spm=$4 port=8600
   mkdir -p "$p"
@@ -94,7 +98,7 @@ step_perf() {
     echo "listen_address: \"127.0.0.1:$port\""
     echo "metrics_address: \"127.0.0.1:9600\""
     echo "model_repository: \"$repo\""
-    for m in base aft-dec alr-enc; do
+    for m in base aft-dec "$ENC"; do
       echo "models { name: \"$prefix-$m\" device: \"cuda\" dtype: \"fp16\" batching {"
       echo "  max_batch_sentences: 256 max_batch_tokens: 16384 max_queue_size: 8192 } }"
     done
@@ -110,7 +114,7 @@ step_perf() {
   curl -s "http://127.0.0.1:9600/metrics" | grep -c '^mixserve_' > "$p/metrics_lines.txt" || true
   local lg=(--target="127.0.0.1:$port" --src=data/multi30k/test_2016_flickr.en.gz
             --ref=data/multi30k/test_2016_flickr.de.gz --src-lang=en --tgt-lang=de --quiet)
-  for m in base aft-dec alr-enc; do
+  for m in base aft-dec "$ENC"; do
     local v=$prefix-$m
     "$B/clients/mixserve-loadgen" "${lg[@]}" --variants="$v" --concurrency=64 --hyps="$p/hyps" \
       --json="$p/$v.pass.json" | tail -n 4
@@ -174,8 +178,30 @@ for step in "$@"; do
         scripts/train_shipped_models.sh "$W/pipeline-repo" "$W/pipeline" > "$W/logs/pipeline.log" 2>&1
       echo "pipeline: exit 0, wall $((SECONDS - t0)) s" | tee -a "$W/logs/pipeline.log"
       tail -n 12 "$W/logs/pipeline.log" ;;
-    perf) step_perf "$W/perf" "$W/perf-repo" en-de-512 "$W/perf-train/spm.model" 512 6 8 2048 ;;
-    perf-shipped) step_perf "$W/perf-shipped" models en-de models/en-de-base/1/spm.model 128 3 4 512 ;;
+    perf) ENC=alr-enc step_perf "$W/perf" "$W/perf-repo" en-de-512 "$W/perf-train/spm.model" 512 6 8 2048 ;;
+    perf-shipped) ENC=lstm-enc step_perf "$W/perf-shipped" models en-de models/en-de-base/1/spm.model 128 3 4 512 ;;
+    enc-students)
+      e=$W/enc-students
+      rm -rf "$e"
+      mkdir -p "$e"
+      for t in en-de de-en; do
+        for m in aft_full lstm; do
+          "$bin" distill --data=data/multi30k --device=cuda --teacher="models/$t-base/1" --mixer=$m \
+            --sites=encoder_self --max_tokens=4096 --epochs=8 --lr=1e-3 --warmup=200 \
+            --log_every=200 --out="$e/$t-$m" > "$e/$t-$m.log" 2>&1 &
+        done
+      done
+      wait
+      for t in en-de de-en; do
+        for m in aft_full lstm; do
+          "$bin" export --model="$e/$t-$m" --repo="$e/repo" --name="$t-${m%%_*}-enc" --fp16 \
+            >> "$e/export.log" 2>&1
+        done
+      done
+      "$bin" eval --data=data/multi30k --device=cuda --model="$(ls -d "$e"/repo/*/1 | paste -sd, -)" \
+        --splits=test_2016_flickr,test_2017_flickr --beam=5 --batch_size=64 --out="$e/eval.jsonl" \
+        > "$e/eval.log" 2>&1
+      du -ab "$e/repo" | sort -n | tail -n 5 ;;
     status)
       for f in "$W"/logs/*.log "$W"/shipped/*.log "$W"/fr/*.log; do
         [ -f "$f" ] && { echo "== $f"; tail -n 2 "$f" | cut -c1-200; }
@@ -189,10 +215,11 @@ for step in "$@"; do
       tar -czf "$d/results.tgz" --exclude='*.pt' --exclude='*.model' --exclude='last' \
         "$W"/logs "$W"/bench "$W"/perf "$W"/sweep "$W"/controls "$W"/shipped "$W"/fr \
         "$W"/perf-train "$W"/models "$W"/models-fr "$W"/perf-repo "$W"/pipeline "$W"/perf-shipped \
-        "$W"/pipeline-repo/*/*/metadata.json 2>/dev/null || true
+        "$W"/pipeline-repo/*/*/metadata.json "$W"/enc-students 2>/dev/null || true
       for t in en-de de-en; do
         [ -d "$W/models" ] && tar -cf "$d/models-$t.tar" -C "$W/models" $(cd "$W/models" && ls -d $t-* 2>/dev/null) || true
       done
+      [ -d "$W/enc-students/repo" ] && tar -cf "$d/enc-students-repo.tar" -C "$W/enc-students" repo
       ls -la "$d"
       break ;;
     *) echo "results.sh: unknown step $step" >&2; exit 2 ;;

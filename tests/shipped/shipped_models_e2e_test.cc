@@ -84,7 +84,7 @@ TEST_F(ShippedModels, EveryVersionOnDiskIsReady) {
 
 TEST_F(ShippedModels, RoutesAnswerWithTheirVariants) {
   // The en->de route of deploy/default.pbtxt splits between these two variants.
-  const std::set<std::string> en_de = {"en-de-base", "en-de-alr-enc"};
+  const std::set<std::string> en_de = {"en-de-base", "en-de-lstm-enc"};
   std::set<std::string> seen;
   auto stub = server_->Translation();
   for (int i = 0; i < 40; ++i) {
