@@ -68,15 +68,16 @@ class LstmMixer : public TokenMixer {
     const auto& x = in.x;
     const int64_t B = x.size(0), T = x.size(1);
     if (T == 0) return out_(x);
-    torch::Tensor rev_in, rev_out;  // reverse each row's real prefix, keep its padding
+    torch::Tensor rev, rev_in, rev_out;  // reverse each row's real prefix, keep its padding
     if (bidirectional_) {
       const auto t = torch::arange(T, x.options().dtype(torch::kLong)).unsqueeze(0);
       const auto len = in.mask.defined() ? in.mask.to(torch::kLong).sum(1, true)
                                          : torch::full({B, 1}, T, t.options());
-      const auto rev = torch::where(t < len, len - 1 - t, t).unsqueeze(-1);  // [B, T, 1]
+      rev = torch::where(t < len, len - 1 - t, t).unsqueeze(-1);  // [B, T, 1]
       rev_in = rev.expand({B, T, head_dim_});
       rev_out = rev.expand({B, T, head_dim_ / 2});
     }
+    if (!x.is_cuda() && !torch::GradMode::is_enabled()) return out_(AllHeadsAtOnce(x, rev));
     std::vector<torch::Tensor> outs;
     for (int h = 0; h < heads_; ++h) {
       const auto xh = x.narrow(2, h * head_dim_, head_dim_).contiguous();
@@ -89,6 +90,57 @@ class LstmMixer : public TokenMixer {
       outs.push_back(y);
     }
     return out_(torch::cat(outs, 2));
+  }
+
+  // Inference off CUDA: every head, and both directions, as one recurrence whose steps are
+  // batched over the G = heads (x2 when bidirectional) independent LSTMs: one baddbmm and a
+  // few elementwise operations per time step instead of one small LSTM call per head and
+  // direction, whose operator dispatch dominated at d_model 128. Same gates as
+  // torch::nn::LSTM (i, f, g, o); training and CUDA keep torch::nn::LSTM (cuDNN there).
+  //   x [B, T, D]; rev [B, T, 1] the per-row reversal index of the encoder (else undefined).
+  torch::Tensor AllHeadsAtOnce(const torch::Tensor& x, const torch::Tensor& rev) {
+    const int64_t B = x.size(0), T = x.size(1), D = ctx_.d_model();
+    const int64_t hid = bidirectional_ ? head_dim_ / 2 : head_dim_;
+    std::vector<torch::Tensor> w_ih, w_hh, b;
+    auto take = [&](torch::nn::LSTM& lstm) {
+      auto p = lstm->named_parameters(false);
+      w_ih.push_back(p["weight_ih_l0"].t());
+      w_hh.push_back(p["weight_hh_l0"].t());
+      b.push_back((p["bias_ih_l0"] + p["bias_hh_l0"]).view({1, 1, 4 * hid}));
+    };
+    for (auto& l : fwd_) take(l);
+    for (auto& l : bwd_) take(l);
+    // [B, T, D] -> [heads, B, T, head_dim]
+    auto per_head = [&](const torch::Tensor& v) {
+      return v.view({B, T, heads_, head_dim_}).permute({2, 0, 1, 3});
+    };
+    auto xs = per_head(x);
+    if (bidirectional_) xs = torch::cat({xs, per_head(x.gather(1, rev.expand({B, T, D})))}, 0);
+    const int64_t G = xs.size(0);
+    // Input projections of all time steps at once: [G, B, T, 4 hid].
+    const auto xw = (torch::bmm(xs.reshape({G, B * T, head_dim_}), torch::stack(w_ih)) +
+                     torch::stack(b).view({G, 1, 4 * hid}))
+                        .view({G, B, T, 4 * hid});
+    const auto whh = torch::stack(w_hh);  // [G, hid, 4 hid]
+    auto c = torch::zeros({G, B, hid}, x.options());
+    torch::Tensor h;
+    std::vector<torch::Tensor> ys;
+    ys.reserve(T);
+    for (int64_t t = 0; t < T; ++t) {
+      const auto gates = t == 0 ? xw.select(2, 0) : torch::baddbmm(xw.select(2, t), h, whh);
+      const auto s = torch::sigmoid(gates).chunk(4, 2);  // i, f, (g), o
+      c = s[1] * c + s[0] * torch::tanh(gates.narrow(2, 2 * hid, hid));
+      h = s[3] * torch::tanh(c);
+      ys.push_back(h);
+    }
+    auto y = torch::stack(ys, 2);  // [G, B, T, hid]
+    if (bidirectional_) {
+      // The reversal is its own inverse: gather the backward outputs back to their tokens.
+      const auto back = y.narrow(0, heads_, heads_).gather(
+          2, rev.unsqueeze(0).expand({heads_, B, T, hid}));
+      y = torch::cat({y.narrow(0, 0, heads_), back}, 3);  // [heads, B, T, head_dim]
+    }
+    return y.permute({1, 2, 0, 3}).reshape({B, T, D});
   }
 
   std::unique_ptr<MixerState> InitState(const torch::Tensor&, const torch::Tensor&,
