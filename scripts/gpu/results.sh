@@ -5,7 +5,8 @@
 #   usage: scripts/gpu/results.sh <step>...
 #     build    build everything into $BUILD_DIR
 #     bench    CUDA timings of every mixer and of a whole decoding step (bench/mixer_bench,
-#              bench/decode_bench; fp32 and fp16) -> $WORK/bench
+#              bench/decode_bench; fp32 and fp16) and of a translation with every cell of the
+#              ablation grid (bench/cell_bench, fp32) -> $WORK/bench
 #     train    background: shipped models (en-de, de-en: teacher + 2 students), teachers for
 #              en-fr and fr-en, from-scratch controls (en-de), the 6+6 d_model 512 models
 #              of the serving comparison
@@ -143,6 +144,8 @@ for step in "$@"; do
         "$B/bench/decode_bench" --device cuda --dtype $dt --benchmark_format=json \
           --benchmark_out="$W/bench/decode_cuda_$dt.json" > "$W/bench/decode_cuda_$dt.txt" 2>&1
       done
+      "$B/bench/cell_bench" --device cuda --csv "$W/bench/cell_cuda_fp32.csv" \
+        > "$W/bench/cell_cuda_fp32.txt" 2>&1
       tail -n 3 "$W/bench/mixer_cuda_fp16.txt"
       cat "$W/bench/decode_cuda_fp16.txt" ;;
     train)
