@@ -23,49 +23,54 @@ namespace {
 
 constexpr float kMasked = -1e9f;
 
-// Key/value cache of decoder self-attention.
+// Key/value cache of decoder self-attention, and which of its slots each row may not attend
+// to yet (kept across steps: a step unblocks its own slot, one operator instead of building
+// the mask from the positions at every step and layer).
 struct SelfState : MixerState {
-  torch::Tensor k, v;  // [B, H, L, dh]
+  torch::Tensor k, v;     // [B, H, L, dh]
+  torch::Tensor blocked;  // [B, 1, 1, L] bool, true until the row has written the slot
   void Select(const torch::Tensor& index) override {
     auto i = index.to(k.device(), torch::kLong);
     k = k.index_select(0, i);
     v = v.index_select(0, i);
+    blocked = blocked.index_select(0, i);
   }
   void Append(MixerState& other) override {
     auto* o = dynamic_cast<SelfState*>(&other);
     if (!o) throw std::invalid_argument("mha: Append of a state of another mixer");
     k = torch::cat({k, o->k}, 0);
     v = torch::cat({v, o->v}, 0);
+    blocked = torch::cat({blocked, o->blocked}, 0);
   }
 };
 
 // Projected encoder keys/values of decoder cross-attention.
 struct CrossState : MixerState {
-  torch::Tensor k, v;  // [B, H, S, dh]
-  torch::Tensor mask;  // [B, S] bool
+  torch::Tensor k, v;     // [B, H, S, dh]
+  torch::Tensor blocked;  // [B, S] bool: true at source padding
   void Select(const torch::Tensor& index) override {
     auto i = index.to(k.device(), torch::kLong);
     k = k.index_select(0, i);
     v = v.index_select(0, i);
-    mask = mask.index_select(0, i);
+    blocked = blocked.index_select(0, i);
   }
   void Append(MixerState& other) override {
     auto* o = dynamic_cast<CrossState*>(&other);
     if (!o) throw std::invalid_argument("mha: Append of a state of another mixer");
-    // Memories of different lengths: pad the shorter along S with masked (false) slots.
+    // Memories of different lengths: pad the shorter along S with blocked slots.
     const int64_t s = std::max(k.size(2), o->k.size(2));
     k = torch::cat({PadS(k, s), PadS(o->k, s)}, 0);
     v = torch::cat({PadS(v, s), PadS(o->v, s)}, 0);
-    mask = torch::cat({PadMask(mask, s), PadMask(o->mask, s)}, 0);
+    blocked = torch::cat({PadBlocked(blocked, s), PadBlocked(o->blocked, s)}, 0);
   }
   static torch::Tensor PadS(const torch::Tensor& t, int64_t s) {
     if (t.size(2) == s) return t;
     auto pad = torch::zeros({t.size(0), t.size(1), s - t.size(2), t.size(3)}, t.options());
     return torch::cat({t, pad}, 2);
   }
-  static torch::Tensor PadMask(const torch::Tensor& m, int64_t s) {
+  static torch::Tensor PadBlocked(const torch::Tensor& m, int64_t s) {
     if (m.size(1) == s) return m;
-    return torch::cat({m, torch::zeros({m.size(0), s - m.size(1)}, m.options())}, 1);
+    return torch::cat({m, torch::ones({m.size(0), s - m.size(1)}, m.options())}, 1);
   }
 };
 
@@ -101,7 +106,7 @@ class MhaMixer : public TokenMixer {
       auto causal = torch::ones({t, t}, key_mask.options().dtype(torch::kBool)).tril();
       allowed = allowed & causal.view({1, 1, t, t});
     }
-    return o_(Merge(Attend(q, k, v, allowed)));
+    return o_(Merge(Attend(q, k, v, allowed.logical_not())));
   }
 
   std::unique_ptr<MixerState> InitState(const torch::Tensor& memory,
@@ -112,7 +117,7 @@ class MhaMixer : public TokenMixer {
       auto s = std::make_unique<CrossState>();
       s->k = Heads(k_(memory));
       s->v = Heads(v_(memory));
-      s->mask = memory_mask.to(torch::kBool);
+      s->blocked = memory_mask.to(torch::kBool).logical_not();
       return s;
     }
     if (ctx_.site != Site::kDecoderSelf)
@@ -120,27 +125,31 @@ class MhaMixer : public TokenMixer {
     auto s = std::make_unique<SelfState>();
     s->k = torch::zeros({batch, heads_, ctx_.max_len(), dh_}, opts);
     s->v = torch::zeros({batch, heads_, ctx_.max_len(), dh_}, opts);
+    s->blocked = torch::ones({batch, 1, 1, ctx_.max_len()}, opts.dtype(torch::kBool));
     return s;
   }
 
   torch::Tensor Step(const torch::Tensor& x_t, const torch::Tensor& pos,
                      MixerState& state) override {
     const int64_t b = x_t.size(0);
-    auto q = Heads(q_(x_t).unsqueeze(1));  // [B, H, 1, dh]
+    // Q / sqrt(dh) in the projection's own operator: addmm(b, x, W^T, beta, alpha) computes
+    // beta*b + alpha*(x W^T).
+    const double scale = 1.0 / std::sqrt(static_cast<double>(dh_));
+    auto q = Heads(torch::addmm(q_->bias, x_t, q_->weight.t(), scale, scale).unsqueeze(1));
     if (ctx_.site == Site::kDecoderCross) {
       auto& s = static_cast<CrossState&>(state);
-      auto allowed = s.mask.unsqueeze(1).unsqueeze(1);  // [B, 1, 1, S]
-      return o_(Merge(AttendOne(q, s.k, s.v, allowed))).squeeze(1);
+      auto blocked = s.blocked.view({b, 1, 1, -1});  // [B, 1, 1, S]
+      return o_(Merge(AttendOne(q, s.k, s.v, blocked))).squeeze(1);
     }
     auto& s = static_cast<SelfState&>(state);
     auto p = pos.to(x_t.device(), torch::kLong);
-    // Write this step's key/value at each row's own position.
-    auto slot = p.view({b, 1, 1, 1}).expand({b, heads_, 1, dh_});
-    s.k.scatter_(2, slot, Heads(k_(x_t).unsqueeze(1)));
-    s.v.scatter_(2, slot, Heads(v_(x_t).unsqueeze(1)));
-    auto range = torch::arange(s.k.size(2), p.options());
-    auto allowed = (range.unsqueeze(0) <= p.unsqueeze(1)).view({b, 1, 1, -1});  // [B,1,1,L]
-    return o_(Merge(AttendOne(q, s.k, s.v, allowed))).squeeze(1);
+    // Write this step's key/value at each row's own position, and unblock that slot.
+    auto slot = p.view({b, 1, 1, 1});
+    auto kv_slot = slot.expand({b, heads_, 1, dh_});
+    s.k.scatter_(2, kv_slot, Heads(k_(x_t).unsqueeze(1)));
+    s.v.scatter_(2, kv_slot, Heads(v_(x_t).unsqueeze(1)));
+    s.blocked.scatter_(3, slot, false);
+    return o_(Merge(AttendOne(q, s.k, s.v, s.blocked))).squeeze(1);
   }
 
  private:
@@ -152,9 +161,11 @@ class MhaMixer : public TokenMixer {
   torch::Tensor Merge(const torch::Tensor& x) const {
     return x.transpose(1, 2).contiguous().view({x.size(0), x.size(2), heads_ * dh_});
   }
+  // q unscaled (Forward) or already divided by sqrt(dh) (`scaled`, decoding steps).
   torch::Tensor Attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                       const torch::Tensor& allowed) {
-    auto probs = Probabilities(torch::matmul(q, k.transpose(-2, -1)), allowed, v.scalar_type());
+                       const torch::Tensor& blocked, bool scaled = false) {
+    auto probs =
+        Probabilities(torch::matmul(q, k.transpose(-2, -1)), blocked, v.scalar_type(), scaled);
     return torch::matmul(probs, v);
   }
   // Attend for one query per row (a decoding step: q [B, H, 1, dh]). On the CPU, LibTorch's
@@ -162,19 +173,22 @@ class MhaMixer : public TokenMixer {
   // grows with the batch far faster than its arithmetic); a broadcast product and a sum over
   // the keys do the same in a handful of vectorised operators. CUDA keeps the batched matmul:
   // one kernel there against two.
+  // q comes scaled.
   torch::Tensor AttendOne(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                          const torch::Tensor& allowed) {
-    if (q.is_cuda()) return Attend(q, k, v, allowed);
-    auto probs = Probabilities((k * q).sum(-1).unsqueeze(2), allowed,  // [B, H, 1, L]
-                               v.scalar_type());
+                          const torch::Tensor& blocked) {
+    if (q.is_cuda()) return Attend(q, k, v, blocked, /*scaled=*/true);
+    auto probs = Probabilities((k * q).sum(-1).unsqueeze(2), blocked,  // [B, H, 1, L]
+                               v.scalar_type(), /*scaled=*/true);
     return (probs.transpose(-2, -1) * v).sum(-2, /*keepdim=*/true);  // [B, H, 1, dh]
   }
-  // softmax(QK^T / sqrt(dh) + M) from the raw products QK^T, in fp32, with attention dropout;
-  // returned in `dtype` (the values' type).
-  torch::Tensor Probabilities(const torch::Tensor& qk, const torch::Tensor& allowed,
-                              torch::ScalarType dtype) {
-    auto scores = qk.to(torch::kFloat) / std::sqrt(static_cast<double>(dh_));
-    scores = scores.masked_fill(allowed.logical_not(), kMasked);
+  // softmax(QK^T / sqrt(dh) + M) from the products QK^T (or, `scaled`, QK^T / sqrt(dh)), in
+  // fp32, keys where `blocked` is true masked out, with attention dropout; returned in
+  // `dtype` (the values' type).
+  torch::Tensor Probabilities(const torch::Tensor& qk, const torch::Tensor& blocked,
+                              torch::ScalarType dtype, bool scaled) {
+    auto scores = qk.to(torch::kFloat);
+    if (!scaled) scores = scores / std::sqrt(static_cast<double>(dh_));
+    scores = scores.masked_fill(blocked, kMasked);
     return drop_(torch::softmax(scores, -1).to(dtype));
   }
 
