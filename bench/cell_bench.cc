@@ -2,9 +2,10 @@
 // shape (3+3 layers, d_model 128, 4 heads, ffn 512, 4k vocabulary, max_len 50) with the cell's
 // mixer at the cell's sites, random weights. One "translation" = Encode a source of --src_len
 // tokens, then --out_len greedy steps (argmax fed back, no early stop, so that every cell
-// does the same work whatever its weights would say). Prints, per site group, a table of the
-// median milliseconds per translation over --reps runs (after one warm-up run), and the ratio
-// to the attention teacher; --csv writes one row per cell.
+// does the same work whatever its weights would say). Prints one markdown table (rows: method
+// and size, columns: sites replaced) of the median milliseconds per translation over --reps
+// runs after one warm-up run, with the ratio to the attention teacher; --csv writes one row
+// per cell.
 //
 //   cell_bench [--device cpu|cuda] [--dtype fp32|fp16|bf16] [--batch 1] [--src_len 17]
 //              [--out_len 17] [--reps 5] [--methods alr,aft_full,...] [--csv FILE]
@@ -16,8 +17,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
