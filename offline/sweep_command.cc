@@ -1,8 +1,12 @@
 // sweep: the ablation grid of the study. For every teacher (one per direction) and every
 // mixer x size x site group, distil a student (the distill subcommand) and evaluate it (the
 // eval path); write the table as markdown and CSV and a plot of BLEU against parameters.
+#include <algorithm>
 #include <filesystem>
+#include <map>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "config/model_spec_io.h"
 #include "model/token_mixer.h"
@@ -113,8 +117,38 @@ std::vector<std::vector<std::string>> ReadTableRows(const std::string& csv, cons
   return rows;
 }
 
+// --latency_csv: appends the column "bench_latency_ms" from a `bench/cell_bench --csv` file
+// (columns method, size, sites, ..., ms_per_translation), matched on method, size and sites;
+// empty where the file has no such cell.
+void AddBenchLatency(Table* table, const std::string& csv) {
+  const auto rows = ReadTableRows(csv, "--latency_csv");
+  auto column = [&](const std::vector<std::string>& header, const std::string& name) {
+    const auto it = std::find(header.begin(), header.end(), name);
+    if (it == header.end())
+      throw UsageError("--latency_csv: " + csv + " has no column '" + name + "'");
+    return static_cast<size_t>(it - header.begin());
+  };
+  const size_t method = column(rows[0], "method"), size = column(rows[0], "size"),
+               sites = column(rows[0], "sites"), ms = column(rows[0], "ms_per_translation");
+  std::map<std::string, std::string> by_cell;
+  for (size_t r = 1; r < rows.size(); ++r) {
+    if (rows[r].size() != rows[0].size())
+      throw UsageError("--latency_csv: " + csv + " row " + std::to_string(r + 1) +
+                       " has another width than its header");
+    by_cell[rows[r][method] + "|" + rows[r][size] + "|" + rows[r][sites]] = rows[r][ms];
+  }
+  const size_t t_method = column(table->columns, "method"), t_size = column(table->columns, "size"),
+               t_sites = column(table->columns, "sites");
+  table->columns.push_back("bench_latency_ms");
+  for (auto& row : table->rows) {
+    const auto it = by_cell.find(row[t_method] + "|" + row[t_size] + "|" + row[t_sites]);
+    row.push_back(it == by_cell.end() ? "" : it->second);
+  }
+}
+
 // --merge: the tables of several sweep folders (shards of one grid) as one table and plot.
-int MergeSweeps(const std::vector<std::string>& dirs, const std::string& out, bool beam) {
+int MergeSweeps(const std::vector<std::string>& dirs, const std::string& out, bool beam,
+                const std::string& latency_csv) {
   Table table;
   std::string results;
   for (const auto& dir : dirs) {
@@ -127,6 +161,7 @@ int MergeSweeps(const std::vector<std::string>& dirs, const std::string& out, bo
     if (fs::exists(dir + "/results.jsonl")) results += ReadFile(dir + "/results.jsonl");
   }
   if (table.columns.size() < 6) throw UsageError("--merge: tables have too few columns");
+  if (!latency_csv.empty()) AddBenchLatency(&table, latency_csv);
   fs::create_directories(out);
   WriteOutputs(out, table, results, table.columns[5].substr(5), beam);
   Print("sweep: merged %zu rows of %zu folders -> %s/ablation.{md,csv,svg}\n", table.rows.size(),
@@ -172,6 +207,9 @@ int RunSweep(const Args& args) {
                {"merge", "",
                 "instead of running, merge the tables of these sweep folders (comma-separated) "
                 "into --out"},
+               {"latency_csv", "",
+                "with --merge: a `bench/cell_bench --csv` file whose ms_per_translation becomes "
+                "the column bench_latency_ms (matched on method, size and sites)"},
                {"resume", "false",
                 "keep the rows already in <out>/ablation.csv and run only the cells not there"},
                {"skip", "",
@@ -183,7 +221,9 @@ int RunSweep(const Args& args) {
     return 0;
   }
   const std::string out = f.Get("out");
-  if (!f.Get("merge").empty()) return MergeSweeps(f.GetList("merge"), out, f.GetInt("beam") > 1);
+  if (!f.Get("merge").empty())
+    return MergeSweeps(f.GetList("merge"), out, f.GetInt("beam") > 1, f.Get("latency_csv"));
+  if (!f.Get("latency_csv").empty()) throw UsageError("--latency_csv needs --merge");
   const auto [shard, shards] = ParseShard(f.Get("shard"));
   const auto teachers = f.GetList("teachers");
   const auto mixers = f.GetList("mixers");

@@ -343,7 +343,27 @@ TEST(OfflinePipeline, SweepWritesTableAndPlot) {
   EXPECT_EQ(std::count(md.begin(), md.end(), '\n'), 4);  // header, rule, two rows
   const std::string jsonl = ReadFile(out + "/results.jsonl");
   EXPECT_EQ(std::count(jsonl.begin(), jsonl.end(), '\n'), 2);
-  for (const std::string& d : {out, out + "_0", out + "_1", out + "_resumed", out + "_none", out + "_bad"})
+  // --latency_csv: a cell_bench table with the first cell only becomes a column of the merge.
+  const std::string bench = out + "_bench.csv";
+  WriteFile(bench, "method,size,sites,parameters,ms_per_translation,ratio_to_mha\n" + rows[1][1] +
+                       "," + rows[1][2] + "," + rows[1][3] + ",1,12.500,1.100\n");
+  r = RunTool("sweep --merge=" + out + "_0," + out + "_1 --out=" + out + "_lat --latency_csv=" + bench);
+  ASSERT_EQ(r.code, 0) << r.output;
+  auto lat = ParseCsv(ReadFile(out + "_lat/ablation.csv"));
+  ASSERT_EQ(lat.size(), 3u);
+  EXPECT_EQ(lat[0].back(), "bench_latency_ms");
+  EXPECT_EQ(lat[1].back(), "12.500");
+  EXPECT_EQ(lat[2].back(), "");  // a cell the bench table does not have
+  WriteFile(bench, "method,size,sites,ms\n");
+  r = RunTool("sweep --merge=" + out + "_0 --out=" + out + "_lat --latency_csv=" + bench);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("has no column 'ms_per_translation'"), std::string::npos) << r.output;
+  r = RunTool("sweep --teachers=" + A.teacher + " --out=" + out + "_bad --latency_csv=" + bench);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("--latency_csv needs --merge"), std::string::npos) << r.output;
+  fs::remove(bench);
+  for (const std::string& d :
+       {out, out + "_0", out + "_1", out + "_resumed", out + "_none", out + "_bad", out + "_lat"})
     mixserve::RemoveTree(d);
 }
 
