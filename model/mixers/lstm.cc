@@ -101,15 +101,9 @@ class LstmMixer : public TokenMixer {
   torch::Tensor AllHeadsAtOnce(const torch::Tensor& x, const torch::Tensor& rev) {
     const int64_t B = x.size(0), T = x.size(1), D = ctx_.d_model();
     const int64_t hid = bidirectional_ ? head_dim_ / 2 : head_dim_;
-    std::vector<torch::Tensor> w_ih, w_hh, b;
-    auto take = [&](torch::nn::LSTM& lstm) {
-      auto p = lstm->named_parameters(false);
-      w_ih.push_back(p["weight_ih_l0"].t());
-      w_hh.push_back(p["weight_hh_l0"].t());
-      b.push_back((p["bias_ih_l0"] + p["bias_hh_l0"]).view({1, 1, 4 * hid}));
-    };
-    for (auto& l : fwd_) take(l);
-    for (auto& l : bwd_) take(l);
+    std::vector<torch::nn::LSTM> lstms = fwd_;
+    lstms.insert(lstms.end(), bwd_.begin(), bwd_.end());
+    const Stacked w = Stack(lstms);
     // [B, T, D] -> [heads, B, T, head_dim]
     auto per_head = [&](const torch::Tensor& v) {
       return v.view({B, T, heads_, head_dim_}).permute({2, 0, 1, 3});
@@ -118,16 +112,14 @@ class LstmMixer : public TokenMixer {
     if (bidirectional_) xs = torch::cat({xs, per_head(x.gather(1, rev.expand({B, T, D})))}, 0);
     const int64_t G = xs.size(0);
     // Input projections of all time steps at once: [G, B, T, 4 hid].
-    const auto xw = (torch::bmm(xs.reshape({G, B * T, head_dim_}), torch::stack(w_ih)) +
-                     torch::stack(b).view({G, 1, 4 * hid}))
-                        .view({G, B, T, 4 * hid});
-    const auto whh = torch::stack(w_hh);  // [G, hid, 4 hid]
+    const auto xw =
+        (torch::bmm(xs.reshape({G, B * T, head_dim_}), w.w_ih) + w.b).view({G, B, T, 4 * hid});
     auto c = torch::zeros({G, B, hid}, x.options());
     torch::Tensor h;
     std::vector<torch::Tensor> ys;
     ys.reserve(T);
     for (int64_t t = 0; t < T; ++t) {
-      const auto gates = t == 0 ? xw.select(2, 0) : torch::baddbmm(xw.select(2, t), h, whh);
+      const auto gates = t == 0 ? xw.select(2, 0) : torch::baddbmm(xw.select(2, t), h, w.w_hh);
       const auto s = torch::sigmoid(gates).chunk(4, 2);  // i, f, (g), o
       c = s[1] * c + s[0] * torch::tanh(gates.narrow(2, 2 * hid, hid));
       h = s[3] * torch::tanh(c);
@@ -168,17 +160,10 @@ class LstmMixer : public TokenMixer {
     if (!pos.defined() || pos.dim() != 1 || pos.size(0) != B)
       throw std::invalid_argument("lstm at decoder_self: positions must be int64 [" +
                                   std::to_string(B) + "]");
-    std::vector<torch::Tensor> w_ih, w_hh, b;
-    for (int h = 0; h < heads_; ++h) {
-      auto p = fwd_[h]->named_parameters(false);
-      w_ih.push_back(p["weight_ih_l0"].t());
-      w_hh.push_back(p["weight_hh_l0"].t());
-      b.push_back((p["bias_ih_l0"] + p["bias_hh_l0"]).unsqueeze(0));
-    }
+    const Stacked w = Stack(fwd_);
     const auto xh = x_t.reshape({B, heads_, head_dim_}).transpose(0, 1);  // [H, B, hd]
     const auto hh = st->h.transpose(0, 1);
-    const auto gates = torch::bmm(xh, torch::stack(w_ih)) + torch::bmm(hh, torch::stack(w_hh)) +
-                       torch::stack(b);  // [H, B, 4 hd]
+    const auto gates = torch::bmm(xh, w.w_ih) + torch::bmm(hh, w.w_hh) + w.b;  // [H, B, 4 hd]
     const auto g = gates.chunk(4, 2);
     const auto c = torch::sigmoid(g[1]) * st->c.transpose(0, 1) +
                    torch::sigmoid(g[0]) * torch::tanh(g[2]);
@@ -189,6 +174,22 @@ class LstmMixer : public TokenMixer {
   }
 
  private:
+  // The weights of G independent single-layer LSTMs, stacked for batched products:
+  // w_ih [G, input, 4 hidden], w_hh [G, hidden, 4 hidden], b = b_ih + b_hh [G, 1, 4 hidden].
+  struct Stacked {
+    torch::Tensor w_ih, w_hh, b;
+  };
+  static Stacked Stack(const std::vector<torch::nn::LSTM>& lstms) {
+    std::vector<torch::Tensor> w_ih, w_hh, b;
+    for (const auto& lstm : lstms) {
+      auto p = lstm->named_parameters(false);
+      w_ih.push_back(p["weight_ih_l0"].t());
+      w_hh.push_back(p["weight_hh_l0"].t());
+      b.push_back((p["bias_ih_l0"] + p["bias_hh_l0"]).unsqueeze(0));
+    }
+    return {torch::stack(w_ih), torch::stack(w_hh), torch::stack(b)};
+  }
+
   int heads_ = 1;
   int head_dim_ = 1;
   bool bidirectional_ = false;
