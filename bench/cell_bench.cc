@@ -24,6 +24,7 @@
 #include "bench/bench_target.h"
 #include "model/token_mixer.h"
 #include "model/transformer.h"
+#include "offline/flags.h"
 
 namespace {
 
@@ -41,24 +42,6 @@ struct Options {
 
 const std::vector<std::string> kSites = {"encoder_self", "decoder_self", "decoder_cross", "all"};
 
-std::vector<std::string> SizesOf(const std::string& method) {
-  if (method == "alr" || method == "alrr" || method == "aslr" || method == "elr")
-    return {"xs", "s", "m", "l"};
-  return {"-"};
-}
-
-std::vector<std::string> Split(const std::string& s) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= s.size()) {
-    const size_t comma = s.find(',', start);
-    const std::string item = s.substr(start, comma == std::string::npos ? comma : comma - start);
-    if (!item.empty()) out.push_back(item);
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  return out;
-}
 
 // The teacher's shape with `mixer` at `site` ("all": every attention site); mha everywhere
 // for method "mha".
@@ -137,7 +120,7 @@ Options Parse(int argc, char** argv) {
     else if (a == "--src_len") o.src_len = PositiveInt("--src_len", v);
     else if (a == "--out_len") o.out_len = PositiveInt("--out_len", v);
     else if (a == "--reps") o.reps = static_cast<int>(PositiveInt("--reps", v));
-    else if (a == "--methods") o.methods = Split(v);
+    else if (a == "--methods") o.methods = mixserve::offline::SplitList(v);
     else if (a == "--csv") o.csv = v;
     else Usage(("unknown argument " + a).c_str());
   }
@@ -180,23 +163,31 @@ int main(int argc, char** argv) {
   for (size_t i = 0; i < kSites.size(); ++i) std::printf(" ---: |");
   std::printf("\n");
   std::fflush(stdout);
+  const ModelSpec shape = CellSpec("mha", "-", "encoder_self");
   for (const auto& method : o.methods)
-    for (const auto& size : SizesOf(method)) {
-      std::printf("| %s | %s |", method.c_str(), size.c_str());
+    for (const std::string& size :
+         mixserve::model::MixerRegistry::Get().TakesSize(method, shape)
+             ? std::vector<std::string>{"xs", "s", "m", "l"}
+             : std::vector<std::string>{"-"}) {
+      std::string row;
+      bool any = false;
       for (const auto& site : kSites) {
         try {
           const Timing t = TimeCell(o, CellSpec(method, size, site));
-          std::printf(" %.2f (%.2f) |", t.ms, t.ms / base.ms);
+          char cell[64];
+          std::snprintf(cell, sizeof cell, " %.2f (%.2f) |", t.ms, t.ms / base.ms);
+          row += cell;
+          any = true;
           if (csv)
             std::fprintf(csv, "%s,%s,%s,%lld,%.3f,%.3f\n", method.c_str(), size.c_str(),
                          site == "all" ? "encoder_self+decoder_self+decoder_cross" : site.c_str(),
                          static_cast<long long>(t.params), t.ms, t.ms / base.ms);
         } catch (const std::invalid_argument&) {
-          std::printf(" n/a |");
+          row += " n/a |";
         }
-        std::fflush(stdout);
       }
-      std::printf("\n");
+      if (any) std::printf("| %s | %s |%s\n", method.c_str(), size.c_str(), row.c_str());
+      std::fflush(stdout);
     }
   if (csv) std::fclose(csv);
   return 0;

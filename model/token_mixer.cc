@@ -43,6 +43,17 @@ bool MixerRegistry::Supports(const std::string& name, Site site) const {
   return Sites(name).count(site) > 0;
 }
 
+bool MixerRegistry::TakesSize(const std::string& name, const ModelSpec& shape) const {
+  for (Site site : Sites(name)) {
+    try {
+      Create(MixerContext{&shape, site, 0, MixerSpec{name, "xs", 0, 0, 0}});
+      return true;
+    } catch (const std::invalid_argument&) {
+    }
+  }
+  return false;
+}
+
 std::shared_ptr<TokenMixer> MixerRegistry::Create(const MixerContext& ctx) const {
   const std::string& name = ctx.spec.type;
   for (const auto& e : entries_) {

@@ -94,6 +94,9 @@ class MixerRegistry {
   // list of known ones, site not supported, bad options).
   std::shared_ptr<TokenMixer> Create(const MixerContext& ctx) const;
   bool Supports(const std::string& name, Site site) const;
+  // Whether the mixer takes the feed-forward sizes (xs, s, m, l): it builds with size xs at
+  // one of its sites in a model of `shape`.
+  bool TakesSize(const std::string& name, const ModelSpec& shape) const;
   std::vector<std::string> Names() const;
   std::set<Site> Sites(const std::string& name) const;
 

@@ -63,7 +63,7 @@ bool CellValid(const ModelSpec& teacher, const std::string& mixer, const std::st
     else throw UsageError("--sites: unknown site '" + name + "'");
     if (!model::MixerRegistry::Get().Supports(mixer, site)) return false;
     if (!builds(site, size == "-" ? "" : size)) return false;
-    if (size == "-" && builds(site, "xs")) return false;
+    if (size == "-" && model::MixerRegistry::Get().TakesSize(mixer, shape)) return false;
   }
   return true;
 }

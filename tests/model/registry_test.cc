@@ -37,8 +37,13 @@ TEST(MixerRegistry, SizeIsRefusedByMixersWithoutSizes) {
       EXPECT_NE(std::string(e.what()).find("has no sizes"), std::string::npos) << name << ": " << e.what();
     }
     EXPECT_NO_THROW(MixerRegistry::Get().Create(plain)) << name;
+    EXPECT_EQ(MixerRegistry::Get().TakesSize(name, spec), takes_size) << name;
     ++(takes_size ? sized : unsized);
   }
+  EXPECT_TRUE(MixerRegistry::Get().TakesSize("alr", spec));
+  EXPECT_TRUE(MixerRegistry::Get().TakesSize("elr", spec));  // encoder only
+  EXPECT_FALSE(MixerRegistry::Get().TakesSize("lstm", spec));
+  EXPECT_FALSE(MixerRegistry::Get().TakesSize("no_such_mixer", spec));
   EXPECT_GT(sized, 0);
   EXPECT_GT(unsized, 0);
   EXPECT_THROW(MixerRegistry::Get().Create(MixerContext{&spec, Site::kEncoderSelf, 0,
