@@ -169,25 +169,21 @@ int main(int argc, char** argv) {
          mixserve::model::MixerRegistry::Get().TakesSize(method, shape)
              ? std::vector<std::string>{"xs", "s", "m", "l"}
              : std::vector<std::string>{"-"}) {
-      std::string row;
-      bool any = false;
+      std::printf("| %s | %s |", method.c_str(), size.c_str());
       for (const auto& site : kSites) {
         try {
           const Timing t = TimeCell(o, CellSpec(method, size, site));
-          char cell[64];
-          std::snprintf(cell, sizeof cell, " %.2f (%.2f) |", t.ms, t.ms / base.ms);
-          row += cell;
-          any = true;
+          std::printf(" %.2f (%.2f) |", t.ms, t.ms / base.ms);
           if (csv)
             std::fprintf(csv, "%s,%s,%s,%lld,%.3f,%.3f\n", method.c_str(), size.c_str(),
                          site == "all" ? "encoder_self+decoder_self+decoder_cross" : site.c_str(),
                          static_cast<long long>(t.params), t.ms, t.ms / base.ms);
         } catch (const std::invalid_argument&) {
-          row += " n/a |";
+          std::printf(" n/a |");
         }
+        std::fflush(stdout);
       }
-      if (any) std::printf("| %s | %s |%s\n", method.c_str(), size.c_str(), row.c_str());
-      std::fflush(stdout);
+      std::printf("\n");
     }
   if (csv) std::fclose(csv);
   return 0;

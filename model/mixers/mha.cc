@@ -172,8 +172,7 @@ class MhaMixer : public TokenMixer {
   // batched matmul runs B*H tiny products one by one (a few operators each, so a step's cost
   // grows with the batch far faster than its arithmetic); a broadcast product and a sum over
   // the keys do the same in a handful of vectorised operators. CUDA keeps the batched matmul:
-  // one kernel there against two.
-  // q comes scaled.
+  // one kernel there against two. q comes already divided by sqrt(dh).
   torch::Tensor AttendOne(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                           const torch::Tensor& blocked) {
     if (q.is_cuda()) return Attend(q, k, v, blocked, /*scaled=*/true);
