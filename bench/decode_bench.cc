@@ -4,6 +4,10 @@
 // Shapes: "d128x3" (the shipped models: d_model 128, 3+3 layers, 4 heads, ffn 512, 4k vocab)
 // and "d512x6" (the serving comparison's: d_model 512, 6+6 layers, 8 heads, ffn 2048, 8k vocab).
 //
+// On CUDA the same steps also run replayed from captured CUDA graphs,
+//   Step/<shape>/<decoder_self mixer>/graph/B   (model/step_graphs.h; B also 256),
+// with the launches of a step reduced to a few copies and one graph launch.
+//
 // Besides time, each benchmark counts the ATen operators a step dispatches: "ops" are the
 // calls made by the model code itself (outermost), "all_ops" includes the operators those
 // call in turn. At small batches on a GPU a step costs about one kernel launch per operator,
@@ -78,7 +82,7 @@ Shape ShapeOf(const std::string& name) {
   return {512, 2048, 8, 6, 8000};
 }
 
-void Step(benchmark::State& state, std::string shape_name, std::string self_mixer) {
+void Step(benchmark::State& state, std::string shape_name, std::string self_mixer, bool graphs) {
   const Shape sh = ShapeOf(shape_name);
   const int64_t batch = state.range(0);
   c10::InferenceMode guard;
@@ -90,6 +94,10 @@ void Step(benchmark::State& state, std::string shape_name, std::string self_mixe
   mixserve::model::Transformer model(spec);
   model->eval();
   model->to(g_target.device, g_target.dtype);
+  if (graphs && !model->EnableStepGraphs(true)) {
+    state.SkipWithError("this decoder's steps cannot be captured");
+    return;
+  }
   auto src = torch::randint(4, sh.vocab, {batch, 16}, torch::TensorOptions(torch::kLong))
                  .to(g_target.device);
   auto enc = model->Encode(src);
@@ -134,15 +142,17 @@ void Step(benchmark::State& state, std::string shape_name, std::string self_mixe
 }
 
 void RegisterAll() {
-  for (const std::string shape : {"d128x3", "d512x6"})
-    for (const std::string mixer : {"mha", "aft_simple"})
-      benchmark::RegisterBenchmark(("Step/" + shape + "/" + mixer).c_str(),
-                                   [shape, mixer](benchmark::State& st) {
-                                     Step(st, shape, mixer);
-                                   })
-          ->Arg(1)
-          ->Arg(16)
-          ->Unit(benchmark::kMicrosecond);
+  for (const bool graphs : {false, true}) {
+    if (graphs && !g_target.device.is_cuda()) continue;
+    for (const std::string shape : {"d128x3", "d512x6"})
+      for (const std::string mixer : {"mha", "aft_simple"}) {
+        auto* b = benchmark::RegisterBenchmark(
+            ("Step/" + shape + "/" + mixer + (graphs ? "/graph" : "")).c_str(),
+            [shape, mixer, graphs](benchmark::State& st) { Step(st, shape, mixer, graphs); });
+        b->Arg(1)->Arg(16)->Unit(benchmark::kMicrosecond);
+        if (g_target.device.is_cuda()) b->Arg(256);
+      }
+  }
 }
 
 }  // namespace

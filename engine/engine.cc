@@ -227,7 +227,9 @@ std::unique_ptr<Engine> Engine::Load(const std::string& dir, const EngineOptions
     m->to(device, dtype);
     return 0;
   });
+  const bool graphs = device.is_cuda() && options.cuda_graphs && m->EnableStepGraphs(true);
   ModelInfo info;
+  info.step_graphs = graphs;
   info.spec = m->spec();
   info.parameters = m->ParameterCount();
   info.device = device.str();

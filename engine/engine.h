@@ -21,6 +21,9 @@ struct EngineOptions {
   std::string device = "auto";  // "auto", "cpu", "cuda", "cuda:N"
   std::string dtype = "fp32";   // "fp32", "fp16", "bf16" (half types on CUDA only)
   int threads = 0;              // CPU intra-op threads; 0 = leave as is
+  // CUDA: replay decoding steps from captured CUDA graphs (model/step_graphs.h) when every
+  // decoder mixer allows it; false runs them operator by operator.
+  bool cuda_graphs = true;
 };
 
 struct DecodeOptions {
@@ -40,6 +43,7 @@ struct ModelInfo {
   int64_t parameters = 0;
   std::string device;  // resolved, e.g. "cpu", "cuda:0"
   std::string dtype;
+  bool step_graphs = false;  // decoding steps replayed from CUDA graphs
 };
 
 // Iteration-level decoding over a changing set of sentences: new sentences join between

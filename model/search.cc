@@ -75,13 +75,14 @@ struct IncrementalSearch::Impl {
     return SearchResult{s.id, std::move(f)};
   }
 
-  torch::Tensor NextTokens(const torch::Device& device) const {
+  // On the CPU: DecodeStep moves them (one copy, straight into a graph's input).
+  torch::Tensor NextTokens() const {
     std::vector<int64_t> t;
     t.reserve(sentences.size() * width);
     for (const auto& s : sentences)
       for (const auto& h : s.live)
         t.push_back(h.tokens.empty() ? ModelSpec::kBos : h.tokens.back());
-    return torch::tensor(t, torch::kLong).to(device);
+    return torch::tensor(t, torch::kLong);
   }
 
   // Keeps the rows `index` and the sentences not marked done.
@@ -253,10 +254,7 @@ bool IncrementalSearch::Remove(uint64_t id) {
 std::vector<SearchResult> IncrementalSearch::Step() {
   auto& I = *impl_;
   if (I.sentences.empty()) return {};
-  auto device = I.state->positions().device();
-  auto params = I.model->parameters();
-  if (!params.empty()) device = params[0].device();
-  auto logp = I.model->DecodeStep(I.NextTokens(device), *I.state);
+  auto logp = I.model->DecodeStep(I.NextTokens(), *I.state);
   return I.beam ? I.StepBeam(logp) : I.StepGreedy(logp);
 }
 

@@ -5,6 +5,14 @@
 
 namespace mixserve::model {
 
+namespace {
+thread_local bool capturing_step = false;
+}  // namespace
+
+bool CapturingStep() { return capturing_step; }
+StepCaptureScope::StepCaptureScope() : outer_(capturing_step) { capturing_step = true; }
+StepCaptureScope::~StepCaptureScope() { capturing_step = outer_; }
+
 void RequireNoSize(const MixerContext& ctx, const std::string& name) {
   if (!ctx.spec.size.empty() || ctx.spec.hidden != 0)
     throw std::invalid_argument(name + " at " + SiteName(ctx.site) +

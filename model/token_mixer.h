@@ -51,6 +51,24 @@ class MixerState {
   // Appends the rows of `other` (a state of the same mixer) after this state's rows: new
   // sentences joining a running decode (continuous batching). Rows keep their own positions.
   virtual void Append(MixerState& other) = 0;
+  // Every tensor a Step reads or replaces, each with the rows along dim 0 (mixers whose
+  // StepCapturable() is true must list them all: a captured CUDA graph reads and writes its
+  // own copies of exactly these tensors, see model/step_graphs.h).
+  virtual std::vector<torch::Tensor*> Tensors() { return {}; }
+};
+
+// True on this thread while a decoding step is being captured into a CUDA graph: Step must
+// not read device tensors on the host then (the Transformer has checked the positions).
+bool CapturingStep();
+class StepCaptureScope {
+ public:
+  StepCaptureScope();
+  ~StepCaptureScope();
+  StepCaptureScope(const StepCaptureScope&) = delete;
+  StepCaptureScope& operator=(const StepCaptureScope&) = delete;
+
+ private:
+  bool outer_;
 };
 
 class TokenMixer : public torch::nn::Module {
@@ -74,6 +92,10 @@ class TokenMixer : public torch::nn::Module {
                              MixerState& state) = 0;
 
   virtual MixerRole role() const { return MixerRole::kMixer; }
+  // Whether Step can be captured into a CUDA graph: for a given number of rows it launches
+  // the same operators whatever the positions and state values, reads no device tensor on the
+  // host while CapturingStep(), keeps its state's shapes, and its states list their tensors.
+  virtual bool StepCapturable() const { return false; }
   const MixerContext& context() const { return ctx_; }
 
  protected:

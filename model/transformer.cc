@@ -200,6 +200,14 @@ class DecoderStateImpl : public DecoderState {
 
   int64_t rows() const override { return pos_cpu.size(0); }
   torch::Tensor positions() const override { return pos_cpu; }
+  // The tensors a step reads or replaces (model/step_graphs.h).
+  std::vector<torch::Tensor*> Tensors() {
+    std::vector<torch::Tensor*> t{&pos_dev};
+    for (size_t i = 0; i < self.size(); ++i)
+      for (auto* list : {&self, &cross})
+        for (auto* x : (*list)[i]->Tensors()) t.push_back(x);
+    return t;
+  }
   void Select(const torch::Tensor& index) override {
     auto cpu = index.to(torch::kCPU, torch::kLong);
     if (cpu.numel() > 0 &&
@@ -334,9 +342,14 @@ torch::Tensor TransformerImpl::Forward(const torch::Tensor& src, const torch::Te
   return DecodeFull(tgt_in, Encode(src));
 }
 
-std::unique_ptr<DecoderState> TransformerImpl::InitDecoder(const Encoded& enc) {
+std::unique_ptr<DecoderState> TransformerImpl::InitDecoder(const Encoded& encoded) {
   auto& L = *layers_;
-  const int64_t b = enc.memory.size(0);
+  Encoded enc = encoded;
+  const int64_t b = enc.memory.size(0), pad = spec_.max_len - enc.memory.size(1);
+  if (graphs_ && pad > 0) {  // fixed shapes: memory of max_len positions, padding masked
+    enc.memory = F::pad(enc.memory, F::PadFuncOptions({0, 0, 0, pad}));
+    enc.mask = F::pad(enc.mask, F::PadFuncOptions({0, pad}));
+  }
   auto s = std::make_unique<DecoderStateImpl>();
   for (auto& layer : L.dec) {
     s->self.push_back(
@@ -347,6 +360,23 @@ std::unique_ptr<DecoderState> TransformerImpl::InitDecoder(const Encoded& enc) {
   s->pos_cpu = torch::zeros({b}, torch::kLong);
   s->pos_dev = s->pos_cpu.to(enc.memory.device());
   return s;
+}
+
+bool TransformerImpl::DecoderCapturable() const {
+  for (const auto& layer : layers_->dec)
+    for (Site site : {Site::kDecoderSelf, Site::kDecoderCross})
+      if (!layer->block(site)->mixer()->StepCapturable()) return false;
+  return true;
+}
+
+bool TransformerImpl::EnableStepGraphs(bool on) {
+  graphs_ = on ? std::make_shared<StepGraphs>() : nullptr;
+  graphable_ = on && StepGraphs::Available() && DecoderCapturable();
+  return graphable_;
+}
+
+int64_t TransformerImpl::captured_step_graphs() const {
+  return graphs_ ? graphs_->captured() : 0;
 }
 
 torch::Tensor TransformerImpl::DecodeStep(const torch::Tensor& tokens, DecoderState& state) {
@@ -360,19 +390,29 @@ torch::Tensor TransformerImpl::DecodeStep(const torch::Tensor& tokens, DecoderSt
     throw std::invalid_argument("DecodeStep: a row would exceed the model's max_len " +
                                 std::to_string(spec_.max_len));
   auto& L = *layers_;
-  auto x = L.tgt_embed(tokens) * std::sqrt(static_cast<double>(spec_.d_model)) +
-           L.pe.index_select(0, s->pos_dev).to(L.tgt_embed->weight.scalar_type());
-  x = L.drop(x);
-  for (size_t i = 0; i < L.dec.size(); ++i) {
-    x = L.dec[i]->block(Site::kDecoderSelf)->Step(x, s->pos_dev, *s->self[i]);
-    x = L.dec[i]->block(Site::kDecoderCross)->Step(x, s->pos_dev, *s->cross[i]);
-    x = L.dec[i]->ffn()->forward(x);
-  }
-  x = L.dec_norm(x);
-  auto logits = L.out_proj ? L.out_proj(x) : F::linear(x, L.tgt_embed->weight);
+  // Everything below reads the state only on the device (a graph replays it).
+  auto step = [&](const torch::Tensor& tok) {
+    auto x = L.tgt_embed(tok) * std::sqrt(static_cast<double>(spec_.d_model)) +
+             L.pe.index_select(0, s->pos_dev).to(L.tgt_embed->weight.scalar_type());
+    x = L.drop(x);
+    for (size_t i = 0; i < L.dec.size(); ++i) {
+      x = L.dec[i]->block(Site::kDecoderSelf)->Step(x, s->pos_dev, *s->self[i]);
+      x = L.dec[i]->block(Site::kDecoderCross)->Step(x, s->pos_dev, *s->cross[i]);
+      x = L.dec[i]->ffn()->forward(x);
+    }
+    x = L.dec_norm(x);
+    auto logits = L.out_proj ? L.out_proj(x) : F::linear(x, L.tgt_embed->weight);
+    s->pos_dev = s->pos_dev + 1;
+    return torch::log_softmax(logits.to(torch::kFloat), -1);
+  };
+  const auto device = L.tgt_embed->weight.device();
+  torch::Tensor logp;
+  if (graphable_ && device.is_cuda() && !torch::GradMode::is_enabled() && s->rows() > 0)
+    logp = graphs_->Run(tokens, s->Tensors(), step);
+  else
+    logp = step(tokens.to(device));
   s->pos_cpu = s->pos_cpu + 1;
-  s->pos_dev = s->pos_dev + 1;
-  return torch::log_softmax(logits.to(torch::kFloat), -1);
+  return logp;
 }
 
 std::shared_ptr<TokenMixer> TransformerImpl::mixer(Site site, int layer) const {
@@ -408,6 +448,7 @@ void TransformerImpl::ReplaceMixer(Site site, int layer, std::shared_ptr<TokenMi
     L.dec[layer]->block(site)->SetMixer(m);
     (site == Site::kDecoderSelf ? spec_.decoder[layer].self : spec_.decoder[layer].cross) = ms;
   }
+  if (graphs_) EnableStepGraphs(true);  // graphs of the old mixer are dropped
 }
 
 int64_t TransformerImpl::ParameterCount() const { return Count(*this); }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config/model_spec.h"
+#include "model/step_graphs.h"
 #include "model/token_mixer.h"
 
 namespace mixserve::model {
@@ -61,11 +62,21 @@ class TransformerImpl : public torch::nn::Module {
   torch::Tensor Forward(const torch::Tensor& src, const torch::Tensor& tgt_in);
 
   // Incremental decoding: one state per batch of rows; DecodeStep feeds each row's next
-  // input token (int64 [B]) and returns log-probabilities [B, V] (fp32) of the token after
-  // it. A step beyond max_len throws std::invalid_argument. Encode/DecodeFull throw
+  // input token (int64 [B], on the CPU or the model's device) and returns log-probabilities
+  // [B, V] (fp32) of the token after it. A step beyond max_len throws std::invalid_argument. Encode/DecodeFull throw
   // std::invalid_argument for inputs longer than max_len.
   std::unique_ptr<DecoderState> InitDecoder(const Encoded& enc);
   torch::Tensor DecodeStep(const torch::Tensor& tokens, DecoderState& state);
+
+  // Decoding through captured CUDA graphs (model/step_graphs.h), for serving: from now on
+  // InitDecoder pads the encoder memory to max_len (so that the state's shapes depend only on
+  // the number of rows) and, on CUDA, without gradients, with every decoder mixer
+  // StepCapturable(), DecodeStep replays a graph per bucket of rows. Call it once the model
+  // is on its device in its dtype: graphs read the weights where they were at capture.
+  // Returns whether steps will be graphed on CUDA (false: eager steps, memory still padded).
+  bool EnableStepGraphs(bool on);
+  bool step_graphs_enabled() const { return graphs_ != nullptr; }
+  int64_t captured_step_graphs() const;
 
   // Distillation: called for every site during Encode/DecodeFull while set.
   void SetTap(SiteTap tap) { tap_ = std::move(tap); }
@@ -92,6 +103,9 @@ class TransformerImpl : public torch::nn::Module {
   // Layers, embeddings, norms and the output projection are defined in transformer.cc.
   struct Layers;
   std::shared_ptr<Layers> layers_;
+  std::shared_ptr<StepGraphs> graphs_;  // null: eager steps over unpadded memory
+  bool graphable_ = false;                    // every decoder mixer's step is capturable
+  bool DecoderCapturable() const;
 };
 TORCH_MODULE(Transformer);
 

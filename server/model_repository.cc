@@ -178,6 +178,7 @@ grpc::Status ModelRepository::LoadLocked(const std::string& name, int64_t versio
     eo.device = v->serving.device();
     eo.dtype = v->serving.dtype();
     eo.threads = config_.compute_threads();
+    eo.cuda_graphs = !v->serving.disable_cuda_graphs();
     v->engine = Engine::Load(dir, eo);
   } catch (const std::exception& e) {
     return fail(e.what());
@@ -241,6 +242,8 @@ grpc::Status ModelRepository::LoadLocked(const std::string& name, int64_t versio
   LOG_INFO("model loaded model=" << name << " version=" << version << " pair="
                                  << v->spec.source_language << "-" << v->spec.target_language
                                  << " device=" << v->engine->info().device
+                                 << " dtype=" << v->engine->info().dtype << " cuda_graphs="
+                                 << (v->engine->info().step_graphs ? "on" : "off")
                                  << " parameters=" << v->engine->info().parameters);
   return grpc::Status::OK;
 }

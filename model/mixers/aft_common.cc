@@ -216,6 +216,7 @@ int64_t AftMixer::CheckStep(const torch::Tensor& x_t, const torch::Tensor& pos,
     throw std::invalid_argument(where + ": positions must be int64 [" + std::to_string(rows) +
                                 "]");
   if (rows == 0) return -1;
+  if (CapturingStep()) return ctx_.max_len() - 1;  // checked by the caller; no host reads
   if (pos.min().item<int64_t>() < 0)
     throw std::invalid_argument(where + ": negative decoding position");
   const int64_t max_pos = pos.max().item<int64_t>();

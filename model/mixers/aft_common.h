@@ -51,6 +51,7 @@ class AftMemoryState : public MixerState {
   torch::Tensor mask;  // bool [B, S]
   void Select(const torch::Tensor& index) override;
   void Append(MixerState& other) override;
+  std::vector<torch::Tensor*> Tensors() override { return {&k, &v, &mask}; }
   int64_t rows() const { return k.size(0); }
 };
 
@@ -63,6 +64,7 @@ class AftWindowState : public MixerState {
   torch::Tensor m, num, den;   // [B, D]
   void Select(const torch::Tensor& index) override;
   void Append(MixerState& other) override;
+  std::vector<torch::Tensor*> Tensors() override { return {&k, &v, &m, &num, &den}; }
   int64_t rows() const { return k.size(0); }
   int64_t Numel() const { return k.numel() + v.numel() + m.numel() + num.numel() + den.numel(); }
 };
@@ -85,6 +87,7 @@ class AftRunningState : public MixerState {
     num = torch::cat({num, o->num}, 0);
     den = torch::cat({den, o->den}, 0);
   }
+  std::vector<torch::Tensor*> Tensors() override { return {&m, &num, &den}; }
   int64_t Numel() const { return m.numel() + num.numel() + den.numel(); }
 };
 
@@ -101,6 +104,7 @@ class AftContextState : public MixerState {
           "aft_simple decoder-cross state: cannot append a state of another mixer kind");
     context = torch::cat({context, o->context}, 0);
   }
+  std::vector<torch::Tensor*> Tensors() override { return {&context}; }
 };
 
 // The AFT mixer; a variant overrides Bias() (and aft_simple the decoding state).
@@ -115,6 +119,10 @@ class AftMixer : public TokenMixer {
                                         int64_t batch) override;
   torch::Tensor Step(const torch::Tensor& x_t, const torch::Tensor& pos,
                      MixerState& state) override;
+
+  // Cross steps and windowed self steps keep fixed shapes; the cache of aft_full's self
+  // steps grows with the longest position.
+  bool StepCapturable() const override { return cross() || DecodeWindow() > 0; }
 
   bool causal() const { return ctx_.site == Site::kDecoderSelf; }
   bool cross() const { return ctx_.site == Site::kDecoderCross; }

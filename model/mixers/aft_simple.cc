@@ -37,6 +37,8 @@ class AftSimpleMixer : public AftMixer {
     return st;
   }
 
+  bool StepCapturable() const override { return true; }
+
   torch::Tensor Step(const torch::Tensor& x_t, const torch::Tensor& pos,
                      MixerState& state) override {
     if (cross()) {

@@ -32,6 +32,7 @@ class LstmState : public MixerState {
     h = torch::cat({h, o->h}, 0);
     c = torch::cat({c, o->c}, 0);
   }
+  std::vector<torch::Tensor*> Tensors() override { return {&h, &c}; }
 };
 
 class LstmMixer : public TokenMixer {
@@ -149,6 +150,8 @@ class LstmMixer : public TokenMixer {
   // One LSTM cell step for all heads at once, with each head's own weights (batched over
   // heads: the block-diagonal form of the per-head LSTMs). Gate order i, f, g, o as in
   // torch::nn::LSTM.
+  bool StepCapturable() const override { return !bidirectional_; }
+
   torch::Tensor Step(const torch::Tensor& x_t, const torch::Tensor& pos,
                      MixerState& state) override {
     auto* st = dynamic_cast<LstmState*>(&state);

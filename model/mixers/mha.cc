@@ -13,6 +13,8 @@
 //    and value at its own position and attends to cache slots <= its position, so rows at
 //    different positions (continuous batching) share one call;
 //  - decoder cross projects the encoder output to K/V once at InitState.
+#include <torch/version.h>
+
 #include <cmath>
 #include <stdexcept>
 
@@ -42,6 +44,7 @@ struct SelfState : MixerState {
     v = torch::cat({v, o->v}, 0);
     blocked = torch::cat({blocked, o->blocked}, 0);
   }
+  std::vector<torch::Tensor*> Tensors() override { return {&k, &v, &blocked}; }
 };
 
 // Projected encoder keys/values of decoder cross-attention.
@@ -63,6 +66,7 @@ struct CrossState : MixerState {
     v = torch::cat({PadS(v, s), PadS(o->v, s)}, 0);
     blocked = torch::cat({PadBlocked(blocked, s), PadBlocked(o->blocked, s)}, 0);
   }
+  std::vector<torch::Tensor*> Tensors() override { return {&k, &v, &blocked}; }
   static torch::Tensor PadS(const torch::Tensor& t, int64_t s) {
     if (t.size(2) == s) return t;
     auto pad = torch::zeros({t.size(0), t.size(1), s - t.size(2), t.size(3)}, t.options());
@@ -129,6 +133,8 @@ class MhaMixer : public TokenMixer {
     return s;
   }
 
+  bool StepCapturable() const override { return true; }
+
   torch::Tensor Step(const torch::Tensor& x_t, const torch::Tensor& pos,
                      MixerState& state) override {
     const int64_t b = x_t.size(0);
@@ -171,10 +177,17 @@ class MhaMixer : public TokenMixer {
   // Attend for one query per row (a decoding step: q [B, H, 1, dh]). On the CPU, LibTorch's
   // batched matmul runs B*H tiny products one by one (a few operators each, so a step's cost
   // grows with the batch far faster than its arithmetic); a broadcast product and a sum over
-  // the keys do the same in a handful of vectorised operators. CUDA keeps the batched matmul:
-  // one kernel there against two. q comes already divided by sqrt(dh).
+  // the keys do the same in a handful of vectorised operators. CUDA keeps the batched matmul
+  // (one kernel there against two), or with LibTorch 2 fuses the whole attention. q comes
+  // already divided by sqrt(dh).
   torch::Tensor AttendOne(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                           const torch::Tensor& blocked) {
+#if TORCH_VERSION_MAJOR >= 2
+    // LibTorch 2 on CUDA: the fused attention kernel (softmax in fp32 inside) in place of the
+    // six operators of Attend; without dropout only (eval mode).
+    if (q.is_cuda() && !(is_training() && ctx_.dropout() > 0))
+      return at::scaled_dot_product_attention(q, k, v, blocked.logical_not(), 0.0, false, 1.0);
+#endif
     if (q.is_cuda()) return Attend(q, k, v, blocked, /*scaled=*/true);
     auto probs = Probabilities((k * q).sum(-1).unsqueeze(2), blocked,  // [B, H, 1, L]
                                v.scalar_type(), /*scaled=*/true);

@@ -1,0 +1,55 @@
+// Decoding steps replayed from captured CUDA graphs.
+//
+// On a GPU a decoding step of a small Transformer is a few hundred tiny kernels, each costing
+// far more to launch from the host than to run; a CUDA graph launches them all at once. A
+// graph replays fixed operators on fixed memory, so StepGraphs keeps, per bucket of rows (the
+// powers of two up to kMaxRows) and state signature (the shapes and types of the state's
+// tensors beyond the rows), a captured step with its own copies of every tensor the step reads
+// or replaces:
+//   - before a replay, the state's tensors are copied into the graph's inputs (rows 0..r-1 of
+//     the bucket's n; the other rows compute unused results) unless they already are those
+//     inputs, as a step that writes in place (an attention cache) leaves them;
+//   - after it, the state's tensors point at the graph's outputs (rows 0..r-1).
+// The weights are read where they were at capture: they must not move afterwards (enable
+// graphs once the model is on its device in its dtype). A bucket whose capture fails falls
+// back to the eager step for good.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace mixserve::model {
+
+class StepGraphs {
+ public:
+  static constexpr int64_t kMaxRows = 1024;
+  // Whether this build can capture CUDA graphs (LibTorch with CUDA).
+  static bool Available();
+
+  StepGraphs();
+  ~StepGraphs();
+  StepGraphs(const StepGraphs&) = delete;
+  StepGraphs& operator=(const StepGraphs&) = delete;
+
+  // One step over r = tokens.size(0) rows (1 <= r <= kMaxRows, tensors on one CUDA device):
+  // `step(tokens)` computes the log-probabilities [rows, V] from the tensors that `slots`
+  // point to (each [rows, ...]) and may replace them. Returns [r, V] (a tensor of its own);
+  // afterwards the slots hold the new state. Thread-safe (one replay at a time).
+  using StepFn = std::function<torch::Tensor(const torch::Tensor& tokens)>;
+  torch::Tensor Run(const torch::Tensor& tokens, const std::vector<torch::Tensor*>& slots,
+                    const StepFn& step);
+
+  int64_t captured() const;  // graphs captured so far
+  std::string last_error() const;  // why the last failed capture failed ("" if none)
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mixserve::model
