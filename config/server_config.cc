@@ -60,9 +60,9 @@ void ApplyServingDefaults(v1::ModelServingConfig* m) {
   auto* b = m->mutable_batching();
   if (b->max_batch_sentences() == 0) b->set_max_batch_sentences(64);
   if (b->max_batch_tokens() == 0) b->set_max_batch_tokens(4096);
-  if (b->max_queue_delay_us() == 0) b->set_max_queue_delay_us(2000);
   if (b->max_queue_size() == 0) b->set_max_queue_size(1024);
   if (!b->has_continuous()) b->set_continuous(true);
+  if (!b->has_max_queue_delay_us()) b->set_max_queue_delay_us(b->continuous() ? 0 : 2000);
   if (m->default_beam_size() == 0) m->set_default_beam_size(1);
 }
 

@@ -31,6 +31,22 @@ TEST(ServerConfig, ExplicitContinuousFalseKept) {
   EXPECT_EQ(c.models(0).batching().max_queue_size(), 3);
 }
 
+TEST(ServerConfig, QueueDelayDefaultFollowsTheBatchingMode) {
+  v1::ServerConfig c;
+  std::string error;
+  ASSERT_TRUE(ParseServerConfig(
+      "models { name: \"a\" }\n"
+      "models { name: \"b\" batching { continuous: false } }\n"
+      "models { name: \"c\" batching { continuous: false max_queue_delay_us: 0 } }\n"
+      "models { name: \"d\" batching { max_queue_delay_us: 500 } }\n",
+      &c, &error))
+      << error;
+  EXPECT_EQ(c.models(0).batching().max_queue_delay_us(), 0);     // continuous: join next step
+  EXPECT_EQ(c.models(1).batching().max_queue_delay_us(), 2000);  // static batches fill first
+  EXPECT_EQ(c.models(2).batching().max_queue_delay_us(), 0);     // an explicit 0 is kept
+  EXPECT_EQ(c.models(3).batching().max_queue_delay_us(), 500);
+}
+
 TEST(ServerConfig, ParseErrorNamesLine) {
   v1::ServerConfig c;
   std::string error;
