@@ -15,6 +15,11 @@ const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
       0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
   return b;
 }
+const prometheus::Histogram::BucketBoundaries& PhaseBuckets() {
+  static const prometheus::Histogram::BucketBoundaries b = {
+      0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1};
+  return b;
+}
 const prometheus::Histogram::BucketBoundaries& BatchBuckets() {
   static const prometheus::Histogram::BucketBoundaries b = {1, 2, 4, 8, 16, 32, 64, 128, 256};
   return b;
@@ -64,6 +69,13 @@ Metrics::Metrics()
                       .Name("mixserve_batch_size")
                       .Help("Sentences in the decode batch at each decoding step")
                       .Register(*registry_)),
+      scheduler_seconds_(BuildHistogram()
+                             .Name("mixserve_scheduler_phase_duration_seconds")
+                             .Help("Time of the variant's scheduler thread per loop phase: "
+                                   "admit (encoder and state set-up of joining sentences), "
+                                   "step (one decoding step), finish (answering the "
+                                   "finished sentences)")
+                             .Register(*registry_)),
       queue_depth_(BuildGauge()
                        .Name("mixserve_queue_depth")
                        .Help("Sentences waiting in the variant's queue")
@@ -162,6 +174,13 @@ VariantMetrics* Metrics::ForVariant(const std::string& model, int64_t version,
   m->queue_seconds = &queue_seconds_.Add(v, LatencyBuckets());
   m->compute_seconds = &compute_seconds_.Add(v, LatencyBuckets());
   m->batch_size = &batch_size_.Add(v, BatchBuckets());
+  for (auto [phase, slot] : {std::make_pair("admit", &m->admit_seconds),
+                             std::make_pair("step", &m->step_seconds),
+                             std::make_pair("finish", &m->finish_seconds)}) {
+    Labels l = v;
+    l["phase"] = phase;
+    *slot = &scheduler_seconds_.Add(l, PhaseBuckets());
+  }
   m->queue_depth = &queue_depth_.Add(v);
   m->inflight = &inflight_.Add(v);
   Labels d = v;

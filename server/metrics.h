@@ -25,6 +25,11 @@ struct VariantMetrics {
   prometheus::Histogram* queue_seconds = nullptr;
   prometheus::Histogram* compute_seconds = nullptr;
   prometheus::Histogram* batch_size = nullptr;
+  // The scheduler thread's time per loop phase: admitting sentences (encoder and decoder
+  // state set-up), one decoding step, answering the finished sentences.
+  prometheus::Histogram* admit_seconds = nullptr;
+  prometheus::Histogram* step_seconds = nullptr;
+  prometheus::Histogram* finish_seconds = nullptr;
   prometheus::Gauge* queue_depth = nullptr;
   prometheus::Gauge* inflight = nullptr;
   prometheus::Gauge* device_memory = nullptr;
@@ -91,6 +96,7 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>& queue_seconds_;
   prometheus::Family<prometheus::Histogram>& compute_seconds_;
   prometheus::Family<prometheus::Histogram>& batch_size_;
+  prometheus::Family<prometheus::Histogram>& scheduler_seconds_;
   prometheus::Family<prometheus::Gauge>& queue_depth_;
   prometheus::Family<prometheus::Gauge>& inflight_;
   prometheus::Family<prometheus::Gauge>& device_memory_;

@@ -227,6 +227,12 @@ grpc::Status ModelRepository::LoadLocked(const std::string& name, int64_t versio
     }
   };
   obs.step_batch = [m](size_t n) { m->batch_size->Observe(static_cast<double>(n)); };
+  obs.phase_seconds = [m](SchedulerObserver::Phase phase, double seconds) {
+    using P = SchedulerObserver::Phase;
+    (phase == P::kAdmit ? m->admit_seconds : phase == P::kStep ? m->step_seconds
+                                                              : m->finish_seconds)
+        ->Observe(seconds);
+  };
   const Variant* raw = v.get();
   obs.failed = [this, id, raw](const std::string& error) { MarkFailed(id, raw, error); };
   v->scheduler = std::make_unique<Scheduler>(v->engine.get(), so, obs);

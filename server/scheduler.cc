@@ -202,7 +202,12 @@ void Scheduler::Loop() {
       Finish(q.job, std::move(o));
     }
 
+    auto observe = [this](SchedulerObserver::Phase phase, SteadyClock::time_point since) {
+      if (observer_.phase_seconds)
+        observer_.phase_seconds(phase, Seconds(SteadyClock::now() - since));
+    };
     // New sentences join their session with one encoder call per options group.
+    const auto admit_start = SteadyClock::now();
     std::map<OptionsKey, std::vector<Queued>> groups;
     for (auto& q : admit) groups[KeyOf(q.job.options)].push_back(std::move(q));
     for (auto& [key, items] : groups) {
@@ -233,6 +238,8 @@ void Scheduler::Loop() {
         s.active.emplace(q.id, Active{std::move(q.job), q.enqueued, admitted});
       }
     }
+
+    if (!admit.empty()) observe(SchedulerObserver::Phase::kAdmit, admit_start);
 
     // One decoding step per session; cancelled/expired sentences leave before it.
     const bool paused = Paused();
@@ -268,7 +275,9 @@ void Scheduler::Loop() {
         try {
           if (options_.fail_steps)
             throw std::runtime_error("test hook (MIXSERVE_TEST_FAIL_DECODE): decoding step failed");
+          const auto step_start = SteadyClock::now();
           done = s.session->Step();
+          observe(SchedulerObserver::Phase::kStep, step_start);
         } catch (const std::exception& e) {
           error = e.what();
           if (error.empty()) error = "unknown engine error";
@@ -297,6 +306,7 @@ void Scheduler::Loop() {
           Finish(a->second.job, std::move(o));
           s.active.erase(a);
         }
+        if (!done.empty()) observe(SchedulerObserver::Phase::kFinish, t);
       }
       in_flight += s.active.size();
       if (s.active.empty())

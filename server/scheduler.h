@@ -64,6 +64,10 @@ struct SchedulerObserver {
   std::function<void(size_t)> queue_depth;
   std::function<void(size_t)> in_flight;
   std::function<void(size_t)> step_batch;  // sentences in one decoding step
+  // Seconds of one loop phase: kAdmit (sentences joining: encoder, decoder state), kStep
+  // (one decoding step of one session), kFinish (answering that step's finished sentences).
+  enum class Phase { kAdmit, kStep, kFinish };
+  std::function<void(Phase, double)> phase_seconds;
   // The engine failed max_consecutive_failures times in a row (worker thread; may call Stop).
   std::function<void(const std::string& error)> failed;
 };

@@ -126,6 +126,9 @@ step_perf() {
         --warmup=2 --channels=4 --json="$p/$v.c$c.json" | tail -n 4
     done
   done
+  # Where each variant's scheduler spent its time (admit / step / finish), for docs/performance.md.
+  curl -s "http://127.0.0.1:9600/metrics" | grep -E '^mixserve_(scheduler_phase_duration_seconds_(sum|count)|batch_size_(sum|count))' \
+    > "$p/metrics_end.txt" || true
   kill -TERM "$perf_pid"; wait "$perf_pid" || true
   nvidia-smi --query-gpu=name,memory.total --format=csv > "$p/gpu.txt" || true
   python3 bench/reference/marian_generate.py --spm="$spm" \

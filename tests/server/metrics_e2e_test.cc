@@ -84,6 +84,18 @@ TEST(MetricsE2E, CountersMatchTrafficAndBleuReproducesCorpusBleu) {
   EXPECT_EQ(MetricSum(m, "mixserve_queue_duration_seconds_count", base), src.size());
   EXPECT_EQ(MetricSum(m, "mixserve_compute_duration_seconds_count", base), src.size());
   EXPECT_GE(MetricSum(m, "mixserve_batch_size_count", base), 1);
+  // Scheduler phases: one "step" per decoding step (as many as batch sizes observed), and
+  // between one and one-per-sentence admissions and answering phases.
+  auto phase = [&](const char* p, const char* what) {
+    return MetricSum(m, std::string("mixserve_scheduler_phase_duration_seconds_") + what,
+                     with(base, {{"phase", p}}));
+  };
+  EXPECT_EQ(phase("step", "count"), MetricSum(m, "mixserve_batch_size_count", base));
+  EXPECT_GT(phase("step", "sum"), 0);
+  for (const char* p : {"admit", "finish"}) {
+    EXPECT_GE(phase(p, "count"), 1) << p;
+    EXPECT_LE(phase(p, "count"), src.size()) << p;
+  }
   EXPECT_EQ(MetricSum(m, "mixserve_queue_depth", base), 0);
   EXPECT_EQ(MetricSum(m, "mixserve_inflight_sentences", base), 0);
   EXPECT_EQ(MetricSum(m, "mixserve_model_state", with(base, {{"state", "ready"}})), 1);

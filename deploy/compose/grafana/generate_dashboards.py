@@ -224,6 +224,13 @@ def serving_board():
                   % (VARIANT, SERVE)),
          "legend": "p90 " + legend}], unit="short", w=8,
         description="Sentences in the decode batch at each decoding step.")
+    b.timeseries("Scheduler thread busy, per phase", [
+        {"expr": ("sum by (%s, phase) (rate(mixserve_scheduler_phase_duration_seconds_sum{%s}[$__rate_interval]))"
+                  % (VARIANT, SERVE)),
+         "legend": "{{phase}} " + legend}], unit="percentunit", w=24,
+        description=("Share of each variant's scheduler thread spent admitting sentences (encoder, "
+                     "decoder state), in decoding steps and answering finished sentences; what "
+                     "remains of 100% is waiting and bookkeeping."))
 
     b.row("Models and devices")
     b.timeseries("Device memory", [
