@@ -28,6 +28,10 @@ std::string CheckBatching(const std::string& where, const v1::BatchingConfig& b)
   if (b.max_queue_delay_us() < 0)
     return where + ": batching.max_queue_delay_us must not be negative";
   if (b.max_queue_size() <= 0) return where + ": batching.max_queue_size must be positive";
+  if (b.join_min_sentences() < 0)
+    return where + ": batching.join_min_sentences must not be negative";
+  if (b.max_join_delay_us() < 0)
+    return where + ": batching.max_join_delay_us must not be negative";
   return "";
 }
 
@@ -63,6 +67,9 @@ void ApplyServingDefaults(v1::ModelServingConfig* m) {
   if (b->max_queue_size() == 0) b->set_max_queue_size(1024);
   if (!b->has_continuous()) b->set_continuous(true);
   if (!b->has_max_queue_delay_us()) b->set_max_queue_delay_us(b->continuous() ? 0 : 2000);
+  if (b->join_min_sentences() == 0) b->set_join_min_sentences(1);
+  if (!b->has_max_join_delay_us())
+    b->set_max_join_delay_us(b->join_min_sentences() > 1 ? 5000 : 0);
   if (m->default_beam_size() == 0) m->set_default_beam_size(1);
 }
 

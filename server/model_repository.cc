@@ -206,6 +206,8 @@ grpc::Status ModelRepository::LoadLocked(const std::string& name, int64_t versio
   so.max_queue_delay_us = b.max_queue_delay_us();
   so.max_queue_size = b.max_queue_size();
   so.continuous = b.continuous();
+  so.join_min_sentences = b.join_min_sentences();
+  so.max_join_delay_us = b.max_join_delay_us();
   // Test hooks (see SchedulerOptions::pause_file, fail_steps); never set in production.
   if (const char* pause = std::getenv("MIXSERVE_TEST_PAUSE_FILE")) so.pause_file = pause;
   if (const char* fail = std::getenv("MIXSERVE_TEST_FAIL_DECODE")) {

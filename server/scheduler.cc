@@ -134,6 +134,15 @@ std::vector<Scheduler::Queued> Scheduler::PickLocked(size_t active, size_t activ
   return picked;
 }
 
+bool Scheduler::JoinLaterLocked(SteadyClock::time_point now, size_t active) const {
+  if (active == 0 || stopping_ || options_.join_min_sentences <= 1) return false;
+  const size_t cap = static_cast<size_t>(options_.max_batch_sentences);
+  const size_t room = cap > active ? cap - active : 1;
+  const size_t need = std::min(static_cast<size_t>(options_.join_min_sentences), room);
+  return queue_.size() < need &&
+         now < queue_.front().enqueued + std::chrono::microseconds(options_.max_join_delay_us);
+}
+
 void Scheduler::Loop() {
   const auto delay = std::chrono::microseconds(options_.max_queue_delay_us);
   std::unique_lock<std::mutex> lock(mu_);
@@ -176,7 +185,7 @@ void Scheduler::Loop() {
         wait = true;
         wait_until = due;
         for (const auto& q : queue_) wait_until = std::min(wait_until, q.job.deadline);
-      } else {
+      } else if (!JoinLaterLocked(now, active)) {
         admit = PickLocked(active, active_tokens);
       }
     }

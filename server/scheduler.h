@@ -30,6 +30,11 @@ struct SchedulerOptions {
   int64_t max_queue_delay_us = 2000;
   int max_queue_size = 1024;      // queued sentences
   bool continuous = true;         // false: a batch runs to its end before the next starts
+  // Continuous batching with a decode running: queued sentences join once at least
+  // join_min_sentences wait (capped by the room left in the batch) or the oldest has waited
+  // max_join_delay_us (config.proto, BatchingConfig).
+  int join_min_sentences = 1;
+  int64_t max_join_delay_us = 0;
   // Test hook: while this file exists no decoding step runs (queued and running sentences
   // still leave on cancellation or deadline, and new ones are still queued and admitted).
   // Lets tests hold work on the server deterministically. Empty: off.
@@ -111,6 +116,8 @@ class Scheduler {
   // Picks queued jobs to admit (oldest first, then those of the same options with the
   // nearest source length). Called with mu_ held.
   std::vector<Queued> PickLocked(size_t active, size_t active_tokens);
+  // Whether the queued sentences should wait for more before joining a running decode.
+  bool JoinLaterLocked(SteadyClock::time_point now, size_t active) const;
   void Finish(SentenceJob& job, SentenceOutcome&& outcome);
   // Counts a failed (or, with error "", a successful) engine call; worker thread only.
   void CountFailure(const std::string& error);

@@ -30,6 +30,7 @@
 #              (greedy and beam 5, both test splits) -> $WORK/enc-students
 #     status   progress of the background jobs
 #     pack D   the results (tables, JSON, logs, shipped model repository) as files in D
+#   JOIN_MIN (perf, perf-shipped: batching.join_min_sentences of the variants; default unset)
 #   BUILD_DIR (default build-gpu), WORK (default work-gpu), SHARDS (default 4),
 #   EPOCHS (teacher epochs, default 20), SWEEP_EPOCHS (default 2), PIPELINE_EPOCHS (default 12)
 set -euo pipefail
@@ -101,7 +102,8 @@ step_perf() {
     echo "model_repository: \"$repo\""
     for m in base aft-dec "$ENC"; do
       echo "models { name: \"$prefix-$m\" device: \"cuda\" dtype: \"fp16\" batching {"
-      echo "  max_batch_sentences: 256 max_batch_tokens: 16384 max_queue_size: 8192 } }"
+      echo "  max_batch_sentences: 256 max_batch_tokens: 16384 max_queue_size: 8192"
+      echo "  ${JOIN_MIN:+join_min_sentences: $JOIN_MIN} } }"
     done
   } > "$p/server.pbtxt"
   # Measure on a quiet GPU: pause background sweep shards, resume them on any exit.

@@ -47,6 +47,27 @@ TEST(ServerConfig, QueueDelayDefaultFollowsTheBatchingMode) {
   EXPECT_EQ(c.models(3).batching().max_queue_delay_us(), 500);
 }
 
+TEST(ServerConfig, JoinGroupDefaultsAndChecks) {
+  v1::ServerConfig c;
+  std::string error;
+  ASSERT_TRUE(ParseServerConfig(
+      "models { name: \"a\" }\n"
+      "models { name: \"b\" batching { join_min_sentences: 16 } }\n"
+      "models { name: \"c\" batching { join_min_sentences: 16 max_join_delay_us: 800 } }\n",
+      &c, &error))
+      << error;
+  EXPECT_EQ(c.models(0).batching().join_min_sentences(), 1);
+  EXPECT_EQ(c.models(0).batching().max_join_delay_us(), 0);
+  EXPECT_EQ(c.models(1).batching().max_join_delay_us(), 5000);
+  EXPECT_EQ(c.models(2).batching().max_join_delay_us(), 800);
+  EXPECT_FALSE(ParseServerConfig(
+      "models { name: \"a\" batching { join_min_sentences: -2 } }", &c, &error));
+  EXPECT_NE(error.find("join_min_sentences"), std::string::npos) << error;
+  EXPECT_FALSE(ParseServerConfig(
+      "models { name: \"a\" batching { max_join_delay_us: -1 } }", &c, &error));
+  EXPECT_NE(error.find("max_join_delay_us"), std::string::npos) << error;
+}
+
 TEST(ServerConfig, ParseErrorNamesLine) {
   v1::ServerConfig c;
   std::string error;

@@ -152,6 +152,88 @@ TEST(Scheduler, ContinuousBatchingAdmitsBetweenSteps) {
   EXPECT_EQ(*std::max_element(t.step_sizes.begin(), t.step_sizes.end()), 2u);
 }
 
+// Waits until the engine has run at least one step.
+void WaitForFirstStep(Trace& t) {
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lock(t.mu);
+      if (!t.step_sizes.empty()) return;
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+}
+
+TEST(Scheduler, SentencesJoinARunningDecodeInGroups) {
+  Trace t;
+  t.step_delay_ms = 5;
+  StepEngine e(&t);
+  SchedulerOptions o;
+  o.max_queue_delay_us = 0;
+  o.join_min_sentences = 3;
+  o.max_join_delay_us = 10'000'000;  // only the group size lets them in here
+  Scheduler s(&e, o);
+  auto long_p = std::make_shared<std::promise<SentenceOutcome>>();
+  std::vector<SentenceJob> a;
+  a.push_back(Job(std::vector<int>(80, 5), long_p));  // 80 steps, about 400 ms
+  ASSERT_EQ(s.Submit(std::move(a)), Scheduler::Admit::kAccepted);
+  WaitForFirstStep(t);
+  std::vector<std::shared_ptr<std::promise<SentenceOutcome>>> ps;
+  auto submit_short = [&] {
+    ps.push_back(std::make_shared<std::promise<SentenceOutcome>>());
+    std::vector<SentenceJob> j;
+    j.push_back(Job({7, 8}, ps.back()));
+    ASSERT_EQ(s.Submit(std::move(j)), Scheduler::Admit::kAccepted);
+  };
+  submit_short();
+  submit_short();
+  std::this_thread::sleep_for(std::chrono::milliseconds(40));
+  {
+    std::lock_guard<std::mutex> lock(t.mu);
+    for (size_t n : t.step_sizes) EXPECT_EQ(n, 1u) << "two sentences joined before the third";
+  }
+  submit_short();
+  for (auto& p : ps) {
+    auto f = p->get_future();
+    ASSERT_EQ(f.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+    EXPECT_EQ(f.get().code, SentenceOutcome::Code::kOk);
+  }
+  EXPECT_EQ(long_p->get_future().get().code, SentenceOutcome::Code::kOk);
+  std::lock_guard<std::mutex> lock(t.mu);
+  for (size_t n : t.step_sizes) EXPECT_TRUE(n == 1u || n == 4u) << n;  // the three together
+  EXPECT_NE(std::find(t.step_sizes.begin(), t.step_sizes.end(), 4u), t.step_sizes.end());
+}
+
+TEST(Scheduler, JoinDelayBoundsTheWaitForAGroup) {
+  Trace t;
+  t.step_delay_ms = 5;
+  StepEngine e(&t);
+  SchedulerOptions o;
+  o.max_queue_delay_us = 0;
+  o.join_min_sentences = 8;
+  o.max_join_delay_us = 30'000;
+  Scheduler s(&e, o);
+  auto long_p = std::make_shared<std::promise<SentenceOutcome>>();
+  std::vector<SentenceJob> a;
+  a.push_back(Job(std::vector<int>(80, 5), long_p));
+  ASSERT_EQ(s.Submit(std::move(a)), Scheduler::Admit::kAccepted);
+  WaitForFirstStep(t);
+  auto p = std::make_shared<std::promise<SentenceOutcome>>();
+  std::vector<SentenceJob> b;
+  b.push_back(Job({7, 8}, p));
+  const auto submitted = SteadyClock::now();
+  ASSERT_EQ(s.Submit(std::move(b)), Scheduler::Admit::kAccepted);
+  auto f = p->get_future();
+  ASSERT_EQ(f.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  const auto r = f.get();
+  EXPECT_EQ(r.code, SentenceOutcome::Code::kOk);
+  // Alone, it joined once the delay had passed: not before, and not only at the end.
+  EXPECT_GE(SteadyClock::now() - submitted, std::chrono::milliseconds(30));
+  EXPECT_GE(r.queue_seconds, 0.030);
+  EXPECT_EQ(long_p->get_future().get().code, SentenceOutcome::Code::kOk);
+  std::lock_guard<std::mutex> lock(t.mu);
+  EXPECT_EQ(*std::max_element(t.step_sizes.begin(), t.step_sizes.end()), 2u);
+}
+
 TEST(Scheduler, StaticBatchingWaitsForTheBatchToEnd) {
   Trace t;
   StepEngine e(&t);
