@@ -40,6 +40,7 @@ struct StepGraphs::Impl {
     int64_t n = 0;
     std::vector<int64_t> signature;
     bool failed = false;             // capture failed: eager steps for this key
+    std::weak_ptr<const void> owner;  // the state whose tensors point into this graph
     torch::Tensor tokens;            // [n] int64
     std::vector<torch::Tensor> in;   // [n, ...]: what the graph reads
     std::vector<torch::Tensor> out;  // [n, ...]: what the step left in the slots
@@ -134,7 +135,8 @@ struct StepGraphs::Impl {
 bool StepGraphs::Available() { return true; }
 
 torch::Tensor StepGraphs::Run(const torch::Tensor& tokens,
-                              const std::vector<torch::Tensor*>& slots, const StepFn& step) {
+                              const std::vector<torch::Tensor*>& slots, const StepFn& step,
+                              const std::shared_ptr<const void>& owner) {
   const int64_t r = tokens.size(0);
   if (r < 1 || r > kMaxRows) return step(tokens);
   for (const auto* t : slots)
@@ -145,6 +147,10 @@ torch::Tensor StepGraphs::Run(const torch::Tensor& tokens,
   std::lock_guard<std::mutex> lock(I.mu);
   auto& g = I.Find(Bucket(r), Signature(slots));
   if (g.failed) return step(tokens);
+  // Another live state's tensors point into this graph: leave them alone.
+  const auto current = g.owner.lock();
+  if (current && current != owner) return step(tokens);
+  g.owner = owner;
   if (g.in.empty()) {
     I.Capture(g, tokens, slots, step);
     if (g.failed) return step(tokens);
@@ -167,7 +173,7 @@ struct StepGraphs::Impl {
 bool StepGraphs::Available() { return false; }
 
 torch::Tensor StepGraphs::Run(const torch::Tensor& tokens, const std::vector<torch::Tensor*>&,
-                              const StepFn& step) {
+                              const StepFn& step, const std::shared_ptr<const void>&) {
   return step(tokens);
 }
 

@@ -13,6 +13,12 @@
 // The weights are read where they were at capture: they must not move afterwards (enable
 // graphs once the model is on its device in its dtype). A bucket whose capture fails falls
 // back to the eager step for good.
+//
+// Since a state's tensors point into a graph's memory after a replay, a graph serves one
+// state at a time: the state that ran it last (its owner) until that state is destroyed.
+// Another live state of the same model (a second session: other decoding options) steps
+// eagerly whenever it would need a graph owned by the first. Decoding with one model is
+// meant for one thread at a time (the server's scheduler of a variant).
 #pragma once
 
 #include <torch/torch.h>
@@ -39,10 +45,11 @@ class StepGraphs {
   // One step over r = tokens.size(0) rows (1 <= r <= kMaxRows, tensors on one CUDA device):
   // `step(tokens)` computes the log-probabilities [rows, V] from the tensors that `slots`
   // point to (each [rows, ...]) and may replace them. Returns [r, V] (a tensor of its own);
-  // afterwards the slots hold the new state. Thread-safe (one replay at a time).
+  // afterwards the slots hold the new state. `owner` identifies the state (alive as long as
+  // it is). Thread-safe (one replay at a time).
   using StepFn = std::function<torch::Tensor(const torch::Tensor& tokens)>;
   torch::Tensor Run(const torch::Tensor& tokens, const std::vector<torch::Tensor*>& slots,
-                    const StepFn& step);
+                    const StepFn& step, const std::shared_ptr<const void>& owner);
 
   int64_t captured() const;  // graphs captured so far
   std::string last_error() const;  // why the last failed capture failed ("" if none)

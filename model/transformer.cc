@@ -197,6 +197,8 @@ class DecoderStateImpl : public DecoderState {
  public:
   std::vector<std::unique_ptr<MixerState>> self, cross;
   torch::Tensor pos_cpu, pos_dev;
+  // Identity of this state for StepGraphs (which graph's memory its tensors may point into).
+  std::shared_ptr<const void> id = std::make_shared<int>(0);
 
   int64_t rows() const override { return pos_cpu.size(0); }
   torch::Tensor positions() const override { return pos_cpu; }
@@ -408,7 +410,7 @@ torch::Tensor TransformerImpl::DecodeStep(const torch::Tensor& tokens, DecoderSt
   const auto device = L.tgt_embed->weight.device();
   torch::Tensor logp;
   if (graphable_ && device.is_cuda() && !torch::GradMode::is_enabled() && s->rows() > 0)
-    logp = graphs_->Run(tokens, s->Tensors(), step);
+    logp = graphs_->Run(tokens.to(device), s->Tensors(), step, s->id);
   else
     logp = step(tokens.to(device));
   s->pos_cpu = s->pos_cpu + 1;

@@ -51,6 +51,28 @@ std::vector<torch::Tensor> Scenario(Transformer& m, const torch::Device& device)
   return out;
 }
 
+// Two live states of one model stepping in turns with the same number of rows (two sessions
+// with different decoding options): each must keep its own state.
+std::vector<torch::Tensor> TwoStates(Transformer& m, const torch::Device& device) {
+  torch::manual_seed(13);
+  auto src_a = Pad({RandomTokens(4, true), RandomTokens(8, true), RandomTokens(6, true)});
+  auto src_b = Pad({RandomTokens(9, true), RandomTokens(2, true), RandomTokens(5, true)});
+  auto a = m->InitDecoder(m->Encode(src_a.to(device)));
+  auto b = m->InitDecoder(m->Encode(src_b.to(device)));
+  std::vector<torch::Tensor> out;
+  auto step = [&](DecoderState& st) {
+    auto tokens = torch::randint(4, kVocab, {st.rows()}, torch::kLong);
+    out.push_back(m->DecodeStep(tokens, st).to(torch::kCPU));
+  };
+  for (int i = 0; i < 4; ++i) {
+    step(*a);
+    step(*b);
+  }
+  a.reset();  // the first state ends; the second goes on alone
+  for (int i = 0; i < 3; ++i) step(*b);
+  return out;
+}
+
 void ExpectSameSteps(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b,
                      double atol, const std::string& what) {
   ASSERT_EQ(a.size(), b.size()) << what;
@@ -71,10 +93,12 @@ bool Compare(const Case& c, const torch::Device& device, double atol) {
   m->to(device);
   torch::NoGradGuard no_grad;
   const auto eager = Scenario(m, device);
+  const auto eager_two = TwoStates(m, device);
   const bool graphed = m->EnableStepGraphs(true) && device.is_cuda();
   EXPECT_TRUE(m->step_graphs_enabled());
   const auto with_graphs = Scenario(m, device);
   ExpectSameSteps(eager, with_graphs, atol, what);
+  ExpectSameSteps(eager_two, TwoStates(m, device), atol, what + ", two states in turns");
   if (graphed) {
     EXPECT_GE(m->captured_step_graphs(), 2) << what;  // buckets of 4 and 8 rows
   } else {
