@@ -73,8 +73,8 @@ Metrics::Metrics()
                              .Name("mixserve_scheduler_phase_duration_seconds")
                              .Help("Time of the variant's scheduler thread per loop phase: "
                                    "admit (encoder and state set-up of joining sentences), "
-                                   "step (one decoding step), finish (answering the "
-                                   "finished sentences)")
+                                   "step (one decoding step), finish (handing the finished "
+                                   "sentences to the completion thread)")
                              .Register(*registry_)),
       queue_depth_(BuildGauge()
                        .Name("mixserve_queue_depth")

@@ -20,12 +20,19 @@ Scheduler::Scheduler(Engine* engine, const SchedulerOptions& options,
   if (options_.max_batch_sentences < 1) options_.max_batch_sentences = 1;
   if (options_.max_batch_tokens < 1) options_.max_batch_tokens = 1;
   if (options_.max_queue_size < 1) options_.max_queue_size = 1;
+  completer_ = std::thread([this] { CompleteLoop(); });
   worker_ = std::thread([this] { Loop(); });
 }
 
 Scheduler::~Scheduler() {
   Stop();
   if (worker_.joinable()) worker_.join();
+  {
+    std::lock_guard<std::mutex> lock(done_mu_);
+    done_stop_ = true;
+  }
+  done_cv_.notify_one();
+  if (completer_.joinable()) completer_.join();  // answers everything handed over first
 }
 
 Scheduler::Admit Scheduler::Submit(std::vector<SentenceJob> jobs) {
@@ -53,8 +60,12 @@ void Scheduler::Stop() {
 }
 
 bool Scheduler::Idle() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return finished_;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!finished_) return false;
+  }
+  std::lock_guard<std::mutex> lock(done_mu_);
+  return done_pending_ == 0;
 }
 
 size_t Scheduler::queued() const {
@@ -63,17 +74,36 @@ size_t Scheduler::queued() const {
 }
 
 void Scheduler::Finish(SentenceJob& job, SentenceOutcome&& outcome) {
-  if (job.done) {
-    auto done = std::move(job.done);
-    job.done = nullptr;
-    // A throwing callback must not take the worker (and every queued sentence) down.
-    try {
-      done(std::move(outcome));
-    } catch (const std::exception& e) {
-      LOG_ERROR("scheduler: a completion callback threw: " << e.what());
-    } catch (...) {
-      LOG_ERROR("scheduler: a completion callback threw");
+  if (!job.done) return;
+  {
+    std::lock_guard<std::mutex> lock(done_mu_);
+    done_queue_.emplace_back(std::move(job.done), std::move(outcome));
+    ++done_pending_;
+  }
+  job.done = nullptr;
+  done_cv_.notify_one();
+}
+
+void Scheduler::CompleteLoop() {
+  std::unique_lock<std::mutex> lock(done_mu_);
+  for (;;) {
+    done_cv_.wait(lock, [this] { return done_stop_ || !done_queue_.empty(); });
+    if (done_queue_.empty()) return;  // stopping, and everything answered
+    auto batch = std::move(done_queue_);
+    done_queue_.clear();
+    lock.unlock();
+    for (auto& [done, outcome] : batch) {
+      // A throwing callback must not take the completions (and every later answer) down.
+      try {
+        done(std::move(outcome));
+      } catch (const std::exception& e) {
+        LOG_ERROR("scheduler: a completion callback threw: " << e.what());
+      } catch (...) {
+        LOG_ERROR("scheduler: a completion callback threw");
+      }
     }
+    lock.lock();
+    done_pending_ -= batch.size();
   }
 }
 

@@ -70,7 +70,8 @@ struct SchedulerObserver {
   std::function<void(size_t)> in_flight;
   std::function<void(size_t)> step_batch;  // sentences in one decoding step
   // Seconds of one loop phase: kAdmit (sentences joining: encoder, decoder state), kStep
-  // (one decoding step of one session), kFinish (answering that step's finished sentences).
+  // (one decoding step of one session), kFinish (handing that step's finished sentences to
+  // the completion thread, which detokenizes and answers them).
   enum class Phase { kAdmit, kStep, kFinish };
   std::function<void(Phase, double)> phase_seconds;
   // The engine failed max_consecutive_failures times in a row (worker thread; may call Stop).
@@ -118,7 +119,10 @@ class Scheduler {
   std::vector<Queued> PickLocked(size_t active, size_t active_tokens);
   // Whether the queued sentences should wait for more before joining a running decode.
   bool JoinLaterLocked(SteadyClock::time_point now, size_t active) const;
+  // Hands the sentence's outcome to the completion thread (its callback detokenizes and
+  // answers the call there, off the decoding loop).
   void Finish(SentenceJob& job, SentenceOutcome&& outcome);
+  void CompleteLoop();
   // Counts a failed (or, with error "", a successful) engine call; worker thread only.
   void CountFailure(const std::string& error);
   bool Paused() const;
@@ -138,6 +142,13 @@ class Scheduler {
   std::map<OptionsKey, Session> sessions_;  // worker thread only
   int consecutive_failures_ = 0;            // worker thread only
   std::thread worker_;
+  // Completion callbacks waiting for the completion thread, and how many are not done yet.
+  mutable std::mutex done_mu_;
+  std::condition_variable done_cv_;
+  std::deque<std::pair<std::function<void(SentenceOutcome&&)>, SentenceOutcome>> done_queue_;
+  size_t done_pending_ = 0;
+  bool done_stop_ = false;
+  std::thread completer_;
 };
 
 }  // namespace mixserve
