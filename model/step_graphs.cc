@@ -102,10 +102,15 @@ struct StepGraphs::Impl {
     try {
       c10::cuda::CUDAStreamGuard guard(side);
       StepCaptureScope scope;
-      // One eager run first (library handles, workspaces), on the capture stream. A step
-      // writes in place only at the rows' own positions, which the replay writes again.
-      point_at_inputs();
-      step(g.tokens);
+      // One eager run first (library handles, workspaces), on the capture stream and on
+      // copies of the inputs: a step that writes in place may also read what it overwrites
+      // (the windowed AFT ring), so the inputs must reach the replay untouched.
+      {
+        std::vector<torch::Tensor> scratch;
+        for (const auto& t : g.in) scratch.push_back(t.clone());
+        for (size_t i = 0; i < slots.size(); ++i) *slots[i] = scratch[i];
+        step(g.tokens);
+      }
       point_at_inputs();
       g.graph.capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
       begun = true;

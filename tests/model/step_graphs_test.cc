@@ -52,11 +52,15 @@ std::vector<torch::Tensor> Scenario(Transformer& m, const torch::Device& device)
 }
 
 // Two live states of one model stepping in turns with the same number of rows (two sessions
-// with different decoding options): each must keep its own state.
+// with different decoding options): each must keep its own state. Then the second, alone,
+// grows to a bucket that Scenario did not use, so that its graph is captured with rows at
+// position 7 (windowed AFT steps fold old positions there).
 std::vector<torch::Tensor> TwoStates(Transformer& m, const torch::Device& device) {
   torch::manual_seed(13);
-  auto src_a = Pad({RandomTokens(4, true), RandomTokens(8, true), RandomTokens(6, true)});
-  auto src_b = Pad({RandomTokens(9, true), RandomTokens(2, true), RandomTokens(5, true)});
+  auto src_a = Pad({RandomTokens(4, true), RandomTokens(8, true)});
+  auto src_b = Pad({RandomTokens(9, true), RandomTokens(2, true)});
+  std::vector<std::vector<int64_t>> more;
+  for (int i = 0; i < 7; ++i) more.push_back(RandomTokens(3 + i, true));
   auto a = m->InitDecoder(m->Encode(src_a.to(device)));
   auto b = m->InitDecoder(m->Encode(src_b.to(device)));
   std::vector<torch::Tensor> out;
@@ -69,6 +73,8 @@ std::vector<torch::Tensor> TwoStates(Transformer& m, const torch::Device& device
     step(*b);
   }
   a.reset();  // the first state ends; the second goes on alone
+  for (int i = 0; i < 3; ++i) step(*b);
+  b->Append(*m->InitDecoder(m->Encode(Pad(more).to(device))));  // 9 rows: bucket 16
   for (int i = 0; i < 3; ++i) step(*b);
   return out;
 }
