@@ -250,13 +250,7 @@ TEST(Scheduler, StaticBatchingWaitsForTheBatchToEnd) {
   s.Submit(std::move(a));
   // The second sentence arrives once the first one's batch is running (not after a fixed
   // sleep, which a loaded machine can outlast before the batch even starts).
-  for (;;) {
-    {
-      std::lock_guard<std::mutex> lock(t.mu);
-      if (!t.step_sizes.empty()) break;
-    }
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
-  }
+  WaitForFirstStep(t);
   std::vector<SentenceJob> b;
   b.push_back(Job({1}, p2));
   s.Submit(std::move(b));
