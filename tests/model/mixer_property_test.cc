@@ -88,6 +88,19 @@ TEST_P(MixerProperty, IncrementalEqualsFull) {
   EXPECT_EQ(state->positions()[0].item<int64_t>(), tgt.size(1));
 }
 
+// Whatever a mixer derives from its weights for decoding steps (mha's stacked projections)
+// follows the weights when they change in place, as an optimiser step or loading does.
+TEST_P(MixerProperty, IncrementalFollowsWeightChanges) {
+  std::vector<int64_t> src = RandomTokens(5, true), tgt = WithBos(RandomTokens(4, false));
+  auto before = StepLogProbs(src, tgt);
+  for (auto& p : model_->parameters()) p.mul_(1.25).add_(0.01);
+  auto full = FullLogProbs(Pad({src}), Pad({tgt}))[0];
+  auto after = StepLogProbs(src, tgt);
+  EXPECT_TRUE(torch::allclose(after, full, 1e-4, 1e-4))
+      << "max diff " << (after - full).abs().max().item<float>();
+  EXPECT_FALSE(torch::allclose(before, full, 1e-4, 1e-4)) << "the change changed nothing";
+}
+
 TEST_P(MixerProperty, BatchEqualsSingleSentence) {
   std::vector<std::vector<int64_t>> srcs = {RandomTokens(3, true), RandomTokens(12, true),
                                             RandomTokens(7, true)};
