@@ -155,8 +155,7 @@ void SessionImpl::AddBatch(const std::vector<uint64_t>& ids,
   c10::InferenceMode guard;
   auto src = engine_.Batch(srcs);
   Guarded("add", [&] {
-    auto model = engine_.model();
-    search_.Add(ids, model->Encode(src));
+    search_.Add(ids, src);
     return 0;
   });
 }

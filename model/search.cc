@@ -9,6 +9,13 @@
 
 namespace mixserve::model {
 namespace {
+
+std::string ShapeOf(const torch::Tensor& t) {
+  std::string out = "[";
+  for (int64_t d = 0; d < t.dim(); ++d) out += (d ? ", " : "") + std::to_string(t.size(d));
+  return out + "]";
+}
+
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 }  // namespace
 
@@ -200,11 +207,11 @@ IncrementalSearch::IncrementalSearch(Transformer model, const SearchOptions& opt
 
 IncrementalSearch::~IncrementalSearch() = default;
 
-void IncrementalSearch::Add(const std::vector<uint64_t>& ids, const Encoded& enc) {
+void IncrementalSearch::Add(const std::vector<uint64_t>& ids, const torch::Tensor& src) {
   auto& I = *impl_;
-  if (static_cast<int64_t>(ids.size()) != enc.memory.size(0))
+  if (src.dim() != 2 || static_cast<int64_t>(ids.size()) != src.size(0))
     throw std::invalid_argument("IncrementalSearch::Add: " + std::to_string(ids.size()) +
-                                " ids for " + std::to_string(enc.memory.size(0)) + " rows");
+                                " ids for a source of shape " + ShapeOf(src));
   for (uint64_t id : ids)
     for (const auto& s : I.sentences)
       if (s.id == id)
@@ -214,19 +221,8 @@ void IncrementalSearch::Add(const std::vector<uint64_t>& ids, const Encoded& enc
   const int max_len = I.model->spec().max_len;
   int max_out = max_len - 2;
   if (I.opt.max_output_tokens > 0) max_out = std::min(max_out, I.opt.max_output_tokens);
-  Encoded rows = enc;
-  if (I.width > 1) {  // each sentence's encoder output once per beam row
-    auto idx = torch::arange(static_cast<int64_t>(ids.size()), torch::kLong)
-                   .repeat_interleave(I.width)
-                   .to(enc.memory.device());
-    rows.memory = enc.memory.index_select(0, idx);
-    rows.mask = enc.mask.index_select(0, idx);
-  }
-  auto st = I.model->InitDecoder(rows);
-  if (I.state)
-    I.state->Append(*st);
-  else
-    I.state = std::move(st);
+  if (!I.state) I.state = I.model->EmptyDecoder();
+  I.model->AppendSources(*I.state, src, I.width);  // each sentence once per beam row
   for (uint64_t id : ids) {
     Impl::Sentence s{id, max_out, {}, {}};
     s.live.assign(I.width, Impl::Hyp{{}, kNegInf});
@@ -268,7 +264,7 @@ std::vector<std::vector<SearchHypothesis>> Search(Transformer& model, const torc
   const int64_t b = src.size(0);
   std::vector<uint64_t> ids(b);
   for (int64_t i = 0; i < b; ++i) ids[i] = static_cast<uint64_t>(i);
-  search.Add(ids, model->Encode(src));
+  search.Add(ids, src);
   std::vector<std::vector<SearchHypothesis>> out(b);
   while (search.active() > 0)
     for (auto& r : search.Step()) out[r.id] = std::move(r.hyps);

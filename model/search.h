@@ -57,8 +57,9 @@ class IncrementalSearch {
   IncrementalSearch(const IncrementalSearch&) = delete;
   IncrementalSearch& operator=(const IncrementalSearch&) = delete;
 
-  // Adds sentences whose encoder output is `enc` (one row per id, in order). Ids must be new.
-  void Add(const std::vector<uint64_t>& ids, const Encoded& enc);
+  // Adds sentences: `src` [B, S] as for Transformer::Encode, one row per id, in order. Ids
+  // must be new.
+  void Add(const std::vector<uint64_t>& ids, const torch::Tensor& src);
   // Drops a sentence; false when it is not active.
   bool Remove(uint64_t id);
   // Advances every active sentence by one token; returns the sentences that finished.

@@ -348,24 +348,92 @@ torch::Tensor TransformerImpl::Forward(const torch::Tensor& src, const torch::Te
   return DecodeFull(tgt_in, Encode(src));
 }
 
-std::unique_ptr<DecoderState> TransformerImpl::InitDecoder(const Encoded& encoded) {
+std::unique_ptr<DecoderState> TransformerImpl::InitDecoder(const Encoded& enc) {
+  auto s = std::make_unique<DecoderStateImpl>();
+  InitMixerStates(enc, *s);
+  s->pos_cpu = torch::zeros({enc.memory.size(0)}, torch::kLong);
+  s->pos_dev = s->pos_cpu.to(enc.memory.device());
+  return s;
+}
+
+void TransformerImpl::InitMixerStates(const Encoded& encoded, DecoderState& state) {
   auto& L = *layers_;
+  auto& s = static_cast<DecoderStateImpl&>(state);
   Encoded enc = encoded;
   const int64_t b = enc.memory.size(0), pad = spec_.max_len - enc.memory.size(1);
   if (graphs_ && pad > 0) {  // fixed shapes: memory of max_len positions, padding masked
     enc.memory = F::pad(enc.memory, F::PadFuncOptions({0, 0, 0, pad}));
     enc.mask = F::pad(enc.mask, F::PadFuncOptions({0, pad}));
   }
-  auto s = std::make_unique<DecoderStateImpl>();
   for (auto& layer : L.dec) {
-    s->self.push_back(
+    s.self.push_back(
         layer->block(Site::kDecoderSelf)->mixer()->InitState(enc.memory, enc.mask, b));
-    s->cross.push_back(
+    s.cross.push_back(
         layer->block(Site::kDecoderCross)->mixer()->InitState(enc.memory, enc.mask, b));
   }
-  s->pos_cpu = torch::zeros({b}, torch::kLong);
-  s->pos_dev = s->pos_cpu.to(enc.memory.device());
-  return s;
+}
+
+std::unique_ptr<DecoderState> TransformerImpl::EmptyDecoder() {
+  const auto& w = layers_->tgt_embed->weight;
+  return InitDecoder(Encoded{torch::zeros({0, 1, spec_.d_model}, w.options()),
+                             torch::zeros({0, 1}, w.options().dtype(torch::kBool))});
+}
+
+namespace {
+// Each row `width` times in a row.
+torch::Tensor RepeatRows(const torch::Tensor& t, int64_t width) {
+  if (width == 1) return t;
+  auto shape = t.sizes().vec();
+  auto expanded = shape;
+  expanded.insert(expanded.begin() + 1, width);
+  shape[0] *= width;
+  return t.unsqueeze(1).expand(expanded).reshape(shape);
+}
+}  // namespace
+
+void TransformerImpl::AppendSources(DecoderState& state, const torch::Tensor& src,
+                                    int64_t width) {
+  if (!dynamic_cast<DecoderStateImpl*>(&state))
+    throw std::invalid_argument("AppendSources: state of another model");
+  if (width < 1) throw std::invalid_argument("AppendSources: width must be at least 1");
+  CheckTokens(src, spec_, "source");
+  auto start = [&](const torch::Tensor& s, bool graph) {
+    auto enc = Encode(s);
+    enc.memory = RepeatRows(enc.memory, width);
+    enc.mask = RepeatRows(enc.mask, width);
+    auto st = std::make_unique<DecoderStateImpl>();
+    InitMixerStates(enc, *st);
+    // In a graph the positions are created on the device (no copy from the host there).
+    st->pos_dev = graph ? torch::zeros({enc.memory.size(0)},
+                                       torch::TensorOptions(torch::kLong).device(s.device()))
+                        : torch::zeros({enc.memory.size(0)}, torch::kLong).to(s.device());
+    st->pos_cpu = torch::zeros({enc.memory.size(0)}, torch::kLong);
+    return st;
+  };
+  if (starts_ && graphable_ && src.is_cuda() && !torch::GradMode::is_enabled()) {
+    auto views = starts_->Run(src, width, spec_.max_len, ModelSpec::kPad, ModelSpec::kEos,
+                              [&](const torch::Tensor& s) {
+                                auto st = start(s, true);
+                                std::vector<torch::Tensor> out;
+                                for (auto* t : st->Tensors()) out.push_back(*t);
+                                return out;
+                              });
+    if (!views.empty()) {
+      // A state of these mixers over no rows takes the graph's results, for Append to copy.
+      auto rows = EmptyDecoder();
+      auto& r = static_cast<DecoderStateImpl&>(*rows);
+      auto slots = r.Tensors();
+      if (slots.size() != views.size())
+        throw std::logic_error("AppendSources: the start graph's state has " +
+                               std::to_string(views.size()) + " tensors, the model's " +
+                               std::to_string(slots.size()));
+      for (size_t i = 0; i < slots.size(); ++i) *slots[i] = views[i];
+      r.pos_cpu = torch::zeros({views[0].size(0)}, torch::kLong);
+      state.Append(r);
+      return;
+    }
+  }
+  state.Append(*start(src, false));
 }
 
 bool TransformerImpl::DecoderCapturable() const {
@@ -377,12 +445,17 @@ bool TransformerImpl::DecoderCapturable() const {
 
 bool TransformerImpl::EnableStepGraphs(bool on) {
   graphs_ = on ? std::make_shared<StepGraphs>() : nullptr;
+  starts_ = on ? std::make_shared<StartGraphs>() : nullptr;
   graphable_ = on && StepGraphs::Available() && DecoderCapturable();
   return graphable_;
 }
 
 int64_t TransformerImpl::captured_step_graphs() const {
   return graphs_ ? graphs_->captured() : 0;
+}
+
+int64_t TransformerImpl::captured_start_graphs() const {
+  return starts_ ? starts_->captured() : 0;
 }
 
 torch::Tensor TransformerImpl::DecodeStep(const torch::Tensor& tokens, DecoderState& state) {

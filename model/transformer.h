@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config/model_spec.h"
+#include "model/start_graphs.h"
 #include "model/step_graphs.h"
 #include "model/token_mixer.h"
 
@@ -67,6 +68,13 @@ class TransformerImpl : public torch::nn::Module {
   // std::invalid_argument for inputs longer than max_len.
   std::unique_ptr<DecoderState> InitDecoder(const Encoded& enc);
   torch::Tensor DecodeStep(const torch::Tensor& tokens, DecoderState& state);
+  // For continuous batching: a state over no rows yet (on the model's device), and appending
+  // the rows of new sources to a state: Encode + InitDecoder + Append, each source row
+  // repeated `width` times in a row (beam rows). With step graphs enabled, on CUDA and
+  // without gradients, the start is replayed from a graph per bucket of rows and source
+  // length (model/start_graphs.h).
+  std::unique_ptr<DecoderState> EmptyDecoder();
+  void AppendSources(DecoderState& state, const torch::Tensor& src, int64_t width = 1);
 
   // Decoding through captured CUDA graphs (model/step_graphs.h), for serving: from now on
   // InitDecoder pads the encoder memory to max_len (so that the state's shapes depend only on
@@ -77,6 +85,7 @@ class TransformerImpl : public torch::nn::Module {
   bool EnableStepGraphs(bool on);
   bool step_graphs_enabled() const { return graphs_ != nullptr; }
   int64_t captured_step_graphs() const;
+  int64_t captured_start_graphs() const;
 
   // Distillation: called for every site during Encode/DecodeFull while set.
   void SetTap(SiteTap tap) { tap_ = std::move(tap); }
@@ -104,8 +113,11 @@ class TransformerImpl : public torch::nn::Module {
   struct Layers;
   std::shared_ptr<Layers> layers_;
   std::shared_ptr<StepGraphs> graphs_;  // null: eager steps over unpadded memory
+  std::shared_ptr<StartGraphs> starts_;  // with graphs_ (used when graphable_)
   bool graphable_ = false;                    // every decoder mixer's step is capturable
   bool DecoderCapturable() const;
+  // The mixer states of a new DecoderState over `enc`'s rows.
+  void InitMixerStates(const Encoded& enc, DecoderState& state);
 };
 TORCH_MODULE(Transformer);
 

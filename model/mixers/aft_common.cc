@@ -25,7 +25,7 @@ torch::Tensor AftWeightedAverage(const torch::Tensor& k, const torch::Tensor& v,
   const auto e = torch::exp(logits - m);  // largest allowed term is exactly 1
   const auto num = torch::einsum("btsgd,bsgd->btgd", {e, v.reshape({B, S, G, Dg})});
   const auto den = e.sum(2);  // >= 1 where any source is allowed, else 0 (and num is 0)
-  return (num / den.clamp_min(1e-30)).reshape({B, -1, D});
+  return (num / den.clamp_min(1e-30)).reshape({B, num.size(1), D});
 }
 
 namespace {

@@ -40,7 +40,8 @@ double Masked(torch::ScalarType dtype) { return dtype == torch::kHalf ? -65504.0
 torch::Tensor MaskBias(const torch::Tensor& allowed, torch::ScalarType dtype) {  // [B, S] bool
   auto b = torch::full({allowed.size(0), 1, 1, AlignedWidth(allowed.size(1))}, Masked(dtype),
                        allowed.options().dtype(dtype));
-  b.narrow(3, 0, allowed.size(1)).masked_fill_(allowed.view({allowed.size(0), 1, 1, -1}), 0.0);
+  b.narrow(3, 0, allowed.size(1))
+      .masked_fill_(allowed.view({allowed.size(0), 1, 1, allowed.size(1)}), 0.0);
   return b;
 }
 

@@ -87,9 +87,9 @@ TEST_F(SearchTest, SentencesJoiningMidDecodeMatchDecodingAlone) {
       for (int i = 0; i < steps && search.active() > 0; ++i)
         for (auto& r : search.Step()) got[r.id] = r.hyps;
     };
-    search.Add({10}, model_->Encode(Pad({srcs[0]})));
+    search.Add({10}, Pad({srcs[0]}));
     run(2);
-    search.Add({11, 12}, model_->Encode(Pad({srcs[1], srcs[2]})));
+    search.Add({11, 12}, Pad({srcs[1], srcs[2]}));
     EXPECT_EQ(search.active(), 3u);
     EXPECT_EQ(search.rows(), 3 * beam);
     run(100);
@@ -112,7 +112,7 @@ TEST_F(SearchTest, RemoveDropsOnlyThatSentence) {
   o.max_output_tokens = 12;
   auto a = RandomTokens(6, true), b = RandomTokens(4, true);
   IncrementalSearch search(model_, o);
-  search.Add({1, 2}, model_->Encode(Pad({a, b})));
+  search.Add({1, 2}, Pad({a, b}));
   search.Step();
   if (search.active() == 2) {
     EXPECT_TRUE(search.Remove(1));
@@ -143,8 +143,8 @@ TEST_F(SearchTest, BadOptionsAreRejected) {
     EXPECT_NE(std::string(e.what()).find("n_best"), std::string::npos);
   }
   IncrementalSearch s(model_, SearchOptions{});
-  s.Add({1}, model_->Encode(Pad({RandomTokens(3, true)})));
-  EXPECT_THROW(s.Add({1}, model_->Encode(Pad({RandomTokens(3, true)}))), std::invalid_argument);
+  s.Add({1}, Pad({RandomTokens(3, true)}));
+  EXPECT_THROW(s.Add({1}, Pad({RandomTokens(3, true)})), std::invalid_argument);
 }
 
 }  // namespace
