@@ -46,6 +46,10 @@ struct StepGraphs::Impl {
     std::vector<torch::Tensor> out;  // [n, ...]: what the step left in the slots
     torch::Tensor logp;              // [n, V]
     at::cuda::CUDAGraph graph;
+    // `out` narrowed to the rows of the last replay (views made once per number of rows:
+    // creating a few dozen views at every step costs more host time than the rest of it).
+    int64_t views_rows = -1;
+    std::vector<torch::Tensor> views;
   };
   mutable std::mutex mu;
   std::vector<std::unique_ptr<Graph>> graphs;
@@ -61,18 +65,22 @@ struct StepGraphs::Impl {
     return *graphs.back();
   }
 
-  // Copies the slots' rows into the graph's inputs unless they already are those inputs.
+  // Whether `t` is rows 0..r-1 of `full` (the same memory and layout).
+  static bool IsRowsOf(const torch::Tensor& t, const torch::Tensor& full, int64_t r) {
+    return t.data_ptr() == full.data_ptr() && t.size(0) == r && t.dim() == full.dim() &&
+           t.sizes().slice(1) == full.sizes().slice(1) && t.strides() == full.strides();
+  }
+
+  // Copies the tokens (on the CPU or the device) and the slots' rows into the graph's inputs,
+  // skipping the slots that already are those inputs (a step that wrote in place left them).
   static void CopyIn(Graph& g, const torch::Tensor& tokens,
                      const std::vector<torch::Tensor*>& slots) {
     const int64_t r = tokens.size(0);
     g.tokens.narrow(0, 0, r).copy_(tokens, /*non_blocking=*/true);
     for (size_t i = 0; i < slots.size(); ++i) {
       const auto& t = *slots[i];
-      auto dst = g.in[i].narrow(0, 0, r);
-      if (t.data_ptr() == dst.data_ptr() && t.sizes() == dst.sizes() &&
-          t.strides() == dst.strides())
-        continue;
-      dst.copy_(t);
+      if (IsRowsOf(t, g.in[i], r)) continue;
+      g.in[i].narrow(0, 0, r).copy_(t);
     }
   }
 
@@ -143,27 +151,34 @@ torch::Tensor StepGraphs::Run(const torch::Tensor& tokens,
                               const std::vector<torch::Tensor*>& slots, const StepFn& step,
                               const std::shared_ptr<const void>& owner) {
   const int64_t r = tokens.size(0);
-  if (r < 1 || r > kMaxRows) return step(tokens);
   for (const auto* t : slots)
     if (!t->defined() || !t->is_cuda() || t->dim() < 1 || t->size(0) != r)
       throw std::invalid_argument("StepGraphs: every state tensor must be on CUDA with " +
                                   std::to_string(r) + " rows");
+  const auto device = slots.empty() ? tokens.device() : slots.front()->device();
+  auto eager = [&] { return step(tokens.to(device)); };
+  if (r < 1 || r > kMaxRows) return eager();
   auto& I = *impl_;
   std::lock_guard<std::mutex> lock(I.mu);
   auto& g = I.Find(Bucket(r), Signature(slots));
-  if (g.failed) return step(tokens);
+  if (g.failed) return eager();
   // Another live state's tensors point into this graph: leave them alone.
   const auto current = g.owner.lock();
-  if (current && current != owner) return step(tokens);
+  if (current && current != owner) return eager();
   g.owner = owner;
   if (g.in.empty()) {
-    I.Capture(g, tokens, slots, step);
-    if (g.failed) return step(tokens);
+    I.Capture(g, tokens.to(device), slots, step);
+    if (g.failed) return eager();
   } else {
     Impl::CopyIn(g, tokens, slots);
   }
   g.graph.replay();
-  for (size_t i = 0; i < slots.size(); ++i) *slots[i] = g.out[i].narrow(0, 0, r);
+  if (g.views_rows != r) {
+    g.views.clear();
+    for (const auto& t : g.out) g.views.push_back(t.narrow(0, 0, r));
+    g.views_rows = r;
+  }
+  for (size_t i = 0; i < slots.size(); ++i) *slots[i] = g.views[i];
   return g.logp.narrow(0, 0, r).clone();
 }
 

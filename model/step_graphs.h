@@ -42,7 +42,8 @@ class StepGraphs {
   StepGraphs(const StepGraphs&) = delete;
   StepGraphs& operator=(const StepGraphs&) = delete;
 
-  // One step over r = tokens.size(0) rows (1 <= r <= kMaxRows, tensors on one CUDA device):
+  // One step over r = tokens.size(0) rows (1 <= r <= kMaxRows, state tensors on one CUDA
+  // device, tokens there or on the CPU):
   // `step(tokens)` computes the log-probabilities [rows, V] from the tensors that `slots`
   // point to (each [rows, ...]) and may replace them. Returns [r, V] (a tensor of its own);
   // afterwards the slots hold the new state. `owner` identifies the state (alive as long as

@@ -487,7 +487,7 @@ torch::Tensor TransformerImpl::DecodeStep(const torch::Tensor& tokens, DecoderSt
   const auto device = L.tgt_embed->weight.device();
   torch::Tensor logp;
   if (graphable_ && device.is_cuda() && !torch::GradMode::is_enabled() && s->rows() > 0)
-    logp = graphs_->Run(tokens.to(device), s->Tensors(), step, s->id);
+    logp = graphs_->Run(tokens, s->Tensors(), step, s->id);
   else
     logp = step(tokens.to(device));
   s->pos_cpu = s->pos_cpu + 1;
