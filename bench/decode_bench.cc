@@ -12,13 +12,17 @@
 // calls made by the model code itself (outermost), "all_ops" includes the operators those
 // call in turn. At small batches on a GPU a step costs about one kernel launch per operator,
 // so these counts, not the arithmetic, set the latency there (docs/performance.md).
+// --kernels prints, per benchmark, the device kernels of one step as the profiler (Kineto)
+// sees them: count and time per kernel name, the largest first, and their sum, the step's
+// GPU time without launch gaps.
 //
-//   decode_bench [--device cpu|cuda] [--dtype fp32|fp16|bf16] [--list_ops[=all]]
+//   decode_bench [--device cpu|cuda] [--dtype fp32|fp16|bf16] [--list_ops[=all]] [--kernels]
 //                [--benchmark_filter=...] [other Google Benchmark flags]
 // On CUDA every timed step ends with a device synchronisation.
 #include <ATen/record_function.h>
 #include <benchmark/benchmark.h>
 #include <c10/core/InferenceMode.h>
+#include <torch/csrc/autograd/profiler_kineto.h>
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
@@ -26,8 +30,10 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -71,6 +77,61 @@ void InstallCounter() {
           },
           [](const at::RecordFunction&, at::ObserverContext*) { --t_depth; })
           .scopes({at::RecordScope::FUNCTION}));
+}
+
+// --kernels
+bool g_kernels = false;
+
+// A profiler event's duration in microseconds (LibTorch 2 counts nanoseconds, 1.x micro).
+template <typename E>
+auto DurationUs(const E& e, int) -> decltype(e.durationNs(), double()) {
+  return static_cast<double>(e.durationNs()) / 1000.0;
+}
+template <typename E>
+double DurationUs(const E& e, long) {
+  return static_cast<double>(e.durationUs());
+}
+
+// Runs `step` under the profiler and prints its device kernels by name.
+void PrintKernels(const std::string& title, const std::function<void()>& step) {
+  namespace prof = torch::autograd::profiler;
+  namespace impl = torch::profiler::impl;
+  std::printf("%s: device kernels of one step\n", title.c_str());
+  if (!g_target.device.is_cuda()) {
+    std::printf("  (no CUDA device: nothing to list)\n");
+    return;
+  }
+  std::map<std::string, std::pair<int, double>> by_name;
+  try {
+    const std::set<impl::ActivityType> acts{impl::ActivityType::CPU, impl::ActivityType::CUDA};
+    const impl::ProfilerConfig config(impl::ProfilerState::KINETO);
+    prof::prepareProfiler(config, acts);
+    prof::enableProfiler(config, acts);
+    step();
+    g_target.Sync();
+    auto result = prof::disableProfiler();
+    for (const auto& e : result->events()) {
+      if (e.deviceType() != c10::DeviceType::CUDA) continue;
+      auto& entry = by_name[e.name()];
+      ++entry.first;
+      entry.second += DurationUs(e, 0);
+    }
+  } catch (const std::exception& e) {
+    std::printf("  profiler failed: %s\n", e.what());
+    return;
+  }
+  std::vector<std::pair<double, std::string>> rows;
+  int kernels = 0;
+  double total = 0;
+  for (const auto& [name, v] : by_name) {
+    rows.emplace_back(-v.second, name);
+    kernels += v.first;
+    total += v.second;
+  }
+  std::sort(rows.begin(), rows.end());
+  std::printf("  %d kernels, %.1f us in all\n", kernels, total);
+  for (const auto& [neg_us, name] : rows)
+    std::printf("  %4d x %8.1f us  %.100s\n", by_name[name].first, -neg_us, name.c_str());
 }
 
 struct Shape {
@@ -129,6 +190,13 @@ void Step(benchmark::State& state, std::string shape_name, std::string self_mixe
       g_names.clear();
     }
   }
+  if (g_kernels) {
+    auto s = fresh();
+    g_target.Sync();
+    PrintKernels(shape_name + "/" + self_mixer + (graphs ? "/graph/" : "/") +
+                     std::to_string(batch),
+                 [&] { model->DecodeStep(tokens, *s); });
+  }
   for (auto _ : state) {
     state.PauseTiming();
     auto s = fresh();
@@ -162,6 +230,10 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--list_ops") == 0 || std::strcmp(argv[i], "--list_ops=all") == 0) {
       g_list_ops = std::strcmp(argv[i], "--list_ops") == 0 ? 1 : 2;
+      continue;
+    }
+    if (std::strcmp(argv[i], "--kernels") == 0) {
+      g_kernels = true;
       continue;
     }
     if (mixserve::bench::ParseTargetFlag("decode_bench", argc, argv, &i, &g_target)) continue;

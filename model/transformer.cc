@@ -482,7 +482,7 @@ torch::Tensor TransformerImpl::DecodeStep(const torch::Tensor& tokens, DecoderSt
     x = L.dec_norm(x);
     auto logits = L.out_proj ? L.out_proj(x) : F::linear(x, L.tgt_embed->weight);
     s->pos_dev = s->pos_dev + 1;
-    return torch::log_softmax(logits.to(torch::kFloat), -1);
+    return torch::log_softmax(logits, -1, torch::kFloat);  // fp32, one operator
   };
   const auto device = L.tgt_embed->weight.device();
   torch::Tensor logp;

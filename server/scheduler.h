@@ -27,7 +27,9 @@ using SteadyClock = std::chrono::steady_clock;
 struct SchedulerOptions {
   int max_batch_sentences = 64;
   int max_batch_tokens = 4096;    // source tokens in the running batch
-  int64_t max_queue_delay_us = 2000;
+  // With nothing running, how long the first queued sentence waits for a batch to fill (the
+  // configuration's default: 0 with continuous batching, 2000 without; config.proto).
+  int64_t max_queue_delay_us = 0;
   int max_queue_size = 1024;      // queued sentences
   bool continuous = true;         // false: a batch runs to its end before the next starts
   // Continuous batching with a decode running: queued sentences join once at least

@@ -163,6 +163,18 @@ void WaitForFirstStep(Trace& t) {
   }
 }
 
+// Submits one sentence of `tokens` source tokens (it decodes for as many steps, each
+// t.step_delay_ms long) and returns its promise once its decode is running.
+std::shared_ptr<std::promise<SentenceOutcome>> StartLongSentence(Scheduler& s, Trace& t,
+                                                                 int tokens) {
+  auto p = std::make_shared<std::promise<SentenceOutcome>>();
+  std::vector<SentenceJob> a;
+  a.push_back(Job(std::vector<int>(tokens, 5), p));
+  EXPECT_EQ(s.Submit(std::move(a)), Scheduler::Admit::kAccepted);
+  WaitForFirstStep(t);
+  return p;
+}
+
 TEST(Scheduler, SentencesJoinARunningDecodeInGroups) {
   Trace t;
   t.step_delay_ms = 5;
@@ -172,11 +184,7 @@ TEST(Scheduler, SentencesJoinARunningDecodeInGroups) {
   o.join_min_sentences = 3;
   o.max_join_delay_us = 10'000'000;  // only the group size lets them in here
   Scheduler s(&e, o);
-  auto long_p = std::make_shared<std::promise<SentenceOutcome>>();
-  std::vector<SentenceJob> a;
-  a.push_back(Job(std::vector<int>(80, 5), long_p));  // 80 steps, about 400 ms
-  ASSERT_EQ(s.Submit(std::move(a)), Scheduler::Admit::kAccepted);
-  WaitForFirstStep(t);
+  auto long_p = StartLongSentence(s, t, 80);  // 80 steps, about 400 ms
   std::vector<std::shared_ptr<std::promise<SentenceOutcome>>> ps;
   auto submit_short = [&] {
     ps.push_back(std::make_shared<std::promise<SentenceOutcome>>());
@@ -212,11 +220,7 @@ TEST(Scheduler, JoinDelayBoundsTheWaitForAGroup) {
   o.join_min_sentences = 8;
   o.max_join_delay_us = 30'000;
   Scheduler s(&e, o);
-  auto long_p = std::make_shared<std::promise<SentenceOutcome>>();
-  std::vector<SentenceJob> a;
-  a.push_back(Job(std::vector<int>(80, 5), long_p));
-  ASSERT_EQ(s.Submit(std::move(a)), Scheduler::Admit::kAccepted);
-  WaitForFirstStep(t);
+  auto long_p = StartLongSentence(s, t, 80);
   auto p = std::make_shared<std::promise<SentenceOutcome>>();
   std::vector<SentenceJob> b;
   b.push_back(Job({7, 8}, p));
@@ -242,15 +246,11 @@ TEST(Scheduler, StaticBatchingWaitsForTheBatchToEnd) {
   o.continuous = false;
   t.step_delay_ms = 2;  // the first sentence decodes for 30 steps, about 60 ms
   Scheduler s(&e, o);
-  auto p1 = std::make_shared<std::promise<SentenceOutcome>>();
-  auto p2 = std::make_shared<std::promise<SentenceOutcome>>();
-  auto f1 = p1->get_future();
-  std::vector<SentenceJob> a;
-  a.push_back(Job(std::vector<int>(30, 5), p1));
-  s.Submit(std::move(a));
   // The second sentence arrives once the first one's batch is running (not after a fixed
   // sleep, which a loaded machine can outlast before the batch even starts).
-  WaitForFirstStep(t);
+  auto p1 = StartLongSentence(s, t, 30);
+  auto f1 = p1->get_future();
+  auto p2 = std::make_shared<std::promise<SentenceOutcome>>();
   std::vector<SentenceJob> b;
   b.push_back(Job({1}, p2));
   s.Submit(std::move(b));
