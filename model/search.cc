@@ -53,6 +53,7 @@ struct IncrementalSearch::Impl {
     int max_out;
     std::vector<Hyp> live;  // `width` rows in the decoder state, in row order
     std::vector<SearchHypothesis> finished;
+    bool dead = false;      // answered or removed; its row waits to be dropped (keep_dead)
   };
 
   Transformer model{nullptr};
@@ -61,6 +62,37 @@ struct IncrementalSearch::Impl {
   int width = 1;  // rows per sentence
   std::unique_ptr<DecoderState> state;
   std::vector<Sentence> sentences;  // sentence i owns rows [i * width, (i + 1) * width)
+  bool keep_dead = false;           // SearchOptions::dead_rows resolved (greedy only)
+  int64_t dead = 0;                 // dead sentences among `sentences`
+
+  static int64_t Bucket(int64_t rows) {
+    int64_t n = 1;
+    while (n < rows) n *= 2;
+    return n;
+  }
+
+  // Drops the dead rows when the live ones (plus `joining` sentences about to be appended)
+  // fit a smaller bucket than all of them would, or when a dead row nears max_len (its
+  // position keeps growing).
+  void DropDeadRows(int64_t joining = 0) {
+    if (dead == 0) return;
+    const int64_t all = static_cast<int64_t>(sentences.size()) + joining;
+    bool drop = all == dead || Bucket(all - dead) < Bucket(all);
+    if (!drop) {
+      const int max_len = model->spec().max_len;
+      drop = state->positions().max().item<int64_t>() >= max_len - 1;
+    }
+    if (!drop) return;
+    std::vector<int64_t> index;
+    std::vector<Sentence> kept;
+    for (size_t i = 0; i < sentences.size(); ++i) {
+      if (sentences[i].dead) continue;
+      index.push_back(static_cast<int64_t>(i));
+      kept.push_back(std::move(sentences[i]));
+    }
+    dead = 0;
+    Compact(index, kept);
+  }
 
   SearchHypothesis Finish(const Hyp& h, bool eos) const {
     SearchHypothesis r;
@@ -88,7 +120,8 @@ struct IncrementalSearch::Impl {
     t.reserve(sentences.size() * width);
     for (const auto& s : sentences)
       for (const auto& h : s.live)
-        t.push_back(h.tokens.empty() ? ModelSpec::kBos : h.tokens.back());
+        t.push_back(s.dead ? ModelSpec::kEos
+                           : h.tokens.empty() ? ModelSpec::kBos : h.tokens.back());
     return torch::tensor(t, torch::kLong);
   }
 
@@ -112,6 +145,11 @@ struct IncrementalSearch::Impl {
     std::vector<int64_t> index;
     for (size_t i = 0; i < sentences.size(); ++i) {
       auto& s = sentences[i];
+      if (s.dead) {
+        index.push_back(static_cast<int64_t>(i));
+        kept.push_back(std::move(s));
+        continue;
+      }
       auto& h = s.live[0];
       h.log_prob += v[i];
       if (t[i] == ModelSpec::kEos) {
@@ -122,12 +160,15 @@ struct IncrementalSearch::Impl {
       }
       if (!s.finished.empty()) {
         done.push_back(Result(s));
-      } else {
-        index.push_back(static_cast<int64_t>(i));
-        kept.push_back(std::move(s));
+        if (!keep_dead) continue;
+        s.dead = true;
+        ++dead;
       }
+      index.push_back(static_cast<int64_t>(i));
+      kept.push_back(std::move(s));
     }
     Compact(index, kept);
+    DropDeadRows();
     return done;
   }
 
@@ -203,6 +244,10 @@ IncrementalSearch::IncrementalSearch(Transformer model, const SearchOptions& opt
   impl_->beam = options.algorithm == SearchOptions::Algorithm::kBeam ||
                 (options.algorithm == SearchOptions::Algorithm::kAuto && options.beam_size > 1);
   impl_->width = impl_->beam ? options.beam_size : 1;
+  using D = SearchOptions::DeadRows;
+  impl_->keep_dead =
+      !impl_->beam && (options.dead_rows == D::kKeep ||
+                       (options.dead_rows == D::kAuto && impl_->model->step_graphs_enabled()));
 }
 
 IncrementalSearch::~IncrementalSearch() = default;
@@ -214,7 +259,7 @@ void IncrementalSearch::Add(const std::vector<uint64_t>& ids, const torch::Tenso
                                 " ids for a source of shape " + ShapeOf(src));
   for (uint64_t id : ids)
     for (const auto& s : I.sentences)
-      if (s.id == id)
+      if (s.id == id && !s.dead)
         throw std::invalid_argument("IncrementalSearch::Add: id " + std::to_string(id) +
                                     " is already active");
   if (ids.empty()) return;
@@ -222,6 +267,7 @@ void IncrementalSearch::Add(const std::vector<uint64_t>& ids, const torch::Tenso
   int max_out = max_len - 2;
   if (I.opt.max_output_tokens > 0) max_out = std::min(max_out, I.opt.max_output_tokens);
   if (!I.state) I.state = I.model->EmptyDecoder();
+  I.DropDeadRows(static_cast<int64_t>(ids.size()));
   I.model->AppendSources(*I.state, src, I.width);  // each sentence once per beam row
   for (uint64_t id : ids) {
     Impl::Sentence s{id, max_out, {}, {}};
@@ -234,12 +280,18 @@ void IncrementalSearch::Add(const std::vector<uint64_t>& ids, const torch::Tenso
 bool IncrementalSearch::Remove(uint64_t id) {
   auto& I = *impl_;
   auto it = std::find_if(I.sentences.begin(), I.sentences.end(),
-                         [id](const Impl::Sentence& s) { return s.id == id; });
+                         [id](const Impl::Sentence& s) { return s.id == id && !s.dead; });
   if (it == I.sentences.end()) return false;
+  if (I.keep_dead) {
+    it->dead = true;
+    ++I.dead;
+    I.DropDeadRows();
+    return true;
+  }
   std::vector<int64_t> index;
   std::vector<Impl::Sentence> kept;
   for (size_t i = 0; i < I.sentences.size(); ++i) {
-    if (I.sentences[i].id == id) continue;
+    if (&I.sentences[i] == &*it) continue;
     for (int r = 0; r < I.width; ++r) index.push_back(static_cast<int64_t>(i) * I.width + r);
     kept.push_back(std::move(I.sentences[i]));
   }
@@ -249,12 +301,14 @@ bool IncrementalSearch::Remove(uint64_t id) {
 
 std::vector<SearchResult> IncrementalSearch::Step() {
   auto& I = *impl_;
-  if (I.sentences.empty()) return {};
+  if (I.sentences.size() == static_cast<size_t>(I.dead)) return {};
   auto logp = I.model->DecodeStep(I.NextTokens(), *I.state);
   return I.beam ? I.StepBeam(logp) : I.StepGreedy(logp);
 }
 
-size_t IncrementalSearch::active() const { return impl_->sentences.size(); }
+size_t IncrementalSearch::active() const {
+  return impl_->sentences.size() - static_cast<size_t>(impl_->dead);
+}
 int64_t IncrementalSearch::rows() const { return impl_->state ? impl_->state->rows() : 0; }
 bool IncrementalSearch::beam() const { return impl_->beam; }
 

@@ -1,6 +1,6 @@
 // Batched greedy and beam search over a Transformer's incremental decoder, with continuous
 // batching: sentences join (Add) and leave (Remove, or on finishing) between steps, and
-// finished rows are dropped from the decoder state at once.
+// finished rows are dropped from the decoder state (at once, or later: dead_rows below).
 //
 // Scores: a hypothesis's log-probability is the sum of the log-probabilities of its tokens,
 // EOS included. Hypotheses are ranked by log_prob / lp(len) with the GNMT length penalty
@@ -31,6 +31,15 @@ struct SearchOptions {
   int max_output_tokens = 0;  // without EOS; 0 or more than max_len - 2: max_len - 2
   float length_penalty = 1.0f;  // alpha of the GNMT penalty
   int n_best = 1;               // <= beam_size
+  // Greedy search with continuous batching: a finished or removed sentence's row may stay in
+  // the decoder state as a dead row (fed EOS, its output ignored) until the live rows fit a
+  // smaller bucket of the step graphs, a joining group would need a larger one, or a dead row
+  // nears max_len. Removing a row copies every state tensor, and a graphed step copies them
+  // again into its inputs, so dropping rows at once costs two copies of the whole state at
+  // almost every step of a busy server. kAuto: keep them when the model's step graphs are
+  // enabled (model/step_graphs.h). Results do not depend on it.
+  enum class DeadRows { kAuto, kKeep, kDrop };
+  DeadRows dead_rows = DeadRows::kAuto;
 };
 
 // Throws std::invalid_argument naming the bad option.
