@@ -64,6 +64,7 @@ struct IncrementalSearch::Impl {
   std::vector<Sentence> sentences;  // sentence i owns rows [i * width, (i + 1) * width)
   bool keep_dead = false;           // SearchOptions::dead_rows resolved (greedy only)
   int64_t dead = 0;                 // dead sentences among `sentences`
+  int64_t reused = 0;               // sentences that joined into dead rows
 
   static int64_t Bucket(int64_t rows) {
     int64_t n = 1;
@@ -267,14 +268,35 @@ void IncrementalSearch::Add(const std::vector<uint64_t>& ids, const torch::Tenso
   int max_out = max_len - 2;
   if (I.opt.max_output_tokens > 0) max_out = std::min(max_out, I.opt.max_output_tokens);
   if (!I.state) I.state = I.model->EmptyDecoder();
-  I.DropDeadRows(static_cast<int64_t>(ids.size()));
-  I.model->AppendSources(*I.state, src, I.width);  // each sentence once per beam row
-  for (uint64_t id : ids) {
+  auto sentence = [&](uint64_t id) {
     Impl::Sentence s{id, max_out, {}, {}};
     s.live.assign(I.width, Impl::Hyp{{}, kNegInf});
     s.live[0].log_prob = 0;  // one start hypothesis; the others are dead until expanded
-    I.sentences.push_back(std::move(s));
+    return s;
+  };
+  const int64_t n = static_cast<int64_t>(ids.size());
+  if (I.dead >= n) {
+    // Enough dead rows (greedy: one row per sentence): the new sentences take their places
+    // in the state, which keeps its memory (no copy of the whole state, here or into the
+    // step graph's inputs).
+    std::vector<int64_t> slots;
+    for (size_t i = 0; i < I.sentences.size() && static_cast<int64_t>(slots.size()) < n; ++i)
+      if (I.sentences[i].dead) slots.push_back(static_cast<int64_t>(i));
+    auto fresh = I.model->EmptyDecoder();
+    I.model->AppendSources(*fresh, src, I.width);
+    if (I.state->ReplaceRows(slots, *fresh)) {
+      for (int64_t k = 0; k < n; ++k) I.sentences[slots[k]] = sentence(ids[k]);
+      I.dead -= n;
+      I.reused += n;
+      return;
+    }
+    I.DropDeadRows(n);
+    I.state->Append(*fresh);
+  } else {
+    I.DropDeadRows(n);
+    I.model->AppendSources(*I.state, src, I.width);  // each sentence once per beam row
   }
+  for (uint64_t id : ids) I.sentences.push_back(sentence(id));
 }
 
 bool IncrementalSearch::Remove(uint64_t id) {
@@ -310,6 +332,7 @@ size_t IncrementalSearch::active() const {
   return impl_->sentences.size() - static_cast<size_t>(impl_->dead);
 }
 int64_t IncrementalSearch::rows() const { return impl_->state ? impl_->state->rows() : 0; }
+int64_t IncrementalSearch::reused_rows() const { return impl_->reused; }
 bool IncrementalSearch::beam() const { return impl_->beam; }
 
 std::vector<std::vector<SearchHypothesis>> Search(Transformer& model, const torch::Tensor& src,

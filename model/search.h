@@ -74,7 +74,8 @@ class IncrementalSearch {
   // Advances every active sentence by one token; returns the sentences that finished.
   std::vector<SearchResult> Step();
   size_t active() const;
-  int64_t rows() const;  // decoder-state rows (sentences x live hypotheses)
+  int64_t rows() const;  // decoder-state rows (sentences x live hypotheses, dead rows)
+  int64_t reused_rows() const;  // sentences that joined into dead rows so far
   bool beam() const;
 
  private:

@@ -203,6 +203,7 @@ class DecoderStateImpl : public DecoderState {
   torch::Tensor pos_cpu, pos_dev;
   // Identity of this state for StepGraphs (which graph's memory its tensors may point into).
   std::shared_ptr<const void> id = std::make_shared<int>(0);
+  bool complete = false;  // every mixer state lists all its tensors (ReplaceRows)
 
   int64_t rows() const override { return pos_cpu.size(0); }
   torch::Tensor positions() const override { return pos_cpu; }
@@ -225,6 +226,33 @@ class DecoderStateImpl : public DecoderState {
     pos_dev = pos_dev.index_select(0, dev);
     for (auto& s : self) s->Select(dev);
     for (auto& s : cross) s->Select(dev);
+  }
+  bool ReplaceRows(const std::vector<int64_t>& rows, DecoderState& other) override {
+    auto* o = dynamic_cast<DecoderStateImpl*>(&other);
+    if (!o || o->self.size() != self.size())
+      throw std::invalid_argument("DecoderState::ReplaceRows: state of another model");
+    if (static_cast<int64_t>(rows.size()) != o->rows())
+      throw std::invalid_argument("DecoderState::ReplaceRows: " + std::to_string(rows.size()) +
+                                  " rows to replace by " + std::to_string(o->rows()));
+    for (int64_t r : rows)
+      if (r < 0 || r >= this->rows())
+        throw std::out_of_range("DecoderState::ReplaceRows: row " + std::to_string(r) +
+                                " of " + std::to_string(this->rows()));
+    if (!complete || !o->complete) return false;
+    auto mine = Tensors(), theirs = o->Tensors();
+    if (mine.size() != theirs.size()) return false;
+    for (size_t i = 0; i < mine.size(); ++i) {
+      const auto& a = *mine[i];
+      const auto& b = *theirs[i];
+      if (a.scalar_type() != b.scalar_type() || a.device() != b.device() ||
+          a.dim() != b.dim() || a.sizes().slice(1) != b.sizes().slice(1))
+        return false;
+    }
+    const auto index_cpu = torch::tensor(rows, torch::kLong);
+    const auto index = index_cpu.to(pos_dev.device());
+    for (size_t i = 0; i < mine.size(); ++i) mine[i]->index_copy_(0, index, *theirs[i]);
+    pos_cpu.index_copy_(0, index_cpu, o->pos_cpu);
+    return true;
   }
   void Append(DecoderState& other) override {
     auto* o = dynamic_cast<DecoderStateImpl*>(&other);
@@ -350,6 +378,7 @@ torch::Tensor TransformerImpl::Forward(const torch::Tensor& src, const torch::Te
 
 std::unique_ptr<DecoderState> TransformerImpl::InitDecoder(const Encoded& enc) {
   auto s = std::make_unique<DecoderStateImpl>();
+  s->complete = DecoderCapturable();
   InitMixerStates(enc, *s);
   s->pos_cpu = torch::zeros({enc.memory.size(0)}, torch::kLong);
   s->pos_dev = s->pos_cpu.to(enc.memory.device());
@@ -402,6 +431,7 @@ void TransformerImpl::AppendSources(DecoderState& state, const torch::Tensor& sr
     enc.memory = RepeatRows(enc.memory, width);
     enc.mask = RepeatRows(enc.mask, width);
     auto st = std::make_unique<DecoderStateImpl>();
+    st->complete = DecoderCapturable();
     InitMixerStates(enc, *st);
     // In a graph the positions are created on the device (no copy from the host there).
     st->pos_dev = graph ? torch::zeros({enc.memory.size(0)},

@@ -48,6 +48,12 @@ class DecoderState {
   virtual torch::Tensor positions() const = 0;
   virtual void Select(const torch::Tensor& index) = 0;  // keep rows `index`, in that order
   virtual void Append(DecoderState& other) = 0;         // rows of `other` after these
+  // Rows `rows` (distinct) take the rows of `other` (a state of the same model with
+  // rows.size() rows), in place: every tensor keeps its memory, so a step graph's inputs stay
+  // its inputs. Returns false, changing nothing, where that cannot be done: a decoder mixer
+  // whose state does not list all its tensors (not StepCapturable), or memories of other
+  // lengths (eager steps; with step graphs every memory has max_len positions).
+  virtual bool ReplaceRows(const std::vector<int64_t>& rows, DecoderState& other) = 0;
 };
 
 class TransformerImpl : public torch::nn::Module {

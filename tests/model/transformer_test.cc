@@ -78,6 +78,37 @@ TEST(Transformer, FailedAppendLeavesTheStateAsItWas) {
   EXPECT_TRUE(torch::allclose(m->DecodeStep(next, *state), m->DecodeStep(next, *reference)));
 }
 
+// ReplaceRows writes a new sentence's rows over others in place; where it cannot (memories
+// of other lengths, eager), it says so and leaves the state alone; bad rows are errors.
+TEST(Transformer, ReplaceRowsInPlaceOrNotAtAll) {
+  torch::NoGradGuard ng;
+  torch::manual_seed(4);
+  Transformer m(TinySpec());
+  m->eval();
+  auto src = Pad({RandomTokens(5, true), RandomTokens(3, true)});
+  auto state = m->InitDecoder(m->Encode(src)), reference = m->InitDecoder(m->Encode(src));
+  auto bos = torch::tensor({ModelSpec::kBos, ModelSpec::kBos});
+  m->DecodeStep(bos, *state);
+  m->DecodeStep(bos, *reference);
+  auto longer = m->InitDecoder(m->Encode(Pad({RandomTokens(9, true)})));
+  EXPECT_FALSE(state->ReplaceRows({1}, *longer));  // memory of 10 positions, not 6
+  EXPECT_TRUE(torch::equal(state->positions(), reference->positions()));
+  EXPECT_THROW(state->ReplaceRows({0, 1}, *longer), std::invalid_argument);
+  EXPECT_THROW(state->ReplaceRows({2}, *longer), std::out_of_range);
+  // Same length: row 1 becomes the new sentence at position 0, row 0 goes on unchanged.
+  auto fresh_src = Pad({RandomTokens(5, true)});
+  auto same = m->InitDecoder(m->Encode(fresh_src));
+  ASSERT_TRUE(state->ReplaceRows({1}, *same));
+  EXPECT_EQ(state->positions()[0].item<int64_t>(), 1);
+  EXPECT_EQ(state->positions()[1].item<int64_t>(), 0);
+  auto alone = m->InitDecoder(m->Encode(fresh_src));
+  auto lp = m->DecodeStep(torch::tensor({7L, static_cast<int64_t>(ModelSpec::kBos)}), *state);
+  auto lp_ref = m->DecodeStep(torch::tensor({7L, 9L}), *reference);
+  auto lp_alone = m->DecodeStep(torch::tensor({static_cast<int64_t>(ModelSpec::kBos)}), *alone);
+  EXPECT_TRUE(torch::allclose(lp[0], lp_ref[0], 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(lp[1], lp_alone[0], 1e-5, 1e-5));
+}
+
 TEST(Transformer, TooLongInputIsRejected) {
   Transformer m(TinySpec());
   auto src = Pad({RandomTokens(kMaxLen, true)});  // max_len + 1 tokens
