@@ -244,8 +244,10 @@ class DecoderStateImpl : public DecoderState {
     for (size_t i = 0; i < mine.size(); ++i) {
       const auto& a = *mine[i];
       const auto& b = *theirs[i];
+      // (A tensor whose rows share memory, an expanded one, cannot take rows in place.)
       if (a.scalar_type() != b.scalar_type() || a.device() != b.device() ||
-          a.dim() != b.dim() || a.sizes().slice(1) != b.sizes().slice(1))
+          a.dim() != b.dim() || a.sizes().slice(1) != b.sizes().slice(1) ||
+          !a.is_non_overlapping_and_dense())
         return false;
     }
     const auto index_cpu = torch::tensor(rows, torch::kLong);

@@ -170,6 +170,18 @@ TEST_P(MixerProperty, BeamOfOneEqualsGreedy) {
   }
 }
 
+// Dead rows and joins into them (model/search.h) change no translation, for every mixer;
+// with memories padded to max_len (step graphs enabled, eager on the CPU) joins go in place
+// wherever every decoder mixer's state lists all its tensors.
+TEST_P(MixerProperty, DeadRowsChangeNoResult) {
+  model_->EnableStepGraphs(true);
+  bool listed = true;
+  for (int layer = 0; layer < 2; ++layer)
+    for (Site site : {Site::kDecoderSelf, Site::kDecoderCross})
+      listed = listed && model_->mixer(site, layer)->StepCapturable();
+  ExpectDeadRowsChangeNoResult(model_, torch::kCPU, 1e-4, /*in_place=*/listed);
+}
+
 TEST_P(MixerProperty, SaveLoadRoundTrip) {
   const auto dir = std::filesystem::temp_directory_path() /
                    ("mixserve_prop_" + std::to_string(::getpid()) + "_" +

@@ -107,71 +107,8 @@ TEST_F(SearchTest, SentencesJoiningMidDecodeMatchDecodingAlone) {
 }
 
 // Greedy search may keep answered and removed sentences' rows as dead rows
-// (SearchOptions::dead_rows) without changing any result: through joins, a removal, the
-// bucket shrinking and dead rows that reach max_len.
-// Sentences joining take dead rows' places in the state where the memories have one length
-// (always with step graphs enabled: padded to max_len), which `in_place` asks to see.
-// On CUDA the same again with step graphs (kAuto keeps dead rows there).
-void ExpectDeadRowsChangeNoResult(Transformer& model, const torch::Device& device,
-                                  double score_tol, bool in_place) {
-  torch::manual_seed(29);
-  std::vector<std::vector<int64_t>> srcs;
-  for (int i = 0; i < 24; ++i) srcs.push_back(RandomTokens(2 + i % 9, true));
-  bool joined_in_place = false;
-  auto run = [&](SearchOptions::DeadRows mode, bool* saw_dead) {
-    SearchOptions o;
-    o.dead_rows = mode;
-    IncrementalSearch search(model, o);
-    std::map<uint64_t, std::vector<SearchHypothesis>> got;
-    auto add = [&](uint64_t first, int n) {
-      std::vector<uint64_t> ids;
-      std::vector<std::vector<int64_t>> group;
-      for (int i = 0; i < n; ++i) {
-        ids.push_back(first + i);
-        group.push_back(srcs[first + i]);
-      }
-      search.Add(ids, Pad(group).to(device));
-    };
-    auto steps = [&](int n) {
-      for (int i = 0; i < n && search.active() > 0; ++i) {
-        for (auto& r : search.Step()) got[r.id] = r.hyps;
-        if (search.rows() > static_cast<int64_t>(search.active())) *saw_dead = true;
-      }
-    };
-    // A busy decode for 40 steps: a sentence joins every other step, so that rows die and
-    // dead ones grow old (max_len 16) while the batch goes on.
-    add(0, 6);
-    uint64_t next = 6;
-    for (int k = 0; k < 40; ++k) {
-      steps(1);
-      if (k == 1) {
-        EXPECT_TRUE(search.Remove(0));
-      }
-      if (k % 2 == 0 && next < srcs.size()) add(next++, 1);
-    }
-    steps(200);
-    EXPECT_EQ(search.active(), 0u);
-    if (search.reused_rows() > 0) joined_in_place = true;
-    return got;
-  };
-  bool dead_kept = false, dead_dropped = false;
-  const auto kept = run(SearchOptions::DeadRows::kKeep, &dead_kept);
-  const auto dropped = run(SearchOptions::DeadRows::kDrop, &dead_dropped);
-  EXPECT_TRUE(dead_kept) << "no dead row was ever kept: the test is blind";
-  EXPECT_FALSE(dead_dropped);
-  if (in_place) {
-    EXPECT_TRUE(joined_in_place) << "no sentence took a dead row's place on " << device.str();
-  }
-  ASSERT_EQ(kept.size(), srcs.size() - 1);  // all but the removed one
-  ASSERT_EQ(dropped.size(), srcs.size() - 1);
-  for (const auto& [id, hyps] : dropped) {
-    ASSERT_EQ(kept.count(id), 1u) << id;
-    ASSERT_EQ(kept.at(id).size(), hyps.size()) << id;
-    EXPECT_EQ(kept.at(id)[0].tokens, hyps[0].tokens) << id << " on " << device.str();
-    EXPECT_NEAR(kept.at(id)[0].score, hyps[0].score, score_tol) << id;
-  }
-}
-
+// (SearchOptions::dead_rows) without changing any result (ExpectDeadRowsChangeNoResult,
+// model_test_util.h); on CUDA the same again with step graphs (kAuto keeps dead rows there).
 TEST_F(SearchTest, DeadRowsChangeNoResult) {
   ExpectDeadRowsChangeNoResult(model_, torch::kCPU, 1e-4, /*in_place=*/false);  // may happen
   model_->EnableStepGraphs(true);  // on the CPU: eager steps over memory padded to max_len
