@@ -66,19 +66,13 @@ struct IncrementalSearch::Impl {
   int64_t dead = 0;                 // dead sentences among `sentences`
   int64_t reused = 0;               // sentences that joined into dead rows
 
-  static int64_t Bucket(int64_t rows) {
-    int64_t n = 1;
-    while (n < rows) n *= 2;
-    return n;
-  }
-
   // Drops the dead rows when the live ones (plus `joining` sentences about to be appended)
   // fit a smaller bucket than all of them would, or when a dead row nears max_len (its
   // position keeps growing).
   void DropDeadRows(int64_t joining = 0) {
     if (dead == 0) return;
     const int64_t all = static_cast<int64_t>(sentences.size()) + joining;
-    bool drop = all == dead || Bucket(all - dead) < Bucket(all);
+    bool drop = all == dead || StepGraphs::Bucket(all - dead) < StepGraphs::Bucket(all);
     if (!drop) {
       const int max_len = model->spec().max_len;
       drop = state->positions().max().item<int64_t>() >= max_len - 1;

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <mutex>
 
+#include "model/step_graphs.h"
+
 #if defined(MIXSERVE_WITH_CUDA)
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -88,8 +90,7 @@ std::vector<torch::Tensor> StartGraphs::Run(const torch::Tensor& src, int64_t wi
   if (src.dim() != 2 || !src.is_cuda() || width < 1) return {};
   const int64_t r = src.size(0), s = src.size(1);
   if (r < 1 || r > kMaxRows || s < 1 || s > max_len) return {};
-  int64_t n = 1;
-  while (n < r) n *= 2;
+  const int64_t n = StepGraphs::Bucket(r);
   const int64_t length = std::min(max_len, (s + kLengthStep - 1) / kLengthStep * kLengthStep);
   auto& I = *impl_;
   std::lock_guard<std::mutex> lock(I.mu);

@@ -16,12 +16,6 @@ namespace mixserve::model {
 
 namespace {
 
-int64_t Bucket(int64_t rows) {
-  int64_t n = 1;
-  while (n < rows) n *= 2;
-  return n;
-}
-
 // The shapes beyond the rows and the types of the state's tensors.
 std::vector<int64_t> Signature(const std::vector<torch::Tensor*>& slots) {
   std::vector<int64_t> sig;

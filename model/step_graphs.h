@@ -36,6 +36,12 @@ class StepGraphs {
   static constexpr int64_t kMaxRows = 1024;
   // Whether this build can capture CUDA graphs (LibTorch with CUDA).
   static bool Available();
+  // The bucket of `rows` rows: the next power of two (the rows a graph computes).
+  static int64_t Bucket(int64_t rows) {
+    int64_t n = 1;
+    while (n < rows) n *= 2;
+    return n;
+  }
 
   StepGraphs();
   ~StepGraphs();
