@@ -92,10 +92,13 @@ double DurationUs(const E& e, long) {
   return static_cast<double>(e.durationUs());
 }
 
-// Runs `step` under the profiler and prints its device kernels by name.
+// Runs `step` under the profiler and prints its device kernels by name, once per title
+// (Google Benchmark calls a benchmark's function more than once).
 void PrintKernels(const std::string& title, const std::function<void()>& step) {
   namespace prof = torch::autograd::profiler;
   namespace impl = torch::profiler::impl;
+  static std::set<std::string> printed;
+  if (!printed.insert(title).second) return;
   std::printf("%s: device kernels of one step\n", title.c_str());
   if (!g_target.device.is_cuda()) {
     std::printf("  (no CUDA device: nothing to list)\n");

@@ -7,6 +7,8 @@
 #     bench    CUDA timings of every mixer and of a whole decoding step (bench/mixer_bench,
 #              bench/decode_bench; fp32 and fp16) and of a translation with every cell of the
 #              ablation grid (bench/cell_bench, fp32) -> $WORK/bench
+#     kernels  the device kernels of one d512 decoding step (eager and graphed, batches 1 and
+#              256, fp16; bench/decode_bench --kernels) -> $WORK/bench/kernels_d512.txt
 #     train    background: shipped models (en-de, de-en: teacher + 2 students), teachers for
 #              en-fr and fr-en, from-scratch controls (en-de), the 6+6 d_model 512 models
 #              of the serving comparison
@@ -153,6 +155,11 @@ for step in "$@"; do
         > "$W/bench/cell_cuda_fp32.txt" 2>&1
       tail -n 3 "$W/bench/mixer_cuda_fp16.txt"
       cat "$W/bench/decode_cuda_fp16.txt" ;;
+    kernels)
+      mkdir -p "$W/bench"
+      "$B/bench/decode_bench" --device cuda --dtype fp16 --kernels --benchmark_min_time=0.05 \
+        --benchmark_filter='d512x6/mha(/graph)?/(1|256)$' > "$W/bench/kernels_d512.txt" 2>&1
+      grep -A 25 'device kernels' "$W/bench/kernels_d512.txt" | head -n 120 ;;
     train)
       background shipped env BUILD_DIR="$B" scripts/train_shipped_models.sh "$W/models" "$W/shipped"
       background fr env BUILD_DIR="$B" STUDENTS=0 DIRECTIONS="en-fr fr-en" \
