@@ -4,6 +4,9 @@
 #include <stdexcept>
 #include <string>
 
+#include "model/affine.h"
+#include "model/derived_weights.h"
+
 namespace mixserve::model {
 namespace {
 
@@ -35,17 +38,50 @@ class FeedForwardImpl : public torch::nn::Module {
         fc2_(register_module("fc2", torch::nn::Linear(ffn, d))),
         drop_(register_module("dropout", torch::nn::Dropout(dropout))) {}
   torch::Tensor forward(const torch::Tensor& x) {
-    // A decoding step on CUDA ([B, D], no dropout): the ReLU in the first product's epilogue,
-    // one operator less per layer and step.
-    if (x.dim() == 2 && x.is_cuda() && !is_training())
-      return x + fc2_(at::_addmm_activation(fc1_->bias, norm_(x), fc1_->weight.t()));
-    return x + drop_(fc2_(drop_(torch::relu(fc1_(norm_(x))))));
+    const int64_t d = x.size(-1);
+    auto n = norm_(x).reshape({d > 0 ? x.numel() / d : 0, d});  // the products on rows
+    torch::Tensor h;
+    if (x.is_cuda() && !is_training())  // the ReLU in the first product's epilogue
+      h = at::_addmm_activation(fc1_->bias, n, fc1_->weight.t());
+    else
+      h = drop_(torch::relu(Affine(n, fc1_)));
+    return x + drop_(Affine(h, fc2_)).view(x.sizes());
+  }
+  // One decoding step ([B, D]) for inference, adding the sub-block's output to `x` in place
+  // (`x` must be a tensor nothing else reads): two products in all. The first yields, after
+  // fc1's columns, one more that is constantly 1 (a zero weight row with bias 1; 8 columns
+  // with padding), and fc2's bias is that column's weight in the second product, which then
+  // adds bias and residual as it writes into x (addmm_, beta 1). With gradients or dropout:
+  // forward.
+  torch::Tensor Step(torch::Tensor x) {
+    if (torch::GradMode::is_enabled() || is_training()) return forward(x);
+    const auto w = Augmented();
+    auto n = norm_(x);
+    auto h = x.is_cuda() ? at::_addmm_activation(w[1], n, w[0].t())
+                         : torch::addmm(w[1], n, w[0].t()).relu_();
+    return x.addmm_(h, w[2].t());
   }
 
  private:
+  static constexpr int64_t kOnes = 8;  // the constant column and its padding
+  std::vector<torch::Tensor> Augmented() {
+    return augmented_.Get({&fc1_->weight, &fc1_->bias, &fc2_->weight, &fc2_->bias}, [this] {
+      const auto& w1 = fc1_->weight;  // [F, D]
+      const auto& w2 = fc2_->weight;  // [D, F]
+      auto one = torch::zeros({kOnes}, w1.options());
+      one[0] = 1;
+      auto w2_bias = torch::zeros({w2.size(0), kOnes}, w2.options());
+      w2_bias.select(1, 0).copy_(fc2_->bias);
+      return std::vector<torch::Tensor>{
+          torch::cat({w1, torch::zeros({kOnes, w1.size(1)}, w1.options())}, 0),
+          torch::cat({fc1_->bias, one}, 0), torch::cat({w2, w2_bias}, 1)};
+    });
+  }
+
   torch::nn::LayerNorm norm_;
   torch::nn::Linear fc1_, fc2_;
   torch::nn::Dropout drop_;
+  DerivedWeights augmented_;
 };
 TORCH_MODULE(FeedForward);
 
@@ -292,6 +328,20 @@ struct TransformerImpl::Layers {
   std::vector<EncoderLayer> enc;
   std::vector<DecoderLayer> dec;
   torch::nn::LayerNorm enc_norm{nullptr}, dec_norm{nullptr};
+  DerivedWeights scaled_src, scaled_tgt;  // embedding tables times sqrt(d), for inference
+                                          // (scaled_tgt only, when shared)
+
+  // e(tokens) * sqrt(d): without gradients from a table with the factor folded in (one
+  // operator less in each decoding step and start).
+  torch::Tensor Embed(torch::nn::Embedding& e, DerivedWeights& scaled,
+                      const torch::Tensor& tokens, int64_t d) {
+    const double factor = std::sqrt(static_cast<double>(d));
+    if (torch::GradMode::is_enabled()) return e(tokens) * factor;
+    auto table = scaled.Get({&e->weight}, [&] {
+      return std::vector<torch::Tensor>{e->weight * factor};
+    });
+    return F::embedding(tokens, table[0]);
+  }
 };
 
 TransformerImpl::TransformerImpl(const ModelSpec& spec)
@@ -355,7 +405,8 @@ Encoded TransformerImpl::Encode(const torch::Tensor& src) {
   CheckTokens(src, spec_, "source");
   auto& L = *layers_;
   const auto mask = src.ne(ModelSpec::kPad);
-  auto x = L.src_embed(src) * std::sqrt(static_cast<double>(spec_.d_model)) +
+  auto x = L.Embed(L.src_embed, spec_.share_embeddings ? L.scaled_tgt : L.scaled_src, src,
+                   spec_.d_model) +
            L.pe.narrow(0, 0, src.size(1)).to(L.src_embed->weight.scalar_type());
   x = L.drop(x);
   for (size_t i = 0; i < L.enc.size(); ++i) x = L.enc[i]->Forward(x, mask, i, tap_);
@@ -366,7 +417,7 @@ torch::Tensor TransformerImpl::DecodeFull(const torch::Tensor& tgt_in, const Enc
   CheckTokens(tgt_in, spec_, "target");
   auto& L = *layers_;
   const auto mask = tgt_in.ne(ModelSpec::kPad);
-  auto x = L.tgt_embed(tgt_in) * std::sqrt(static_cast<double>(spec_.d_model)) +
+  auto x = L.Embed(L.tgt_embed, L.scaled_tgt, tgt_in, spec_.d_model) +
            L.pe.narrow(0, 0, tgt_in.size(1)).to(L.tgt_embed->weight.scalar_type());
   x = L.drop(x);
   for (size_t i = 0; i < L.dec.size(); ++i) x = L.dec[i]->Forward(x, mask, enc, i, tap_);
@@ -503,13 +554,18 @@ torch::Tensor TransformerImpl::DecodeStep(const torch::Tensor& tokens, DecoderSt
   auto& L = *layers_;
   // Everything below reads the state only on the device (a graph replays it).
   auto step = [&](const torch::Tensor& tok) {
-    auto x = L.tgt_embed(tok) * std::sqrt(static_cast<double>(spec_.d_model)) +
+    auto x = L.Embed(L.tgt_embed, L.scaled_tgt, tok, spec_.d_model) +
              L.pe.index_select(0, s->pos_dev).to(L.tgt_embed->weight.scalar_type());
     x = L.drop(x);
     for (size_t i = 0; i < L.dec.size(); ++i) {
       x = L.dec[i]->block(Site::kDecoderSelf)->Step(x, s->pos_dev, *s->self[i]);
       x = L.dec[i]->block(Site::kDecoderCross)->Step(x, s->pos_dev, *s->cross[i]);
-      x = L.dec[i]->ffn()->forward(x);
+      // A mixer's residual sum is a new tensor the feed-forward may overwrite; a block
+      // replacement's output is left to the mixer.
+      if (L.dec[i]->block(Site::kDecoderCross)->role() == MixerRole::kMixer)
+        x = L.dec[i]->ffn()->Step(x);
+      else
+        x = L.dec[i]->ffn()->forward(x);
     }
     x = L.dec_norm(x);
     auto logits = L.out_proj ? L.out_proj(x) : F::linear(x, L.tgt_embed->weight);

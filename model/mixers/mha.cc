@@ -4,24 +4,30 @@
 //   head_h = softmax(Q_h K_h^T / sqrt(dh) + M) V_h    for cross; dh = d_model / heads)
 //   y = concat_h(head_h) Wo + bo
 //
-// M is 0 where a key may be attended and -1e9 where not (-65504 in fp16 decoding steps; key
-// padding, in decoder self also keys after the query). Scores and softmax are computed in
-// fp32 so that fp16/bf16 models neither overflow the mask value nor lose the softmax's
-// precision.
+// M is 0 where a key may be attended and -1e9 where not (-65504 in fp16; key padding, in
+// decoder self also keys after the query). Scores and softmax are computed in fp32 so that
+// fp16/bf16 models neither overflow the mask value nor lose the softmax's precision.
+//
+// Without gradients (serving, evaluation) the projections run from stacked weights (see
+// Stacked): q already divided by sqrt(dh), and each head's key and value side by side, so that
+// one product yields q, k and v (self sites) or k and v (the encoder output at cross), and
+// a decoding step writes its key and value into the cache with one operator. On CUDA with
+// LibTorch 2 the attention itself is the fused scaled_dot_product_attention.
 //
 // Incremental decoding:
-//  - decoder self keeps a key/value cache [B, H, max_len, dh]; each row writes its step's key
-//    and value at its own position and attends to cache slots <= its position, so rows at
-//    different positions (continuous batching) share one call;
-//  - decoder cross projects the encoder output to K/V once at InitState.
+//  - decoder self keeps a key/value cache [B, H, max_len, 2 dh] (per head: key, then value);
+//    each row writes its step's key and value at its own position and attends to cache slots
+//    <= its position, so rows at different positions (continuous batching) share one call;
+//  - decoder cross projects the encoder output to keys/values (same layout) once at InitState.
 #include <torch/version.h>
 
 #include <cmath>
-#include <mutex>
 #include <stdexcept>
 #include <utility>
 #include <vector>
 
+#include "model/affine.h"
+#include "model/derived_weights.h"
 #include "model/token_mixer.h"
 
 namespace mixserve::model {
@@ -45,48 +51,50 @@ torch::Tensor MaskBias(const torch::Tensor& allowed, torch::ScalarType dtype) { 
   return b;
 }
 
+// Keys and values side by side ([B, H, L, 2 dh]) as the two views attention reads.
+torch::Tensor Keys(const torch::Tensor& kv) { return kv.narrow(3, 0, kv.size(3) / 2); }
+torch::Tensor Values(const torch::Tensor& kv) {
+  return kv.narrow(3, kv.size(3) / 2, kv.size(3) / 2);
+}
+
 // Key/value cache of decoder self-attention, and the additive mask of the slots each row may
 // not attend to yet (kept across steps: a step unblocks its own slot, one operator instead of
 // building the mask from the positions at every step and layer).
 struct SelfState : MixerState {
-  torch::Tensor k, v;  // [B, H, L, dh]
+  torch::Tensor kv;    // [B, H, L, 2 dh]
   torch::Tensor bias;  // [B, 1, 1, AlignedWidth(L)]: Masked until the row has written the slot
   void Select(const torch::Tensor& index) override {
-    auto i = index.to(k.device(), torch::kLong);
-    k = k.index_select(0, i);
-    v = v.index_select(0, i);
+    auto i = index.to(kv.device(), torch::kLong);
+    kv = kv.index_select(0, i);
     bias = bias.index_select(0, i);
   }
   void Append(MixerState& other) override {
     auto* o = dynamic_cast<SelfState*>(&other);
     if (!o) throw std::invalid_argument("mha: Append of a state of another mixer");
-    k = torch::cat({k, o->k}, 0);
-    v = torch::cat({v, o->v}, 0);
+    kv = torch::cat({kv, o->kv}, 0);
     bias = torch::cat({bias, o->bias}, 0);
   }
-  std::vector<torch::Tensor*> Tensors() override { return {&k, &v, &bias}; }
+  std::vector<torch::Tensor*> Tensors() override { return {&kv, &bias}; }
 };
 
 // Projected encoder keys/values of decoder cross-attention.
 struct CrossState : MixerState {
-  torch::Tensor k, v;  // [B, H, S, dh]
+  torch::Tensor kv;    // [B, H, S, 2 dh]
   torch::Tensor bias;  // [B, 1, 1, AlignedWidth(S)]: Masked at source padding
   void Select(const torch::Tensor& index) override {
-    auto i = index.to(k.device(), torch::kLong);
-    k = k.index_select(0, i);
-    v = v.index_select(0, i);
+    auto i = index.to(kv.device(), torch::kLong);
+    kv = kv.index_select(0, i);
     bias = bias.index_select(0, i);
   }
   void Append(MixerState& other) override {
     auto* o = dynamic_cast<CrossState*>(&other);
     if (!o) throw std::invalid_argument("mha: Append of a state of another mixer");
     // Memories of different lengths: pad the shorter along S with masked slots.
-    const int64_t s = std::max(k.size(2), o->k.size(2));
-    k = torch::cat({PadS(k, s), PadS(o->k, s)}, 0);
-    v = torch::cat({PadS(v, s), PadS(o->v, s)}, 0);
+    const int64_t s = std::max(kv.size(2), o->kv.size(2));
+    kv = torch::cat({PadS(kv, s), PadS(o->kv, s)}, 0);
     bias = torch::cat({PadBias(bias, s), PadBias(o->bias, s)}, 0);
   }
-  std::vector<torch::Tensor*> Tensors() override { return {&k, &v, &bias}; }
+  std::vector<torch::Tensor*> Tensors() override { return {&kv, &bias}; }
   static torch::Tensor PadS(const torch::Tensor& t, int64_t s) {
     if (t.size(2) == s) return t;
     auto pad = torch::zeros({t.size(0), t.size(1), s - t.size(2), t.size(3)}, t.options());
@@ -124,18 +132,47 @@ class MhaMixer : public TokenMixer {
     const bool cross = ctx_.site == Site::kDecoderCross;
     const auto& kv_in = cross ? in.memory : in.x;
     const auto& key_mask = cross ? in.memory_mask : in.mask;  // [B, S]
-    auto q = Heads(q_(in.x));                                 // [B, H, T, dh]
-    auto k = Heads(k_(kv_in));                                // [B, H, S, dh]
-    auto v = Heads(v_(kv_in));
     auto allowed = key_mask.to(torch::kBool).unsqueeze(1).unsqueeze(1);  // [B, 1, 1, S]
     if (ctx_.site == Site::kDecoderSelf) {
       const int64_t t = in.x.size(1);
       auto causal = torch::ones({t, t}, key_mask.options().dtype(torch::kBool)).tril();
       allowed = allowed & causal.view({1, 1, t, t});
     }
-    auto bias = torch::zeros(allowed.sizes(), q.options().dtype(torch::kFloat))
-                    .masked_fill_(allowed.logical_not(), kMasked);
-    return o_(Merge(Attend(q, k, v, bias)));
+    if (torch::GradMode::is_enabled()) {  // training: the projections as the parameters are
+      auto q = Heads(q_(in.x));           // [B, H, T, dh]
+      auto k = Heads(k_(kv_in));          // [B, H, S, dh]
+      auto v = Heads(v_(kv_in));
+      auto bias = torch::zeros(allowed.sizes(), q.options().dtype(torch::kFloat))
+                      .masked_fill_(allowed.logical_not(), kMasked);
+      return o_(Merge(Attend(q, k, v, bias)));
+    }
+    // Inference: stacked projections, q divided by sqrt(dh) already.
+    const int64_t d = heads_ * dh_;
+    const auto w = Stacked();
+    torch::Tensor q, kv;
+    if (cross) {
+      q = Affine(in.x, w[0].narrow(0, 0, d), w[1].narrow(0, 0, d));
+      kv = KeysValues(kv_in, w);
+    } else {
+      auto qkv = Affine(in.x, w[0], w[1]);  // [B, T, 3D]
+      q = qkv.narrow(2, 0, d);
+      kv = SplitHeads(qkv.narrow(2, d, 2 * d), 2 * dh_);
+    }
+    q = Heads(q);
+    torch::Tensor ctx;
+#if TORCH_VERSION_MAJOR >= 2
+    if (q.is_cuda() && !(is_training() && ctx_.dropout() > 0)) {
+      auto bias = torch::zeros(allowed.sizes(), q.options())
+                      .masked_fill_(allowed.logical_not(), Masked(q.scalar_type()));
+      ctx = at::scaled_dot_product_attention(q, Keys(kv), Values(kv), bias, 0.0, false, 1.0);
+    }
+#endif
+    if (!ctx.defined()) {
+      auto bias = torch::zeros(allowed.sizes(), q.options().dtype(torch::kFloat))
+                      .masked_fill_(allowed.logical_not(), kMasked);
+      ctx = Attend(q, Keys(kv), Values(kv), bias, /*scaled=*/true);
+    }
+    return Affine(Merge(ctx), o_);
   }
 
   std::unique_ptr<MixerState> InitState(const torch::Tensor& memory,
@@ -144,16 +181,17 @@ class MhaMixer : public TokenMixer {
     auto opts = q_->weight.options();
     if (ctx_.site == Site::kDecoderCross) {
       auto s = std::make_unique<CrossState>();
-      s->k = Heads(k_(memory));
-      s->v = Heads(v_(memory));
+      if (torch::GradMode::is_enabled())
+        s->kv = torch::cat({Heads(k_(memory)), Heads(v_(memory))}, 3);
+      else
+        s->kv = KeysValues(memory, Stacked()).contiguous();
       s->bias = MaskBias(memory_mask.to(torch::kBool), opts.dtype().toScalarType());
       return s;
     }
     if (ctx_.site != Site::kDecoderSelf)
       throw std::logic_error("mha: incremental state exists only at decoder sites");
     auto s = std::make_unique<SelfState>();
-    s->k = torch::zeros({batch, heads_, ctx_.max_len(), dh_}, opts);
-    s->v = torch::zeros({batch, heads_, ctx_.max_len(), dh_}, opts);
+    s->kv = torch::zeros({batch, heads_, ctx_.max_len(), 2 * dh_}, opts);
     s->bias = torch::full({batch, 1, 1, AlignedWidth(ctx_.max_len())},
                           Masked(opts.dtype().toScalarType()), opts);
     return s;
@@ -163,72 +201,77 @@ class MhaMixer : public TokenMixer {
 
   torch::Tensor Step(const torch::Tensor& x_t, const torch::Tensor& pos,
                      MixerState& state) override {
-    const int64_t b = x_t.size(0);
-    // Q / sqrt(dh) in the projection's own operator: addmm(b, x, W^T, beta, alpha) computes
-    // beta*b + alpha*(x W^T).
+    const int64_t b = x_t.size(0), d = heads_ * dh_;
+    const bool grad = torch::GradMode::is_enabled();
+    // Q / sqrt(dh): with gradients addmm(b, x, W^T, beta, alpha) = beta*b + alpha*(x W^T);
+    // without, the stacked weights have it folded in.
     const double scale = 1.0 / std::sqrt(static_cast<double>(dh_));
+    std::vector<torch::Tensor> w;
+    if (!grad) w = Stacked();
+    auto project_q = [&] {
+      return grad ? torch::addmm(q_->bias, x_t, q_->weight.t(), scale, scale)
+                  : torch::addmm(w[1].narrow(0, 0, d), x_t, w[0].narrow(0, 0, d).t());
+    };
     if (ctx_.site == Site::kDecoderCross) {
-      auto q = Heads(torch::addmm(q_->bias, x_t, q_->weight.t(), scale, scale).unsqueeze(1));
       auto& s = static_cast<CrossState&>(state);
-      return o_(Merge(AttendOne(q, s.k, s.v, s.bias.narrow(3, 0, s.k.size(2))))).squeeze(1);
+      auto q = Heads(project_q().unsqueeze(1));
+      auto ctx = AttendOne(q, Keys(s.kv), Values(s.kv), s.bias.narrow(3, 0, s.kv.size(2)));
+      return Affine(ctx.reshape({b, d}), o_);
     }
     auto& s = static_cast<SelfState&>(state);
-    torch::Tensor q, k, v;  // [B, H, 1, dh]
-    if (!torch::GradMode::is_enabled()) {
-      // Serving: the three projections in one product (FusedQkv).
-      const auto w = FusedQkv(scale);
-      auto qkv = torch::addmm(w.second, x_t, w.first.t()).unsqueeze(1);  // [B, 1, 3D]
-      const int64_t d = heads_ * dh_;
-      q = Heads(qkv.narrow(2, 0, d));
-      k = Heads(qkv.narrow(2, d, d));
-      v = Heads(qkv.narrow(2, 2 * d, d));
+    torch::Tensor q, kv;  // [B, H, 1, dh], [B, H, 1, 2 dh]
+    if (!grad) {
+      auto qkv = torch::addmm(w[1], x_t, w[0].t());  // [B, 3D]: one product
+      q = Heads(qkv.narrow(1, 0, d).unsqueeze(1));
+      kv = qkv.narrow(1, d, 2 * d).view({b, heads_, 1, 2 * dh_});
     } else {
-      q = Heads(torch::addmm(q_->bias, x_t, q_->weight.t(), scale, scale).unsqueeze(1));
-      k = Heads(k_(x_t).unsqueeze(1));
-      v = Heads(v_(x_t).unsqueeze(1));
+      q = Heads(project_q().unsqueeze(1));
+      kv = torch::cat({Heads(k_(x_t).unsqueeze(1)), Heads(v_(x_t).unsqueeze(1))}, 3);
     }
     auto p = pos.to(x_t.device(), torch::kLong);
-    // Write this step's key/value at each row's own position, and unblock that slot.
+    // Write this step's key and value at each row's own position, and unblock that slot.
     auto slot = p.view({b, 1, 1, 1});
-    auto kv_slot = slot.expand({b, heads_, 1, dh_});
-    s.k.scatter_(2, kv_slot, k);
-    s.v.scatter_(2, kv_slot, v);
+    s.kv.scatter_(2, slot.expand({b, heads_, 1, 2 * dh_}), kv);
     s.bias.scatter_(3, slot, 0.0);
-    return o_(Merge(AttendOne(q, s.k, s.v, s.bias.narrow(3, 0, s.k.size(2))))).squeeze(1);
+    auto ctx = AttendOne(q, Keys(s.kv), Values(s.kv), s.bias.narrow(3, 0, s.kv.size(2)));
+    return Affine(ctx.reshape({b, d}), o_);
   }
 
  private:
-  // The weights [3D, D] and biases [3D] of q (divided by sqrt(dh)), k and v stacked, for the
-  // decoding steps of decoder self; built on first use without gradients and again whenever
-  // one of the six tensors moved or was changed in place (its version counter).
-  std::pair<torch::Tensor, torch::Tensor> FusedQkv(double scale) {
-    const torch::Tensor* parts[] = {&q_->weight, &k_->weight, &v_->weight,
-                                    &q_->bias,   &k_->bias,   &v_->bias};
-    std::vector<int64_t> key;
-    for (const auto* t : parts) {
-      key.push_back(reinterpret_cast<int64_t>(t->data_ptr()));
-      key.push_back(t->is_inference() ? -1 : static_cast<int64_t>(t->_version()));
-    }
-    std::lock_guard<std::mutex> lock(fused_mu_);
-    if (key != fused_key_) {
-      torch::NoGradGuard no_grad;
-      fused_w_ = torch::cat({q_->weight * scale, k_->weight, v_->weight}, 0);
-      fused_b_ = torch::cat({q_->bias * scale, k_->bias, v_->bias}, 0);
-      fused_key_ = std::move(key);
-    }
-    return {fused_w_, fused_b_};
+  // Inference weights [3D, D] and biases [3D]: q's divided by sqrt(dh), then per head the
+  // key's rows and the value's rows (so that the product's k/v part, split by heads, holds
+  // each head's key and value side by side, the caches' layout). Derived without gradients
+  // from the four projections and rebuilt whenever one of them changes.
+  std::vector<torch::Tensor> Stacked() {
+    return stacked_.Get(
+        {&q_->weight, &k_->weight, &v_->weight, &q_->bias, &k_->bias, &v_->bias}, [this] {
+          const double scale = 1.0 / std::sqrt(static_cast<double>(dh_));
+          const int64_t d = heads_ * dh_;
+          auto kw = torch::stack({k_->weight.view({heads_, dh_, d}),
+                                  v_->weight.view({heads_, dh_, d})}, 1)
+                        .reshape({2 * d, d});
+          auto kb = torch::stack({k_->bias.view({heads_, dh_}), v_->bias.view({heads_, dh_})}, 1)
+                        .reshape({2 * d});
+          return std::vector<torch::Tensor>{torch::cat({q_->weight * scale, kw}, 0),
+                                            torch::cat({q_->bias * scale, kb}, 0)};
+        });
   }
-
- private:
+  // Keys and values of `m` [B, S, D] from the stacked weights: [B, H, S, 2 dh] (a view).
+  torch::Tensor KeysValues(const torch::Tensor& m, const std::vector<torch::Tensor>& w) const {
+    const int64_t d = heads_ * dh_;
+    return SplitHeads(Affine(m, w[0].narrow(0, d, 2 * d), w[1].narrow(0, d, 2 * d)), 2 * dh_);
+  }
+  // [B, T, H * n] -> [B, H, T, n]
+  torch::Tensor SplitHeads(const torch::Tensor& x, int64_t n) const {
+    return x.view({x.size(0), x.size(1), heads_, n}).transpose(1, 2);
+  }
   // [B, T, D] -> [B, H, T, dh]
-  torch::Tensor Heads(const torch::Tensor& x) const {
-    return x.view({x.size(0), x.size(1), heads_, dh_}).transpose(1, 2);
-  }
+  torch::Tensor Heads(const torch::Tensor& x) const { return SplitHeads(x, dh_); }
   // [B, H, T, dh] -> [B, T, D]
   torch::Tensor Merge(const torch::Tensor& x) const {
     return x.transpose(1, 2).contiguous().view({x.size(0), x.size(2), heads_ * dh_});
   }
-  // q unscaled (Forward) or already divided by sqrt(dh) (`scaled`, decoding steps).
+  // q unscaled (training) or already divided by sqrt(dh) (`scaled`).
   torch::Tensor Attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                        const torch::Tensor& bias, bool scaled = false) {
     auto probs =
@@ -269,9 +312,7 @@ class MhaMixer : public TokenMixer {
   int dh_ = 0;
   torch::nn::Linear q_{nullptr}, k_{nullptr}, v_{nullptr}, o_{nullptr};
   torch::nn::Dropout drop_{nullptr};
-  std::mutex fused_mu_;
-  std::vector<int64_t> fused_key_;
-  torch::Tensor fused_w_, fused_b_;
+  DerivedWeights stacked_;
 };
 
 MIXSERVE_REGISTER_MIXER("mha",

@@ -88,6 +88,27 @@ TEST_P(MixerProperty, IncrementalEqualsFull) {
   EXPECT_EQ(state->positions()[0].item<int64_t>(), tgt.size(1));
 }
 
+// What mixers and layers derive from their weights for inference (mha's stacked projections,
+// the feed-forward's augmented products) computes the model the parameters define: without
+// gradients (serving) the teacher-forced pass and the decoding steps equal the teacher-forced
+// pass with gradients, the one training runs.
+TEST_P(MixerProperty, InferenceEqualsTraining) {
+  std::vector<std::vector<int64_t>> srcs = {RandomTokens(6, true), RandomTokens(9, true)};
+  std::vector<std::vector<int64_t>> tgts = {WithBos(RandomTokens(5, false)),
+                                            WithBos(RandomTokens(5, false))};
+  torch::Tensor training;
+  {
+    torch::AutoGradMode grad(true);
+    training = torch::log_softmax(model_->Forward(Pad(srcs), Pad(tgts)), -1).detach();
+  }
+  auto inference = FullLogProbs(Pad(srcs), Pad(tgts));
+  EXPECT_TRUE(torch::allclose(inference, training, 1e-4, 1e-4))
+      << "max diff " << (inference - training).abs().max().item<float>();
+  auto steps = StepLogProbs(srcs[1], tgts[1]);
+  EXPECT_TRUE(torch::allclose(steps, training[1], 1e-4, 1e-4))
+      << "max diff " << (steps - training[1]).abs().max().item<float>();
+}
+
 // Whatever a mixer derives from its weights for decoding steps (mha's stacked projections)
 // follows the weights when they change in place, as an optimiser step or loading does.
 TEST_P(MixerProperty, IncrementalFollowsWeightChanges) {
