@@ -129,12 +129,9 @@ struct IncrementalSearch::Impl {
     if (!identity) state->Select(torch::tensor(index, torch::kLong));
   }
 
-  std::vector<SearchResult> StepGreedy(const torch::Tensor& logp) {
-    auto best = logp.max(-1);
-    auto values = std::get<0>(best).to(torch::kCPU);
-    auto tokens = std::get<1>(best).to(torch::kCPU);
-    auto v = values.accessor<float, 1>();
-    auto t = tokens.accessor<int64_t, 1>();
+  std::vector<SearchResult> StepGreedy(const TransformerImpl::Best& best) {
+    auto v = best.log_probs.accessor<float, 1>();
+    auto t = best.tokens.accessor<int64_t, 1>();
     std::vector<SearchResult> done;
     std::vector<Sentence> kept;
     std::vector<int64_t> index;
@@ -318,8 +315,8 @@ bool IncrementalSearch::Remove(uint64_t id) {
 std::vector<SearchResult> IncrementalSearch::Step() {
   auto& I = *impl_;
   if (I.sentences.size() == static_cast<size_t>(I.dead)) return {};
-  auto logp = I.model->DecodeStep(I.NextTokens(), *I.state);
-  return I.beam ? I.StepBeam(logp) : I.StepGreedy(logp);
+  if (!I.beam) return I.StepGreedy(I.model->GreedyStep(I.NextTokens(), *I.state));
+  return I.StepBeam(I.model->DecodeStep(I.NextTokens(), *I.state));
 }
 
 size_t IncrementalSearch::active() const {

@@ -38,7 +38,7 @@ struct StepGraphs::Impl {
     torch::Tensor tokens;            // [n] int64
     std::vector<torch::Tensor> in;   // [n, ...]: what the graph reads
     std::vector<torch::Tensor> out;  // [n, ...]: what the step left in the slots
-    torch::Tensor logp;              // [n, V]
+    torch::Tensor result;            // [n, ...]: what the step returned
     at::cuda::CUDAGraph graph;
     // `out` narrowed to the rows of the last replay (views made once per number of rows:
     // creating a few dozen views at every step costs more host time than the rest of it).
@@ -116,7 +116,7 @@ struct StepGraphs::Impl {
       point_at_inputs();
       g.graph.capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
       begun = true;
-      g.logp = step(g.tokens);
+      g.result = step(g.tokens);
       begun = false;
       g.graph.capture_end();
       for (const auto* t : slots) g.out.push_back(*t);
@@ -131,7 +131,7 @@ struct StepGraphs::Impl {
       g.failed = true;
       g.in.clear();
       g.out.clear();
-      g.logp = torch::Tensor();
+      g.result = torch::Tensor();
       last_error = e.what();
     }
     torch::cuda::synchronize(device.index());
@@ -173,7 +173,7 @@ torch::Tensor StepGraphs::Run(const torch::Tensor& tokens,
     g.views_rows = r;
   }
   for (size_t i = 0; i < slots.size(); ++i) *slots[i] = g.views[i];
-  return g.logp.narrow(0, 0, r).clone();
+  return g.result.narrow(0, 0, r);
 }
 
 #else  // no CUDA: every step is eager

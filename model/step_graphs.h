@@ -50,8 +50,9 @@ class StepGraphs {
 
   // One step over r = tokens.size(0) rows (1 <= r <= kMaxRows, state tensors on one CUDA
   // device, tokens there or on the CPU):
-  // `step(tokens)` computes the log-probabilities [rows, V] from the tensors that `slots`
-  // point to (each [rows, ...]) and may replace them. Returns [r, V] (a tensor of its own);
+  // `step(tokens)` computes a result [rows, ...] (log-probabilities [rows, V], or each row's
+  // best token) from the tensors that `slots` point to (each [rows, ...]) and may replace
+  // them. Returns its rows 0..r-1: the graph's output, valid until the graph's next replay;
   // afterwards the slots hold the new state. `owner` identifies the state (alive as long as
   // it is). Thread-safe (one replay at a time).
   using StepFn = std::function<torch::Tensor(const torch::Tensor& tokens)>;

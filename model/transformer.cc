@@ -528,13 +528,14 @@ bool TransformerImpl::DecoderCapturable() const {
 
 bool TransformerImpl::EnableStepGraphs(bool on) {
   graphs_ = on ? std::make_shared<StepGraphs>() : nullptr;
+  greedy_graphs_ = on ? std::make_shared<StepGraphs>() : nullptr;
   starts_ = on ? std::make_shared<StartGraphs>() : nullptr;
   graphable_ = on && StepGraphs::Available() && DecoderCapturable();
   return graphable_;
 }
 
 int64_t TransformerImpl::captured_step_graphs() const {
-  return graphs_ ? graphs_->captured() : 0;
+  return graphs_ ? graphs_->captured() + greedy_graphs_->captured() : 0;
 }
 
 int64_t TransformerImpl::captured_start_graphs() const {
@@ -542,14 +543,35 @@ int64_t TransformerImpl::captured_start_graphs() const {
 }
 
 torch::Tensor TransformerImpl::DecodeStep(const torch::Tensor& tokens, DecoderState& state) {
+  bool graphed = false;
+  auto logp = RunStep(tokens, state, /*greedy=*/false, graphed);
+  return graphed ? logp.clone() : logp;  // a graph's output is overwritten by its next replay
+}
+
+TransformerImpl::Best TransformerImpl::GreedyStep(const torch::Tensor& tokens,
+                                                  DecoderState& state) {
+  bool graphed = false;
+  torch::Tensor best;  // [rows, 2]: log-probability, token (exact in fp32 below 2^24)
+  if (spec_.vocab_size <= (1 << 24)) {
+    best = RunStep(tokens, state, /*greedy=*/true, graphed).to(torch::kCPU);
+  } else {
+    auto m = RunStep(tokens, state, /*greedy=*/false, graphed).max(-1);
+    best = torch::stack({std::get<0>(m), std::get<1>(m).to(torch::kFloat)}, 1).to(torch::kCPU);
+  }
+  return Best{best.select(1, 1).to(torch::kLong), best.select(1, 0).contiguous()};
+}
+
+torch::Tensor TransformerImpl::RunStep(const torch::Tensor& tokens, DecoderState& state,
+                                       bool greedy, bool& graphed) {
+  const char* what = greedy ? "GreedyStep" : "DecodeStep";
   auto* s = dynamic_cast<DecoderStateImpl*>(&state);
-  if (!s) throw std::invalid_argument("DecodeStep: state of another model");
+  if (!s) throw std::invalid_argument(std::string(what) + ": state of another model");
   if (tokens.dim() != 1 || tokens.size(0) != s->rows())
-    throw std::invalid_argument("DecodeStep: expected " + std::to_string(s->rows()) +
+    throw std::invalid_argument(std::string(what) + ": expected " + std::to_string(s->rows()) +
                                 " tokens (one per row), got shape " +
                                 std::to_string(tokens.numel()));
   if (s->rows() > 0 && s->pos_cpu.max().item<int64_t>() >= spec_.max_len)
-    throw std::invalid_argument("DecodeStep: a row would exceed the model's max_len " +
+    throw std::invalid_argument(std::string(what) + ": a row would exceed the model's max_len " +
                                 std::to_string(spec_.max_len));
   auto& L = *layers_;
   // Everything below reads the state only on the device (a graph replays it).
@@ -570,16 +592,20 @@ torch::Tensor TransformerImpl::DecodeStep(const torch::Tensor& tokens, DecoderSt
     x = L.dec_norm(x);
     auto logits = L.out_proj ? L.out_proj(x) : F::linear(x, L.tgt_embed->weight);
     s->pos_dev = s->pos_dev + 1;
-    return torch::log_softmax(logits, -1, torch::kFloat);  // fp32, one operator
+    auto logp = torch::log_softmax(logits, -1, torch::kFloat);  // fp32, one operator
+    if (!greedy) return logp;
+    auto best = logp.max(-1);
+    return torch::stack({std::get<0>(best), std::get<1>(best).to(torch::kFloat)}, 1);
   };
   const auto device = L.tgt_embed->weight.device();
-  torch::Tensor logp;
-  if (graphable_ && device.is_cuda() && !torch::GradMode::is_enabled() && s->rows() > 0)
-    logp = graphs_->Run(tokens, s->Tensors(), step, s->id);
+  torch::Tensor out;
+  graphed = graphable_ && device.is_cuda() && !torch::GradMode::is_enabled() && s->rows() > 0;
+  if (graphed)
+    out = (greedy ? greedy_graphs_ : graphs_)->Run(tokens, s->Tensors(), step, s->id);
   else
-    logp = step(tokens.to(device));
+    out = step(tokens.to(device));
   s->pos_cpu = s->pos_cpu + 1;
-  return logp;
+  return out;
 }
 
 std::shared_ptr<TokenMixer> TransformerImpl::mixer(Site site, int layer) const {

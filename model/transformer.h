@@ -74,6 +74,13 @@ class TransformerImpl : public torch::nn::Module {
   // std::invalid_argument for inputs longer than max_len.
   std::unique_ptr<DecoderState> InitDecoder(const Encoded& enc);
   torch::Tensor DecodeStep(const torch::Tensor& tokens, DecoderState& state);
+  // DecodeStep for greedy search: each row's most probable next token ([B] int64) and its
+  // log-probability ([B] fp32), both on the CPU. Found on the device within the step (in the
+  // step's graph when graphed), so that one small copy comes back instead of [B, V].
+  struct Best {
+    torch::Tensor tokens, log_probs;
+  };
+  Best GreedyStep(const torch::Tensor& tokens, DecoderState& state);
   // For continuous batching: a state over no rows yet (on the model's device), and appending
   // the rows of new sources to a state: Encode + InitDecoder + Append, each source row
   // repeated `width` times in a row (beam rows). With step graphs enabled, on CUDA and
@@ -119,9 +126,14 @@ class TransformerImpl : public torch::nn::Module {
   struct Layers;
   std::shared_ptr<Layers> layers_;
   std::shared_ptr<StepGraphs> graphs_;  // null: eager steps over unpadded memory
+  std::shared_ptr<StepGraphs> greedy_graphs_;  // GreedyStep's, with graphs_
   std::shared_ptr<StartGraphs> starts_;  // with graphs_ (used when graphable_)
   bool graphable_ = false;                    // every decoder mixer's step is capturable
   bool DecoderCapturable() const;
+  // DecodeStep (log-probabilities [B, V]) or GreedyStep (`greedy`: [B, 2], best log-probability
+  // and token as fp32) on the device; `graphed`: the result is a graph's output.
+  torch::Tensor RunStep(const torch::Tensor& tokens, DecoderState& state, bool greedy,
+                        bool& graphed);
   // The mixer states of a new DecoderState over `enc`'s rows.
   void InitMixerStates(const Encoded& enc, DecoderState& state);
 };

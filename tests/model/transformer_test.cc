@@ -54,6 +54,32 @@ TEST(Transformer, ShapesAndProbabilities) {
   EXPECT_TRUE(torch::allclose(lp.exp().sum(-1), torch::ones({2}), 1e-5, 1e-5));
 }
 
+// GreedyStep and DecodeStep on two states of the same sources, fed the same tokens: each row's
+// best token and its log-probability are the maxima of DecodeStep's log-probabilities.
+void ExpectGreedyStepsAreMaxima(Transformer& m, const torch::Tensor& src,
+                                const torch::Tensor& tgt) {
+  auto greedy = m->InitDecoder(m->Encode(src));
+  auto full = m->InitDecoder(m->Encode(src));
+  for (int64_t t = 0; t < tgt.size(1); ++t) {
+    auto tok = tgt.select(1, t).contiguous();
+    auto best = m->GreedyStep(tok, *greedy);
+    auto want = m->DecodeStep(tok, *full).cpu().max(-1);
+    ASSERT_TRUE(best.tokens.device().is_cpu() && best.log_probs.device().is_cpu());
+    ASSERT_EQ(best.tokens.scalar_type(), torch::kLong);
+    EXPECT_TRUE(torch::equal(best.tokens, std::get<1>(want))) << "step " << t;
+    EXPECT_TRUE(torch::allclose(best.log_probs, std::get<0>(want), 1e-6, 1e-6)) << "step " << t;
+  }
+}
+
+TEST(Transformer, GreedyStepGivesTheMaxima) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(9);
+  Transformer m(TinySpec());
+  m->eval();
+  ExpectGreedyStepsAreMaxima(m, Pad({RandomTokens(4, true), RandomTokens(9, true)}),
+                             Pad({WithBos(RandomTokens(5, false)), WithBos(RandomTokens(5, false))}));
+}
+
 // On a machine with CUDA: the baseline's inference path there (stacked projections, the fused
 // attention kernel with additive masks, the feed-forward's augmented products; fp32) gives
 // the CPU training pass's log-probabilities, teacher-forced and step by step.
@@ -77,6 +103,10 @@ TEST(Transformer, CudaInferenceMatchesCpuTraining) {
     ASSERT_TRUE(torch::allclose(lp, want.select(1, t), 1e-4, 1e-4))
         << "step " << t << " max diff " << (lp - want.select(1, t)).abs().max().item<float>();
   }
+  // With step graphs: GreedyStep's tokens and log-probabilities are DecodeStep's maxima.
+  m->EnableStepGraphs(true);
+  ExpectGreedyStepsAreMaxima(m, src.to(cuda), tgt);
+  EXPECT_GT(m->captured_step_graphs(), 1);
 }
 
 // A failed Append (here the joining state's second decoder layer has another mixer, so that
