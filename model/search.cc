@@ -72,7 +72,8 @@ struct IncrementalSearch::Impl {
   void DropDeadRows(int64_t joining = 0) {
     if (dead == 0) return;
     const int64_t all = static_cast<int64_t>(sentences.size()) + joining;
-    bool drop = all == dead || StepGraphs::Bucket(all - dead) < StepGraphs::Bucket(all);
+    // (A lone dead row stays: an idle search's next sentence takes its place.)
+    bool drop = StepGraphs::Bucket(all - dead) < StepGraphs::Bucket(all);
     if (!drop) {
       const int max_len = model->spec().max_len;
       drop = state->positions().max().item<int64_t>() >= max_len - 1;
@@ -273,16 +274,15 @@ void IncrementalSearch::Add(const std::vector<uint64_t>& ids, const torch::Tenso
     std::vector<int64_t> slots;
     for (size_t i = 0; i < I.sentences.size() && static_cast<int64_t>(slots.size()) < n; ++i)
       if (I.sentences[i].dead) slots.push_back(static_cast<int64_t>(i));
-    auto fresh = I.model->EmptyDecoder();
-    I.model->AppendSources(*fresh, src, I.width);
-    if (I.state->ReplaceRows(slots, *fresh)) {
+    auto declined = I.model->ReplaceRowsWithSources(*I.state, slots, src);
+    if (!declined) {
       for (int64_t k = 0; k < n; ++k) I.sentences[slots[k]] = sentence(ids[k]);
       I.dead -= n;
       I.reused += n;
       return;
     }
     I.DropDeadRows(n);
-    I.state->Append(*fresh);
+    I.state->Append(*declined);
   } else {
     I.DropDeadRows(n);
     I.model->AppendSources(*I.state, src, I.width);  // each sentence once per beam row

@@ -41,7 +41,8 @@ class FeedForwardImpl : public torch::nn::Module {
     const int64_t d = x.size(-1);
     auto n = norm_(x).reshape({d > 0 ? x.numel() / d : 0, d});  // the products on rows
     torch::Tensor h;
-    if (x.is_cuda() && !is_training())  // the ReLU in the first product's epilogue
+    // Inference on CUDA: the ReLU in the first product's epilogue.
+    if (x.is_cuda() && !is_training() && !torch::GradMode::is_enabled())
       h = at::_addmm_activation(fc1_->bias, n, fc1_->weight.t());
     else
       h = drop_(torch::relu(Affine(n, fc1_)));
@@ -263,33 +264,56 @@ class DecoderStateImpl : public DecoderState {
     for (auto& s : self) s->Select(dev);
     for (auto& s : cross) s->Select(dev);
   }
-  bool ReplaceRows(const std::vector<int64_t>& rows, DecoderState& other) override {
-    auto* o = dynamic_cast<DecoderStateImpl*>(&other);
-    if (!o || o->self.size() != self.size())
-      throw std::invalid_argument("DecoderState::ReplaceRows: state of another model");
-    if (static_cast<int64_t>(rows.size()) != o->rows())
+  // `rows` (to be replaced by `n` new rows) exist in this state.
+  void CheckRows(const std::vector<int64_t>& rows, int64_t n) const {
+    if (static_cast<int64_t>(rows.size()) != n)
       throw std::invalid_argument("DecoderState::ReplaceRows: " + std::to_string(rows.size()) +
-                                  " rows to replace by " + std::to_string(o->rows()));
+                                  " rows to replace by " + std::to_string(n));
     for (int64_t r : rows)
       if (r < 0 || r >= this->rows())
         throw std::out_of_range("DecoderState::ReplaceRows: row " + std::to_string(r) +
                                 " of " + std::to_string(this->rows()));
-    if (!complete || !o->complete) return false;
-    auto mine = Tensors(), theirs = o->Tensors();
+  }
+  bool ReplaceRows(const std::vector<int64_t>& rows, DecoderState& other) override {
+    auto* o = dynamic_cast<DecoderStateImpl*>(&other);
+    if (!o || o->self.size() != self.size())
+      throw std::invalid_argument("DecoderState::ReplaceRows: state of another model");
+    if (!o->complete) {
+      CheckRows(rows, o->rows());
+      return false;
+    }
+    std::vector<torch::Tensor> theirs;
+    for (auto* t : o->Tensors()) theirs.push_back(*t);
+    return ReplaceRowsWith(rows, theirs, o->pos_cpu);
+  }
+  // Whether rows can be replaced in place at all: every mixer state lists all its tensors,
+  // and no tensor's rows share memory (an expanded one).
+  bool TakesRowsInPlace() {
+    if (!complete) return false;
+    for (auto* t : Tensors())
+      if (!t->is_non_overlapping_and_dense()) return false;
+    return true;
+  }
+  // ReplaceRows from tensors in the order of Tensors() (another state's, or a start graph's
+  // results) and their rows' positions.
+  bool ReplaceRowsWith(const std::vector<int64_t>& rows, const std::vector<torch::Tensor>& theirs,
+                       const torch::Tensor& their_pos_cpu) {
+    CheckRows(rows, their_pos_cpu.size(0));
+    if (!TakesRowsInPlace()) return false;
+    auto mine = Tensors();
     if (mine.size() != theirs.size()) return false;
     for (size_t i = 0; i < mine.size(); ++i) {
       const auto& a = *mine[i];
-      const auto& b = *theirs[i];
-      // (A tensor whose rows share memory, an expanded one, cannot take rows in place.)
+      const auto& b = theirs[i];
       if (a.scalar_type() != b.scalar_type() || a.device() != b.device() ||
           a.dim() != b.dim() || a.sizes().slice(1) != b.sizes().slice(1) ||
-          !a.is_non_overlapping_and_dense())
+          b.size(0) != static_cast<int64_t>(rows.size()))
         return false;
     }
     const auto index_cpu = torch::tensor(rows, torch::kLong);
     const auto index = index_cpu.to(pos_dev.device());
-    for (size_t i = 0; i < mine.size(); ++i) mine[i]->index_copy_(0, index, *theirs[i]);
-    pos_cpu.index_copy_(0, index_cpu, o->pos_cpu);
+    for (size_t i = 0; i < mine.size(); ++i) mine[i]->index_copy_(0, index, theirs[i]);
+    pos_cpu.index_copy_(0, index_cpu, their_pos_cpu);
     return true;
   }
   void Append(DecoderState& other) override {
@@ -473,50 +497,75 @@ torch::Tensor RepeatRows(const torch::Tensor& t, int64_t width) {
 }
 }  // namespace
 
+std::vector<torch::Tensor> TransformerImpl::StartFromGraph(const torch::Tensor& src,
+                                                           int64_t width) {
+  if (!starts_ || !graphable_ || !src.is_cuda() || torch::GradMode::is_enabled()) return {};
+  return starts_->Run(src, width, spec_.max_len, ModelSpec::kPad, ModelSpec::kEos,
+                      [&](const torch::Tensor& s) {
+                        auto st = StartState(s, width, /*graph=*/true);
+                        std::vector<torch::Tensor> out;
+                        for (auto* t : static_cast<DecoderStateImpl&>(*st).Tensors())
+                          out.push_back(*t);
+                        return out;
+                      });
+}
+
+std::unique_ptr<DecoderState> TransformerImpl::StartState(const torch::Tensor& src,
+                                                          int64_t width, bool graph) {
+  auto enc = Encode(src);
+  enc.memory = RepeatRows(enc.memory, width);
+  enc.mask = RepeatRows(enc.mask, width);
+  auto st = std::make_unique<DecoderStateImpl>();
+  st->complete = DecoderCapturable();
+  InitMixerStates(enc, *st);
+  // In a graph the positions are created on the device (no copy from the host there).
+  st->pos_dev = graph ? torch::zeros({enc.memory.size(0)},
+                                     torch::TensorOptions(torch::kLong).device(src.device()))
+                      : torch::zeros({enc.memory.size(0)}, torch::kLong).to(src.device());
+  st->pos_cpu = torch::zeros({enc.memory.size(0)}, torch::kLong);
+  return st;
+}
+
+std::unique_ptr<DecoderState> TransformerImpl::StateOfViews(
+    const std::vector<torch::Tensor>& views) {
+  auto rows = EmptyDecoder();
+  auto& r = static_cast<DecoderStateImpl&>(*rows);
+  auto slots = r.Tensors();
+  if (slots.size() != views.size())
+    throw std::logic_error("the start graph's state has " + std::to_string(views.size()) +
+                           " tensors, the model's " + std::to_string(slots.size()));
+  for (size_t i = 0; i < slots.size(); ++i) *slots[i] = views[i];
+  r.pos_cpu = torch::zeros({views[0].size(0)}, torch::kLong);
+  return rows;
+}
+
 void TransformerImpl::AppendSources(DecoderState& state, const torch::Tensor& src,
                                     int64_t width) {
   if (!dynamic_cast<DecoderStateImpl*>(&state))
     throw std::invalid_argument("AppendSources: state of another model");
   if (width < 1) throw std::invalid_argument("AppendSources: width must be at least 1");
   CheckTokens(src, spec_, "source");
-  auto start = [&](const torch::Tensor& s, bool graph) {
-    auto enc = Encode(s);
-    enc.memory = RepeatRows(enc.memory, width);
-    enc.mask = RepeatRows(enc.mask, width);
-    auto st = std::make_unique<DecoderStateImpl>();
-    st->complete = DecoderCapturable();
-    InitMixerStates(enc, *st);
-    // In a graph the positions are created on the device (no copy from the host there).
-    st->pos_dev = graph ? torch::zeros({enc.memory.size(0)},
-                                       torch::TensorOptions(torch::kLong).device(s.device()))
-                        : torch::zeros({enc.memory.size(0)}, torch::kLong).to(s.device());
-    st->pos_cpu = torch::zeros({enc.memory.size(0)}, torch::kLong);
-    return st;
-  };
-  if (starts_ && graphable_ && src.is_cuda() && !torch::GradMode::is_enabled()) {
-    auto views = starts_->Run(src, width, spec_.max_len, ModelSpec::kPad, ModelSpec::kEos,
-                              [&](const torch::Tensor& s) {
-                                auto st = start(s, true);
-                                std::vector<torch::Tensor> out;
-                                for (auto* t : st->Tensors()) out.push_back(*t);
-                                return out;
-                              });
-    if (!views.empty()) {
-      // A state of these mixers over no rows takes the graph's results, for Append to copy.
-      auto rows = EmptyDecoder();
-      auto& r = static_cast<DecoderStateImpl&>(*rows);
-      auto slots = r.Tensors();
-      if (slots.size() != views.size())
-        throw std::logic_error("AppendSources: the start graph's state has " +
-                               std::to_string(views.size()) + " tensors, the model's " +
-                               std::to_string(slots.size()));
-      for (size_t i = 0; i < slots.size(); ++i) *slots[i] = views[i];
-      r.pos_cpu = torch::zeros({views[0].size(0)}, torch::kLong);
-      state.Append(r);
-      return;
-    }
+  auto views = StartFromGraph(src, width);
+  // From a graph: a state of these mixers over no rows takes the graph's results, for Append
+  // to copy.
+  state.Append(views.empty() ? *StartState(src, width, /*graph=*/false) : *StateOfViews(views));
+}
+
+std::unique_ptr<DecoderState> TransformerImpl::ReplaceRowsWithSources(
+    DecoderState& state, const std::vector<int64_t>& rows, const torch::Tensor& src) {
+  auto* s = dynamic_cast<DecoderStateImpl*>(&state);
+  if (!s) throw std::invalid_argument("ReplaceRowsWithSources: state of another model");
+  CheckTokens(src, spec_, "source");
+  s->CheckRows(rows, src.size(0));
+  auto views = StartFromGraph(src, 1);
+  if (views.empty()) {
+    auto fresh = StartState(src, 1, /*graph=*/false);
+    if (state.ReplaceRows(rows, *fresh)) return nullptr;
+    return fresh;
   }
-  state.Append(*start(src, false));
+  // Straight from the start graph's results into the rows: no state built for them.
+  if (s->ReplaceRowsWith(rows, views, torch::zeros({src.size(0)}, torch::kLong))) return nullptr;
+  return StateOfViews(views);
 }
 
 bool TransformerImpl::DecoderCapturable() const {

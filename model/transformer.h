@@ -88,6 +88,15 @@ class TransformerImpl : public torch::nn::Module {
   // length (model/start_graphs.h).
   std::unique_ptr<DecoderState> EmptyDecoder();
   void AppendSources(DecoderState& state, const torch::Tensor& src, int64_t width = 1);
+  // The rows of new sources (one row each) written over rows `rows` of `state` (dead rows of
+  // finished sentences) in place, as DecoderState::ReplaceRows would write a state of them;
+  // with start graphs straight from the graph's results, building no state for them. Returns
+  // null when done; where the state cannot take them in place (memories of another length,
+  // a mixer state that does not list its tensors) it is left as it was, and the new rows come
+  // back as a state of their own, for Append.
+  std::unique_ptr<DecoderState> ReplaceRowsWithSources(DecoderState& state,
+                                                       const std::vector<int64_t>& rows,
+                                                       const torch::Tensor& src);
 
   // Decoding through captured CUDA graphs (model/step_graphs.h), for serving: from now on
   // InitDecoder pads the encoder memory to max_len (so that the state's shapes depend only on
@@ -130,6 +139,13 @@ class TransformerImpl : public torch::nn::Module {
   std::shared_ptr<StartGraphs> starts_;  // with graphs_ (used when graphable_)
   bool graphable_ = false;                    // every decoder mixer's step is capturable
   bool DecoderCapturable() const;
+  // A start (encoder, beam rows, mixer states) computed eagerly, or inside a start graph.
+  std::unique_ptr<DecoderState> StartState(const torch::Tensor& src, int64_t width, bool graph);
+  // The start's tensors (in DecoderState tensor order) from a start graph, views into its
+  // memory until its next replay; empty where start graphs do not apply.
+  std::vector<torch::Tensor> StartFromGraph(const torch::Tensor& src, int64_t width);
+  // A state over the rows of a start graph's results (which its Append must copy at once).
+  std::unique_ptr<DecoderState> StateOfViews(const std::vector<torch::Tensor>& views);
   // DecodeStep (log-probabilities [B, V]) or GreedyStep (`greedy`: [B, 2], best log-probability
   // and token as fp32) on the device; `graphed`: the result is a graph's output.
   torch::Tensor RunStep(const torch::Tensor& tokens, DecoderState& state, bool greedy,

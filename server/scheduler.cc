@@ -258,7 +258,14 @@ void Scheduler::Loop() {
         srcs.push_back(q.job.src);
       }
       try {
-        if (!s.session) s.session = engine_->NewSession(items.front().job.options);
+        if (!s.session) {
+          // An idle session of other options gives way first: its decoder state may hold
+          // step graphs that the new one's steps need.
+          for (auto other = sessions_.begin(); other != sessions_.end();)
+            other = other->first != key && other->second.active.empty() ? sessions_.erase(other)
+                                                                        : std::next(other);
+          s.session = engine_->NewSession(items.front().job.options);
+        }
         s.session->AddBatch(ids, srcs);
       } catch (const std::exception& e) {
         CountFailure(std::string("engine failed to start the sentence: ") + e.what());
@@ -348,7 +355,10 @@ void Scheduler::Loop() {
         if (!done.empty()) observe(SchedulerObserver::Phase::kFinish, t);
       }
       in_flight += s.active.size();
-      if (s.active.empty())
+      // A session whose sentences are all answered stays while it is the only one, so that
+      // an idle server's next request of the same options joins it (no new decoder state;
+      // with dead rows, into the memory of the last one) instead of building a new one.
+      if (s.active.empty() && (!s.session || sessions_.size() > 1))
         it = sessions_.erase(it);
       else
         ++it;

@@ -90,7 +90,7 @@ inline void ExpectDeadRowsChangeNoResult(Transformer& model, const torch::Device
                                          double score_tol, bool in_place) {
   torch::manual_seed(29);
   std::vector<std::vector<int64_t>> srcs;
-  for (int i = 0; i < 24; ++i) srcs.push_back(RandomTokens(2 + i % 9, true));
+  for (int i = 0; i < 26; ++i) srcs.push_back(RandomTokens(2 + i % 9, true));
   bool joined_in_place = false;
   auto run = [&](SearchOptions::DeadRows mode, bool* saw_dead) {
     SearchOptions o;
@@ -121,11 +121,26 @@ inline void ExpectDeadRowsChangeNoResult(Transformer& model, const torch::Device
       if (k == 1) {
         EXPECT_TRUE(search.Remove(0));
       }
-      if (k % 2 == 0 && next < srcs.size()) add(next++, 1);
+      if (k % 2 == 0 && next + 2 < srcs.size()) add(next++, 1);
     }
     steps(200);
     EXPECT_EQ(search.active(), 0u);
     if (search.reused_rows() > 0) joined_in_place = true;
+    // Idle, every sentence answered: at most one dead row stays. One more sentence decoded
+    // alone leaves exactly one (kKeep), and the next sentence of the idle search takes its
+    // place where the state allows (an idle server's next request).
+    EXPECT_LE(search.rows(), mode == SearchOptions::DeadRows::kKeep ? 1 : 0);
+    add(next++, 1);
+    steps(200);
+    const bool keep = mode == SearchOptions::DeadRows::kKeep;
+    EXPECT_EQ(search.rows(), keep ? 1 : 0);
+    const int64_t reused = search.reused_rows();
+    add(next++, 1);
+    if (in_place && keep) {
+      EXPECT_EQ(search.reused_rows(), reused + 1) << "the idle search appended on " << device.str();
+    }
+    steps(200);
+    EXPECT_EQ(search.active(), 0u);
     return got;
   };
   bool dead_kept = false, dead_dropped = false;

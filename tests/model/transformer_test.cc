@@ -162,6 +162,19 @@ TEST(Transformer, ReplaceRowsInPlaceOrNotAtAll) {
   auto lp_alone = m->DecodeStep(torch::tensor({static_cast<int64_t>(ModelSpec::kBos)}), *alone);
   EXPECT_TRUE(torch::allclose(lp[0], lp_ref[0], 1e-5, 1e-5));
   EXPECT_TRUE(torch::allclose(lp[1], lp_alone[0], 1e-5, 1e-5));
+  // The same from source tokens (the new rows' start computed for them): row 0 now.
+  EXPECT_THROW(m->ReplaceRowsWithSources(*state, {0, 1}, fresh_src), std::invalid_argument);
+  auto declined = m->ReplaceRowsWithSources(*state, {0}, Pad({RandomTokens(9, true)}));
+  ASSERT_NE(declined, nullptr);  // memory of 10 positions: the new row comes back
+  EXPECT_EQ(declined->rows(), 1);
+  EXPECT_EQ(state->positions()[0].item<int64_t>(), 2);
+  ASSERT_EQ(m->ReplaceRowsWithSources(*state, {0}, fresh_src), nullptr);
+  EXPECT_EQ(state->positions()[0].item<int64_t>(), 0);
+  EXPECT_EQ(state->positions()[1].item<int64_t>(), 1);
+  auto again = m->InitDecoder(m->Encode(fresh_src));
+  auto lp2 = m->DecodeStep(torch::tensor({static_cast<int64_t>(ModelSpec::kBos), 5L}), *state);
+  auto lp2_alone = m->DecodeStep(torch::tensor({static_cast<int64_t>(ModelSpec::kBos)}), *again);
+  EXPECT_TRUE(torch::allclose(lp2[0], lp2_alone[0], 1e-5, 1e-5));
 }
 
 TEST(Transformer, TooLongInputIsRejected) {

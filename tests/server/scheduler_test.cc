@@ -22,7 +22,8 @@ struct Trace {
   std::mutex mu;
   std::vector<size_t> step_sizes;
   std::set<uint64_t> removed;
-  int sessions = 0;
+  int sessions = 0;   // created
+  int destroyed = 0;  // sessions destroyed
   int step_delay_ms = 0;
   std::atomic<bool> fail{false};  // Step throws while set
 };
@@ -30,6 +31,10 @@ struct Trace {
 class StepSession : public DecodeSession {
  public:
   explicit StepSession(Trace* t) : t_(t) {}
+  ~StepSession() override {
+    std::lock_guard<std::mutex> lock(t_->mu);
+    t_->destroyed++;
+  }
   void Add(uint64_t id, const std::vector<int>& src) override { AddBatch({id}, {src}); }
   void AddBatch(const std::vector<uint64_t>& ids,
                 const std::vector<std::vector<int>>& srcs) override {
@@ -454,6 +459,32 @@ SentenceOutcome RunOne(Scheduler& s, std::vector<int> src) {
   jobs.push_back(Job(std::move(src), p));
   EXPECT_EQ(s.Submit(std::move(jobs)), Scheduler::Admit::kAccepted);
   return p->get_future().get();
+}
+
+// An idle scheduler keeps its last session for the next request of the same options, and
+// lets it go when a session of other options starts (whose steps may need its graphs).
+TEST(Scheduler, IdleSessionServesTheNextRequestOfItsOptions) {
+  Trace t;
+  StepEngine e(&t);
+  SchedulerOptions o;
+  o.max_queue_delay_us = 0;
+  Scheduler s(&e, o);
+  EXPECT_EQ(RunOne(s, {1, 2}).hyps.at(0).tokens, (std::vector<int>{2, 1}));
+  EXPECT_EQ(RunOne(s, {3}).hyps.at(0).tokens, (std::vector<int>{3}));
+  {
+    std::lock_guard<std::mutex> lock(t.mu);
+    EXPECT_EQ(t.sessions, 1);
+    EXPECT_EQ(t.destroyed, 0);
+  }
+  auto p = std::make_shared<std::promise<SentenceOutcome>>();
+  std::vector<SentenceJob> jobs;
+  jobs.push_back(Job({4, 5}, p));
+  jobs[0].options.max_output_tokens = 7;  // other options: another session
+  ASSERT_EQ(s.Submit(std::move(jobs)), Scheduler::Admit::kAccepted);
+  EXPECT_EQ(p->get_future().get().hyps.at(0).tokens, (std::vector<int>{5, 4}));
+  std::lock_guard<std::mutex> lock(t.mu);
+  EXPECT_EQ(t.sessions, 2);
+  EXPECT_EQ(t.destroyed, 1);
 }
 
 TEST(Scheduler, RepeatedEngineFailuresAreReportedOnceAndSuccessResetsTheCount) {
