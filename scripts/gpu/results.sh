@@ -30,6 +30,7 @@
 #              every encoder self-attention, distilled (8 epochs, as the shipped ALR-XS) from
 #              the shipped teachers of both directions, exported in fp16 and evaluated
 #              (greedy and beam 5, both test splits) -> $WORK/enc-students
+#     wait     until the background jobs started so far have ended (e.g. `train-perf wait perf`)
 #     status   progress of the background jobs
 #     pack D   the results (tables, JSON, logs, shipped model repository) as files in D
 #   JOIN_MIN (perf, perf-shipped: batching.join_min_sentences of the variants; default unset)
@@ -48,6 +49,7 @@ background() {  # name command...
   local name=$1
   shift
   setsid nohup "$@" > "$W/logs/$name.log" 2>&1 < /dev/null &
+  echo $! > "$W/logs/$name.pid"
   echo "started $name (log $W/logs/$name.log)"
 }
 
@@ -217,6 +219,14 @@ for step in "$@"; do
         --splits=test_2016_flickr,test_2017_flickr --beam=5 --batch_size=64 --out="$e/eval.jsonl" \
         > "$e/eval.log" 2>&1
       du -ab "$e/repo" | sort -n | tail -n 5 ;;
+    wait)
+      # Until every background job started so far has ended (by its process id: a search of
+      # the process list by command line would also find the shell that runs this step).
+      for f in "$W"/logs/*.pid; do
+        [ -f "$f" ] || continue
+        while kill -0 "$(cat "$f")" 2> /dev/null; do sleep 2; done
+        echo "ended $(basename "$f" .pid)"
+      done ;;
     status)
       for f in "$W"/logs/*.log "$W"/shipped/*.log "$W"/fr/*.log; do
         [ -f "$f" ] && { echo "== $f"; tail -n 2 "$f" | cut -c1-200; }
