@@ -600,13 +600,12 @@ torch::Tensor TransformerImpl::DecodeStep(const torch::Tensor& tokens, DecoderSt
 TransformerImpl::Best TransformerImpl::GreedyStep(const torch::Tensor& tokens,
                                                   DecoderState& state) {
   bool graphed = false;
-  torch::Tensor best;  // [rows, 2]: log-probability, token (exact in fp32 below 2^24)
-  if (spec_.vocab_size <= (1 << 24)) {
-    best = RunStep(tokens, state, /*greedy=*/true, graphed).to(torch::kCPU);
-  } else {
+  if (spec_.vocab_size > (1 << 24)) {  // token ids beyond fp32's exact integers: two copies
     auto m = RunStep(tokens, state, /*greedy=*/false, graphed).max(-1);
-    best = torch::stack({std::get<0>(m), std::get<1>(m).to(torch::kFloat)}, 1).to(torch::kCPU);
+    return Best{std::get<1>(m).to(torch::kCPU), std::get<0>(m).to(torch::kCPU)};
   }
+  // [rows, 2]: log-probability, token (exact in fp32 below 2^24), in one copy.
+  auto best = RunStep(tokens, state, /*greedy=*/true, graphed).to(torch::kCPU);
   return Best{best.select(1, 1).to(torch::kLong), best.select(1, 0).contiguous()};
 }
 
