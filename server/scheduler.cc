@@ -37,16 +37,16 @@ Scheduler::~Scheduler() {
 
 Scheduler::Admit Scheduler::Submit(std::vector<SentenceJob> jobs) {
   auto now = SteadyClock::now();
-  size_t depth;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return Admit::kStopped;
     if (queue_.size() + jobs.size() > static_cast<size_t>(options_.max_queue_size))
       return Admit::kQueueFull;
     for (auto& j : jobs) queue_.push_back(Queued{next_id_++, std::move(j), now});
-    depth = queue_.size();
+    // Under the lock: written after it, a submit's depth could land after the loop's newer
+    // one and leave the gauge stale.
+    if (observer_.queue_depth) observer_.queue_depth(queue_.size());
   }
-  if (observer_.queue_depth) observer_.queue_depth(depth);
   cv_.notify_one();
   return Admit::kAccepted;
 }
@@ -228,9 +228,8 @@ void Scheduler::Loop() {
       }
       continue;
     }
-    size_t depth = queue_.size();
+    if (observer_.queue_depth) observer_.queue_depth(queue_.size());  // under the lock, as in Submit
     lock.unlock();
-    if (observer_.queue_depth) observer_.queue_depth(depth);
 
     for (auto& [q, code] : dropped) {
       SentenceOutcome o;

@@ -68,6 +68,8 @@ struct SentenceJob {
 
 // Observes queue and batch sizes (metrics); every callback may be empty.
 struct SchedulerObserver {
+  // Called with the scheduler's lock held (so that depths land in order): must not call
+  // back into the scheduler.
   std::function<void(size_t)> queue_depth;
   std::function<void(size_t)> in_flight;
   std::function<void(size_t)> step_batch;  // sentences in one decoding step

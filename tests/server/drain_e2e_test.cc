@@ -43,13 +43,19 @@ models { name: "en-de-base" batching { max_batch_sentences: 2 max_queue_delay_us
       return std::make_pair(s, r.translation());
     }));
   // Wait until the server holds every call (two decoding, ten queued), then ask it to stop.
+  // Both gauges are needed: ten queued is also what the server shows while the first
+  // sentence decodes alone and the last call is still on its way.
   std::string m;
+  auto settled = [&] {
+    return MetricSum(m, "mixserve_queue_depth", {{"model", "en-de-base"}}) == 10 &&
+           MetricSum(m, "mixserve_inflight_sentences", {{"model", "en-de-base"}}) == 2;
+  };
   for (int i = 0; i < 500; ++i) {
     m = HttpGet(server.metrics_port(), "/metrics");
-    if (MetricSum(m, "mixserve_queue_depth", {{"model", "en-de-base"}}) >= 10) break;
+    if (settled()) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  ASSERT_EQ(MetricSum(m, "mixserve_queue_depth", {{"model", "en-de-base"}}), 10);
+  ASSERT_TRUE(settled()) << m;
   server.Signal(SIGTERM);
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   // During the drain: health says NOT_SERVING and new calls get UNAVAILABLE.
