@@ -150,7 +150,7 @@ torch::Tensor StepGraphs::Run(const torch::Tensor& tokens,
       throw std::invalid_argument("StepGraphs: every state tensor must be on CUDA with " +
                                   std::to_string(r) + " rows");
   const auto device = slots.empty() ? tokens.device() : slots.front()->device();
-  auto eager = [&] { return step(tokens.to(device)); };
+  auto eager = [&] { return step(tokens.to(device, torch::kLong)); };
   if (r < 1 || r > kMaxRows) return eager();
   auto& I = *impl_;
   std::lock_guard<std::mutex> lock(I.mu);

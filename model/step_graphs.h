@@ -49,7 +49,7 @@ class StepGraphs {
   StepGraphs& operator=(const StepGraphs&) = delete;
 
   // One step over r = tokens.size(0) rows (1 <= r <= kMaxRows, state tensors on one CUDA
-  // device, tokens there or on the CPU):
+  // device, tokens there or on the CPU, int64 or integral fp32 as a greedy step's best):
   // `step(tokens)` computes a result [rows, ...] (log-probabilities [rows, V], or each row's
   // best token) from the tensors that `slots` point to (each [rows, ...]) and may replace
   // them. Returns its rows 0..r-1: the graph's output, valid until the graph's next replay;

@@ -599,15 +599,34 @@ torch::Tensor TransformerImpl::DecodeStep(const torch::Tensor& tokens, DecoderSt
 
 TransformerImpl::Best TransformerImpl::GreedyStep(const torch::Tensor& tokens,
                                                   DecoderState& state) {
-  bool graphed = false;
-  if (spec_.vocab_size > (1 << 24)) {  // token ids beyond fp32's exact integers: two copies
-    auto m = RunStep(tokens, state, /*greedy=*/false, graphed).max(-1);
-    return Best{std::get<1>(m).to(torch::kCPU), std::get<0>(m).to(torch::kCPU)};
-  }
-  // [rows, 2]: log-probability, token (exact in fp32 below 2^24), in one copy.
-  auto best = RunStep(tokens, state, /*greedy=*/true, graphed).to(torch::kCPU);
-  return Best{best.select(1, 1).to(torch::kLong), best.select(1, 0).contiguous()};
+  return LaunchGreedyStep(tokens, state).Wait();
 }
+
+TransformerImpl::LaunchedStep TransformerImpl::LaunchGreedyStep(const torch::Tensor& tokens,
+                                                                DecoderState& state) {
+  bool graphed = false;
+  LaunchedStep out;
+  torch::Tensor best;  // [rows, 2]: log-probability, token; one copy to the host
+  if (spec_.vocab_size > (1 << 24)) {
+    // Token ids beyond fp32's exact integers: in fp64 (exact up to 2^53).
+    auto m = RunStep(tokens, state, /*greedy=*/false, graphed).max(-1);
+    out.next_ = std::get<1>(m);
+    best = torch::stack({std::get<0>(m).to(torch::kDouble), std::get<1>(m).to(torch::kDouble)}, 1);
+  } else {
+    best = RunStep(tokens, state, /*greedy=*/true, graphed);  // tokens exact in fp32
+    out.next_ = best.select(1, 1);
+  }
+  // A graph's output: copied before the graph's next replay, which the stream orders after.
+  out.copy_ = HostCopy(best);
+  return out;
+}
+
+TransformerImpl::Best TransformerImpl::LaunchedStep::Wait() {
+  const auto& h = copy_.Wait();
+  return Best{h.select(1, 1).to(torch::kLong), h.select(1, 0).to(torch::kFloat).contiguous()};
+}
+
+torch::Device TransformerImpl::device() const { return layers_->tgt_embed->weight.device(); }
 
 torch::Tensor TransformerImpl::RunStep(const torch::Tensor& tokens, DecoderState& state,
                                        bool greedy, bool& graphed) {
@@ -651,7 +670,7 @@ torch::Tensor TransformerImpl::RunStep(const torch::Tensor& tokens, DecoderState
   if (graphed)
     out = (greedy ? greedy_graphs_ : graphs_)->Run(tokens, s->Tensors(), step, s->id);
   else
-    out = step(tokens.to(device));
+    out = step(tokens.to(device, torch::kLong));  // (a previous step's best are fp32)
   s->pos_cpu = s->pos_cpu + 1;
   return out;
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config/model_spec.h"
+#include "model/host_copy.h"
 #include "model/start_graphs.h"
 #include "model/step_graphs.h"
 #include "model/token_mixer.h"
@@ -61,6 +62,7 @@ class TransformerImpl : public torch::nn::Module {
   explicit TransformerImpl(const ModelSpec& spec);
 
   const ModelSpec& spec() const { return spec_; }
+  torch::Device device() const;  // where the parameters are
 
   // src [B, S] int64, padded with ModelSpec::kPad, no BOS, ending with EOS.
   Encoded Encode(const torch::Tensor& src);
@@ -81,6 +83,23 @@ class TransformerImpl : public torch::nn::Module {
     torch::Tensor tokens, log_probs;
   };
   Best GreedyStep(const torch::Tensor& tokens, DecoderState& state);
+  // GreedyStep in two halves, so that the next step can be launched before this one's
+  // results are read (greedy search keeps one step in flight: model/search.h). The launch
+  // queues the step and the copy of its results to the host and, on CUDA, returns before the
+  // step has run; Wait() blocks until those results are on the host. next_tokens() are the
+  // rows' best tokens on the device, to be fed to the state's next step (and only to that)
+  // without a round trip through the host.
+  class LaunchedStep {
+   public:
+    Best Wait();
+    const torch::Tensor& next_tokens() const { return next_; }
+
+   private:
+    friend class TransformerImpl;
+    HostCopy copy_;      // [rows, 2]: log-probability, token
+    torch::Tensor next_;
+  };
+  LaunchedStep LaunchGreedyStep(const torch::Tensor& tokens, DecoderState& state);
   // For continuous batching: a state over no rows yet (on the model's device), and appending
   // the rows of new sources to a state: Encode + InitDecoder + Append, each source row
   // repeated `width` times in a row (beam rows). With step graphs enabled, on CUDA and

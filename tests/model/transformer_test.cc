@@ -58,17 +58,36 @@ TEST(Transformer, ShapesAndProbabilities) {
 // best token and its log-probability are the maxima of DecodeStep's log-probabilities.
 void ExpectGreedyStepsAreMaxima(Transformer& m, const torch::Tensor& src,
                                 const torch::Tensor& tgt) {
-  auto greedy = m->InitDecoder(m->Encode(src));
-  auto full = m->InitDecoder(m->Encode(src));
-  for (int64_t t = 0; t < tgt.size(1); ++t) {
-    auto tok = tgt.select(1, t).contiguous();
-    auto best = m->GreedyStep(tok, *greedy);
-    auto want = m->DecodeStep(tok, *full).cpu().max(-1);
-    ASSERT_TRUE(best.tokens.device().is_cpu() && best.log_probs.device().is_cpu());
-    ASSERT_EQ(best.tokens.scalar_type(), torch::kLong);
-    EXPECT_TRUE(torch::equal(best.tokens, std::get<1>(want))) << "step " << t;
-    EXPECT_TRUE(torch::allclose(best.log_probs, std::get<0>(want), 1e-6, 1e-6)) << "step " << t;
+  {
+    auto greedy = m->InitDecoder(m->Encode(src));
+    auto full = m->InitDecoder(m->Encode(src));
+    for (int64_t t = 0; t < tgt.size(1); ++t) {
+      auto tok = tgt.select(1, t).contiguous();
+      auto best = m->GreedyStep(tok, *greedy);
+      auto want = m->DecodeStep(tok, *full).cpu().max(-1);
+      ASSERT_TRUE(best.tokens.device().is_cpu() && best.log_probs.device().is_cpu());
+      ASSERT_EQ(best.tokens.scalar_type(), torch::kLong);
+      EXPECT_TRUE(torch::equal(best.tokens, std::get<1>(want))) << "step " << t;
+      EXPECT_TRUE(torch::allclose(best.log_probs, std::get<0>(want), 1e-6, 1e-6)) << "step " << t;
+    }
   }
+  // Launched steps chained on the device (each launched from the previous one's best tokens
+  // before that one's results are read) follow greedy steps fed from the host. (The chained
+  // state comes first: on CUDA it owns the step graph, the other one steps eagerly.)
+  auto chained = m->InitDecoder(m->Encode(src));
+  auto hosted = m->InitDecoder(m->Encode(src));
+  auto bos = tgt.select(1, 0).contiguous();
+  auto launched = m->LaunchGreedyStep(bos, *chained);
+  auto want = m->GreedyStep(bos, *hosted);
+  for (int t = 1; t <= 6; ++t) {
+    auto next = m->LaunchGreedyStep(launched.next_tokens(), *chained);
+    auto got = launched.Wait();
+    EXPECT_TRUE(torch::equal(got.tokens, want.tokens)) << "step " << t;
+    EXPECT_TRUE(torch::allclose(got.log_probs, want.log_probs, 1e-6, 1e-6)) << "step " << t;
+    want = m->GreedyStep(want.tokens, *hosted);
+    launched = std::move(next);
+  }
+  EXPECT_TRUE(torch::equal(launched.Wait().tokens, want.tokens));
 }
 
 TEST(Transformer, GreedyStepGivesTheMaxima) {
