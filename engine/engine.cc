@@ -133,8 +133,10 @@ class EngineImpl : public Engine {
   ModelInfo info_;
 };
 
-model::SearchOptions CheckedOptions(const DecodeOptions& d) {
+model::SearchOptions CheckedOptions(const DecodeOptions& d, bool lookahead) {
   auto o = ToSearch(d);
+  o.lookahead = lookahead ? model::SearchOptions::Lookahead::kAuto
+                          : model::SearchOptions::Lookahead::kOff;
   try {
     model::ValidateSearchOptions(o);
   } catch (const std::invalid_argument& e) {
@@ -144,7 +146,8 @@ model::SearchOptions CheckedOptions(const DecodeOptions& d) {
 }
 
 SessionImpl::SessionImpl(const EngineImpl& engine, const DecodeOptions& options)
-    : engine_(engine), search_(engine.model(), CheckedOptions(options)) {}
+    : engine_(engine),
+      search_(engine.model(), CheckedOptions(options, engine.info().step_lookahead)) {}
 
 void SessionImpl::AddBatch(const std::vector<uint64_t>& ids,
                            const std::vector<std::vector<int>>& srcs) {
@@ -229,6 +232,7 @@ std::unique_ptr<Engine> Engine::Load(const std::string& dir, const EngineOptions
   const bool graphs = device.is_cuda() && options.cuda_graphs && m->EnableStepGraphs(true);
   ModelInfo info;
   info.step_graphs = graphs;
+  info.step_lookahead = graphs && options.step_lookahead;
   info.spec = m->spec();
   info.parameters = m->ParameterCount();
   info.device = device.str();

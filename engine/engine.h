@@ -24,6 +24,9 @@ struct EngineOptions {
   // CUDA: replay decoding steps from captured CUDA graphs (model/step_graphs.h) when every
   // decoder mixer allows it; false runs them operator by operator.
   bool cuda_graphs = true;
+  // With step graphs: greedy search keeps one decoding step in flight (SearchOptions::
+  // lookahead, model/search.h); false waits for each step's results before the next.
+  bool step_lookahead = true;
 };
 
 struct DecodeOptions {
@@ -44,6 +47,7 @@ struct ModelInfo {
   std::string device;  // resolved, e.g. "cpu", "cuda:0"
   std::string dtype;
   bool step_graphs = false;  // decoding steps replayed from CUDA graphs
+  bool step_lookahead = false;  // greedy search keeps a step in flight (with step_graphs)
 };
 
 // Iteration-level decoding over a changing set of sentences: new sentences join between

@@ -4,8 +4,10 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace mixserve::model {
 namespace {
@@ -65,20 +67,24 @@ struct IncrementalSearch::Impl {
   bool keep_dead = false;           // SearchOptions::dead_rows resolved (greedy only)
   int64_t dead = 0;                 // dead sentences among `sentences`
   int64_t reused = 0;               // sentences that joined into dead rows
+  bool lookahead = false;           // SearchOptions::lookahead resolved (needs keep_dead)
+  std::optional<TransformerImpl::LaunchedStep> ahead;  // the step in flight
+  std::vector<SearchResult> early;  // finished in a step taken in before Step read it
+  int64_t steps_ahead = 0;
 
-  // Drops the dead rows when the live ones (plus `joining` sentences about to be appended)
-  // fit a smaller bucket than all of them would, or when a dead row nears max_len (its
-  // position keeps growing).
-  void DropDeadRows(int64_t joining = 0) {
-    if (dead == 0) return;
+  // Whether to drop the dead rows: when the live ones (plus `joining` sentences about to be
+  // appended) fit a smaller bucket than all of them would, or when a dead row has reached
+  // max_len (its position keeps growing; a row there cannot take another step).
+  bool ShouldDrop(int64_t joining) const {
+    if (dead == 0) return false;
     const int64_t all = static_cast<int64_t>(sentences.size()) + joining;
     // (A lone dead row stays: an idle search's next sentence takes its place.)
-    bool drop = StepGraphs::Bucket(all - dead) < StepGraphs::Bucket(all);
-    if (!drop) {
-      const int max_len = model->spec().max_len;
-      drop = state->positions().max().item<int64_t>() >= max_len - 1;
-    }
-    if (!drop) return;
+    if (StepGraphs::Bucket(all - dead) < StepGraphs::Bucket(all)) return true;
+    return state->positions().max().item<int64_t>() >= model->spec().max_len;
+  }
+
+  void DropDeadRows(int64_t joining = 0) {
+    if (!ShouldDrop(joining)) return;
     std::vector<int64_t> index;
     std::vector<Sentence> kept;
     for (size_t i = 0; i < sentences.size(); ++i) {
@@ -130,7 +136,8 @@ struct IncrementalSearch::Impl {
     if (!identity) state->Select(torch::tensor(index, torch::kLong));
   }
 
-  std::vector<SearchResult> StepGreedy(const TransformerImpl::Best& best) {
+  // Takes in a greedy step's results: each live row's token, the sentences that finished.
+  std::vector<SearchResult> TakeGreedy(const TransformerImpl::Best& best) {
     auto v = best.log_probs.accessor<float, 1>();
     auto t = best.tokens.accessor<int64_t, 1>();
     std::vector<SearchResult> done;
@@ -161,7 +168,33 @@ struct IncrementalSearch::Impl {
       kept.push_back(std::move(s));
     }
     Compact(index, kept);
+    return done;
+  }
+
+  // Waits for the step in flight, if any, and takes in its results (for the next Step).
+  void Settle() {
+    if (!ahead) return;
+    auto best = ahead->Wait();
+    ahead.reset();
+    for (auto& r : TakeGreedy(best)) early.push_back(std::move(r));
+  }
+
+  std::vector<SearchResult> StepGreedy() {
+    auto cur = ahead ? std::move(*ahead) : model->LaunchGreedyStep(NextTokens(), *state);
+    ahead.reset();
+    // The next step, from this one's best tokens on the device, before reading them here.
+    if (lookahead && state->positions().max().item<int64_t>() < model->spec().max_len) {
+      ahead = model->LaunchGreedyStep(cur.next_tokens(), *state);
+      ++steps_ahead;
+    }
+    auto done = TakeGreedy(cur.Wait());
+    if (ahead && ShouldDrop(0)) Settle();  // dropping rows changes the rows it steps
     DropDeadRows();
+    if (!early.empty()) {
+      done.insert(done.begin(), std::make_move_iterator(early.begin()),
+                  std::make_move_iterator(early.end()));
+      early.clear();
+    }
     return done;
   }
 
@@ -241,6 +274,11 @@ IncrementalSearch::IncrementalSearch(Transformer model, const SearchOptions& opt
   impl_->keep_dead =
       !impl_->beam && (options.dead_rows == D::kKeep ||
                        (options.dead_rows == D::kAuto && impl_->model->step_graphs_enabled()));
+  using L = SearchOptions::Lookahead;
+  impl_->lookahead = impl_->keep_dead && (options.lookahead == L::kOn ||
+                                          (options.lookahead == L::kAuto &&
+                                           impl_->model->step_graphs_enabled() &&
+                                           impl_->model->device().is_cuda()));
 }
 
 IncrementalSearch::~IncrementalSearch() = default;
@@ -259,6 +297,7 @@ void IncrementalSearch::Add(const std::vector<uint64_t>& ids, const torch::Tenso
   const int max_len = I.model->spec().max_len;
   int max_out = max_len - 2;
   if (I.opt.max_output_tokens > 0) max_out = std::min(max_out, I.opt.max_output_tokens);
+  I.Settle();  // the rows change: nothing may be in flight
   if (!I.state) I.state = I.model->EmptyDecoder();
   auto sentence = [&](uint64_t id) {
     Impl::Sentence s{id, max_out, {}, {}};
@@ -292,6 +331,14 @@ void IncrementalSearch::Add(const std::vector<uint64_t>& ids, const torch::Tenso
 
 bool IncrementalSearch::Remove(uint64_t id) {
   auto& I = *impl_;
+  I.Settle();
+  // Finished in the step just taken in: its result is not returned.
+  auto e = std::find_if(I.early.begin(), I.early.end(),
+                        [id](const SearchResult& r) { return r.id == id; });
+  if (e != I.early.end()) {
+    I.early.erase(e);
+    return true;
+  }
   auto it = std::find_if(I.sentences.begin(), I.sentences.end(),
                          [id](const Impl::Sentence& s) { return s.id == id && !s.dead; });
   if (it == I.sentences.end()) return false;
@@ -314,16 +361,17 @@ bool IncrementalSearch::Remove(uint64_t id) {
 
 std::vector<SearchResult> IncrementalSearch::Step() {
   auto& I = *impl_;
-  if (I.sentences.size() == static_cast<size_t>(I.dead)) return {};
-  if (!I.beam) return I.StepGreedy(I.model->GreedyStep(I.NextTokens(), *I.state));
+  if (I.sentences.size() == static_cast<size_t>(I.dead)) return std::exchange(I.early, {});
+  if (!I.beam) return I.StepGreedy();
   return I.StepBeam(I.model->DecodeStep(I.NextTokens(), *I.state));
 }
 
 size_t IncrementalSearch::active() const {
-  return impl_->sentences.size() - static_cast<size_t>(impl_->dead);
+  return impl_->sentences.size() - static_cast<size_t>(impl_->dead) + impl_->early.size();
 }
 int64_t IncrementalSearch::rows() const { return impl_->state ? impl_->state->rows() : 0; }
 int64_t IncrementalSearch::reused_rows() const { return impl_->reused; }
+int64_t IncrementalSearch::steps_ahead() const { return impl_->steps_ahead; }
 bool IncrementalSearch::beam() const { return impl_->beam; }
 
 std::vector<std::vector<SearchHypothesis>> Search(Transformer& model, const torch::Tensor& src,

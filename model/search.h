@@ -40,6 +40,16 @@ struct SearchOptions {
   // enabled (model/step_graphs.h). Results do not depend on it.
   enum class DeadRows { kAuto, kKeep, kDrop };
   DeadRows dead_rows = DeadRows::kAuto;
+  // Greedy search with dead rows kept: keep one step in flight. Each step launches the next
+  // one from its best tokens on the device before its own results are read, so that the
+  // device does not wait while the host reads them, updates the hypotheses and the caller
+  // (the server's scheduler) does its work between steps. A sentence that finished costs its
+  // row one more step (a dead row's, as above); Add and Remove first wait for the step in
+  // flight and take in its results (returned by the next Step). kAuto: on a CUDA model with
+  // step graphs enabled (on the CPU nothing runs while the host works). Results do not
+  // depend on it.
+  enum class Lookahead { kAuto, kOn, kOff };
+  Lookahead lookahead = Lookahead::kAuto;
 };
 
 // Throws std::invalid_argument naming the bad option.
@@ -71,11 +81,13 @@ class IncrementalSearch {
   void Add(const std::vector<uint64_t>& ids, const torch::Tensor& src);
   // Drops a sentence; false when it is not active.
   bool Remove(uint64_t id);
-  // Advances every active sentence by one token; returns the sentences that finished.
+  // Advances every active sentence by one token; returns the sentences that finished (with
+  // the lookahead also those that finished in a step taken in by Add or Remove).
   std::vector<SearchResult> Step();
-  size_t active() const;
+  size_t active() const;  // sentences not yet returned by Step
   int64_t rows() const;  // decoder-state rows (sentences x live hypotheses, dead rows)
   int64_t reused_rows() const;  // sentences that joined into dead rows so far
+  int64_t steps_ahead() const;  // steps launched before the previous one's results were read
   bool beam() const;
 
  private:

@@ -179,6 +179,7 @@ grpc::Status ModelRepository::LoadLocked(const std::string& name, int64_t versio
     eo.dtype = v->serving.dtype();
     eo.threads = config_.compute_threads();
     eo.cuda_graphs = !v->serving.disable_cuda_graphs();
+    eo.step_lookahead = !v->serving.disable_step_lookahead();
     v->engine = Engine::Load(dir, eo);
   } catch (const std::exception& e) {
     return fail(e.what());
@@ -252,6 +253,8 @@ grpc::Status ModelRepository::LoadLocked(const std::string& name, int64_t versio
                                  << " device=" << v->engine->info().device
                                  << " dtype=" << v->engine->info().dtype << " cuda_graphs="
                                  << (v->engine->info().step_graphs ? "on" : "off")
+                                 << " lookahead="
+                                 << (v->engine->info().step_lookahead ? "on" : "off")
                                  << " parameters=" << v->engine->info().parameters);
   return grpc::Status::OK;
 }

@@ -104,12 +104,17 @@ step_perf() {
     echo "listen_address: \"127.0.0.1:$port\""
     echo "metrics_address: \"127.0.0.1:9600\""
     echo "model_repository: \"$repo\""
-    for m in base aft-dec "$ENC"; do
+    for m in base aft-dec "$ENC" ${SYNC:+base-sync}; do
       echo "models { name: \"$prefix-$m\" device: \"cuda\" dtype: \"fp16\" batching {"
       echo "  max_batch_sentences: 256 max_batch_tokens: 16384 max_queue_size: 8192"
-      echo "  ${JOIN_MIN:+join_min_sentences: $JOIN_MIN} } }"
+      echo "  ${JOIN_MIN:+join_min_sentences: $JOIN_MIN} }"
+      [ "$m" = base-sync ] && echo "  disable_step_lookahead: true"
+      echo "}"
     done
   } > "$p/server.pbtxt"
+  # SYNC=1: the base model once more as "<prefix>-base-sync" (a link to it in the repository),
+  # served without the step lookahead, for a single-request latency side by side.
+  [ -n "${SYNC:-}" ] && ln -sfn "$prefix-base" "$repo/$prefix-base-sync"
   # Measure on a quiet GPU: pause background sweep shards, resume them on any exit.
   pkill -STOP -f "[m]ixserve-offline sweep" || true
   "$B/server/mixserve-server" --config="$p/server.pbtxt" > "$p/server.log" 2>&1 &
@@ -132,6 +137,12 @@ step_perf() {
         --warmup=2 --channels=4 --json="$p/$v.c$c.json" | tail -n 4
     done
   done
+  if [ -n "${SYNC:-}" ]; then
+    for v in "$prefix-base-sync" "$prefix-base"; do
+      "$B/clients/mixserve-loadgen" "${lg[@]}" --variants="$v" --concurrency=1 --count=300 \
+        --json="$p/$v.latency2.json" | tail -n 4
+    done
+  fi
   # Where each variant's scheduler spent its time (admit / step / finish), for docs/performance.md.
   curl -s "http://127.0.0.1:9600/metrics" | grep -E '^mixserve_(scheduler_phase_duration_seconds_(sum|count)|batch_size_(sum|count))' \
     > "$p/metrics_end.txt" || true

@@ -82,19 +82,21 @@ inline std::vector<int64_t> WithBos(const std::vector<int64_t>& tokens) {
 }
 
 // Greedy search keeping answered and removed sentences' rows as dead rows
-// (SearchOptions::dead_rows) gives the results of dropping them at once: through joins, a
-// removal, the bucket shrinking and dead rows that reach max_len. Sentences joining take dead
-// rows' places in the state where the memories have one length (always with step graphs
-// enabled: padded to max_len), which `in_place` asks to see happen.
+// (SearchOptions::dead_rows), with and without a step in flight (SearchOptions::lookahead),
+// gives the results of dropping them at once: through joins, a removal, the bucket shrinking
+// and dead rows that reach max_len. Sentences joining take dead rows' places in the state
+// where the memories have one length (always with step graphs enabled: padded to max_len),
+// which `in_place` asks to see happen.
 inline void ExpectDeadRowsChangeNoResult(Transformer& model, const torch::Device& device,
                                          double score_tol, bool in_place) {
   torch::manual_seed(29);
   std::vector<std::vector<int64_t>> srcs;
   for (int i = 0; i < 26; ++i) srcs.push_back(RandomTokens(2 + i % 9, true));
   bool joined_in_place = false;
-  auto run = [&](SearchOptions::DeadRows mode, bool* saw_dead) {
+  auto run = [&](SearchOptions::DeadRows mode, SearchOptions::Lookahead ahead, bool* saw_dead) {
     SearchOptions o;
     o.dead_rows = mode;
+    o.lookahead = ahead;
     IncrementalSearch search(model, o);
     std::map<uint64_t, std::vector<SearchHypothesis>> got;
     auto add = [&](uint64_t first, int n) {
@@ -141,23 +143,36 @@ inline void ExpectDeadRowsChangeNoResult(Transformer& model, const torch::Device
     }
     steps(200);
     EXPECT_EQ(search.active(), 0u);
+    if (ahead == SearchOptions::Lookahead::kOn) {
+      EXPECT_GT(search.steps_ahead(), 40) << "the lookahead never ran";
+    } else if (ahead == SearchOptions::Lookahead::kOff || mode == SearchOptions::DeadRows::kDrop) {
+      EXPECT_EQ(search.steps_ahead(), 0);
+    }
     return got;
   };
-  bool dead_kept = false, dead_dropped = false;
-  const auto kept = run(SearchOptions::DeadRows::kKeep, &dead_kept);
-  const auto dropped = run(SearchOptions::DeadRows::kDrop, &dead_dropped);
+  using L = SearchOptions::Lookahead;
+  bool dead_kept = false, dead_ahead = false, dead_dropped = false;
+  const auto kept = run(SearchOptions::DeadRows::kKeep, L::kOff, &dead_kept);
+  const auto ahead = run(SearchOptions::DeadRows::kKeep, L::kOn, &dead_ahead);
+  const auto dropped = run(SearchOptions::DeadRows::kDrop, L::kAuto, &dead_dropped);
   EXPECT_TRUE(dead_kept) << "no dead row was ever kept: the test is blind";
+  EXPECT_TRUE(dead_ahead);
   EXPECT_FALSE(dead_dropped);
   if (in_place) {
     EXPECT_TRUE(joined_in_place) << "no sentence took a dead row's place on " << device.str();
   }
   ASSERT_EQ(kept.size(), srcs.size() - 1);  // all but the removed one
+  ASSERT_EQ(ahead.size(), srcs.size() - 1);
   ASSERT_EQ(dropped.size(), srcs.size() - 1);
-  for (const auto& [id, hyps] : dropped) {
-    ASSERT_EQ(kept.count(id), 1u) << id;
-    ASSERT_EQ(kept.at(id).size(), hyps.size()) << id;
-    EXPECT_EQ(kept.at(id)[0].tokens, hyps[0].tokens) << id << " on " << device.str();
-    EXPECT_NEAR(kept.at(id)[0].score, hyps[0].score, score_tol) << id;
+  for (const auto* other : {&kept, &ahead}) {
+    const char* what = other == &kept ? "dead rows kept" : "dead rows kept, lookahead";
+    for (const auto& [id, hyps] : dropped) {
+      ASSERT_EQ(other->count(id), 1u) << id << " " << what;
+      ASSERT_EQ(other->at(id).size(), hyps.size()) << id;
+      EXPECT_EQ(other->at(id)[0].tokens, hyps[0].tokens) << id << " " << what << " on "
+                                                         << device.str();
+      EXPECT_NEAR(other->at(id)[0].score, hyps[0].score, score_tol) << id << " " << what;
+    }
   }
 }
 
