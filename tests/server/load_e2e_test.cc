@@ -265,9 +265,10 @@ TEST(LoadE2E, SoakThenOverloadAndRecovery) {
   OpenLoop(&soak, 0, rate * 0.5, soak_s);
   s0.join();
   s1.join();
-  ASSERT_TRUE(soak.WaitAll(std::chrono::seconds(120))) << "unary answers missing";
+  const bool all_answered = soak.WaitAll(std::chrono::seconds(120));
   sampling = false;
   sampler.join();
+  ASSERT_TRUE(all_answered) << "unary answers missing\n" << server.Log();
 
   // Every id answered exactly once, without error, with its own id.
   std::vector<double> first, second;

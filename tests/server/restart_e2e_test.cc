@@ -248,6 +248,16 @@ TEST(RestartE2E, LoadAndUnloadUnderLoadDropNoRequest) {
         }
       }
     });
+  // However the test ends (a failed ASSERT returns at once), the clients stop first.
+  struct StopClients {
+    std::atomic<bool>& stop;
+    std::vector<std::thread>& threads;
+    ~StopClients() {
+      stop = true;
+      for (auto& t : threads)
+        if (t.joinable()) t.join();
+    }
+  } stop_clients{stop, clients};
   auto models = server.Models();
   // Three hot swaps: load version v+1, then unload version v, while the clients run.
   for (int64_t v = 1; v <= 3; ++v) {
@@ -258,7 +268,7 @@ TEST(RestartE2E, LoadAndUnloadUnderLoadDropNoRequest) {
     v1::LoadModelResponse lr;
     grpc::ClientContext c1;
     grpc::Status s = models->LoadModel(&c1, load, &lr);
-    ASSERT_TRUE(s.ok()) << s.error_message();
+    ASSERT_TRUE(s.ok()) << s.error_message() << "\n" << server.Log();
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     v1::UnloadModelRequest unload;
     unload.set_name("en-de-base");
@@ -266,13 +276,13 @@ TEST(RestartE2E, LoadAndUnloadUnderLoadDropNoRequest) {
     v1::UnloadModelResponse ur;
     grpc::ClientContext c2;
     s = models->UnloadModel(&c2, unload, &ur);
-    ASSERT_TRUE(s.ok()) << s.error_message();
+    ASSERT_TRUE(s.ok()) << s.error_message() << "\n" << server.Log();
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
   }
   stop = true;
   for (auto& t : clients) t.join();
   EXPECT_GT(ok.load(), 20);
-  EXPECT_EQ(failed.load(), 0) << last_error;
+  EXPECT_EQ(failed.load(), 0) << last_error << "\n" << server.Log();
   EXPECT_EQ(versions_seen.count(4), 1u);
   EXPECT_GE(versions_seen.size(), 3u);
   std::cout << "hot swaps under load: " << ok.load() << " answered, " << failed.load()
