@@ -57,6 +57,7 @@ struct StartGraphs::Impl {
       pool = at::cuda::graph_pool_handle();
       have_pool = true;
     }
+    std::lock_guard<std::mutex> turn(StepGraphs::CaptureTurn());  // to the last synchronise
     torch::cuda::synchronize(device.index());
     auto side = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device.index());
     bool begun = false;

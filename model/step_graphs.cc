@@ -12,6 +12,12 @@
 #endif
 
 namespace mixserve::model {
+
+std::mutex& StepGraphs::CaptureTurn() {
+  static std::mutex turn;
+  return turn;
+}
+
 #if defined(MIXSERVE_WITH_CUDA)
 
 namespace {
@@ -98,6 +104,7 @@ struct StepGraphs::Impl {
     auto point_at_inputs = [&] {
       for (size_t i = 0; i < slots.size(); ++i) *slots[i] = g.in[i];
     };
+    std::lock_guard<std::mutex> turn(StepGraphs::CaptureTurn());  // to the last synchronise
     torch::cuda::synchronize(device.index());
     auto side = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device.index());
     bool begun = false;

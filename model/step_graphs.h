@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,12 @@ class StepGraphs {
   static constexpr int64_t kMaxRows = 1024;
   // Whether this build can capture CUDA graphs (LibTorch with CUDA).
   static bool Available();
+  // The captures of every model in the process (StepGraphs and StartGraphs) take turns under
+  // this lock. A capture synchronises the device before and after it, and a device-wide
+  // synchronisation while another thread's capture is underway fails and invalidates that
+  // capture: two models on one GPU capturing at once (the server's variants, e.g. a version
+  // loaded while another one serves) would break each other.
+  static std::mutex& CaptureTurn();
   // The bucket of `rows` rows: the next power of two (the rows a graph computes).
   static int64_t Bucket(int64_t rows) {
     int64_t n = 1;

@@ -3,7 +3,10 @@
 // CUDA also the captured graphs themselves, through joins, reorders and removals of rows.
 #include <gtest/gtest.h>
 
+#include <exception>
+#include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "model/search.h"
@@ -156,6 +159,88 @@ TEST(StepGraphs, CudaGraphStepsMatchEagerSteps) {
   int graphed = 0;
   for (const auto& c : DecoderCases()) graphed += Compare(c, torch::Device(torch::kCUDA, 0), 2e-4);
   EXPECT_GE(graphed, 5);  // mha, aft_simple (2 sites), lstm, the AFT cross steps...
+}
+
+// Continuous-batching greedy search over groups of sentences that join a running decode one
+// step apart (rows 1 to 17: start and step graphs of several buckets). Tokens by sentence id.
+std::map<uint64_t, std::vector<int64_t>> Translate(Transformer m,
+                                                   const std::vector<torch::Tensor>& groups,
+                                                   const torch::Device& device) {
+  torch::NoGradGuard no_grad;  // per thread
+  SearchOptions o;
+  o.max_output_tokens = 8;
+  IncrementalSearch search(m, o);
+  std::map<uint64_t, std::vector<int64_t>> out;
+  auto take = [&](std::vector<SearchResult> done) {
+    for (auto& r : done) out[r.id] = r.hyps.at(0).tokens;
+  };
+  uint64_t next = 0;
+  for (const auto& src : groups) {
+    std::vector<uint64_t> ids;
+    for (int64_t i = 0; i < src.size(0); ++i) ids.push_back(next++);
+    search.Add(ids, src.to(device));
+    take(search.Step());
+  }
+  while (search.active() > 0) take(search.Step());
+  return out;
+}
+
+// Two models on one device decoding at the same time from two threads, as two variants of the
+// server do (a version loaded while another one serves): each captures start and step graphs
+// for new buckets while the other one runs and captures its own (captures take turns,
+// StepGraphs::CaptureTurn). Each must translate as a twin of it (same weights) did alone,
+// with the same graphs captured.
+TEST(StepGraphs, TwoModelsCaptureAndDecodeFromTwoThreadsAtOnce) {
+  const auto device = torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0)
+                                                  : torch::Device(torch::kCPU);
+  torch::manual_seed(21);
+  std::vector<std::vector<torch::Tensor>> groups(2);
+  for (auto& g : groups)
+    for (int rows : {1, 3, 2, 6, 11, 1, 4}) {
+      std::vector<std::vector<int64_t>> srcs;
+      for (int i = 0; i < rows; ++i) srcs.push_back(RandomTokens(2 + (rows + i) % 13, true));
+      g.push_back(Pad(srcs));
+    }
+  auto make = [&](int seed) {
+    torch::manual_seed(seed);
+    Transformer m(SpecWith("mha", Site::kDecoderSelf));
+    m->eval();
+    m->to(device);
+    m->EnableStepGraphs(true);
+    return m;
+  };
+  std::vector<Transformer> alone{make(1), make(2)}, together{make(1), make(2)};
+  std::vector<std::map<uint64_t, std::vector<int64_t>>> expected, got(2);
+  for (int i = 0; i < 2; ++i) expected.push_back(Translate(alone[i], groups[i], device));
+  std::vector<std::exception_ptr> errors(2);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2; ++i)
+    threads.emplace_back([&, i] {
+      try {
+        got[i] = Translate(together[i], groups[i], device);
+      } catch (...) {
+        errors[i] = std::current_exception();
+      }
+    });
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < 2; ++i) {
+    if (errors[i]) {
+      try {
+        std::rethrow_exception(errors[i]);
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << "model " << i << ": " << e.what();
+      }
+      continue;
+    }
+    EXPECT_EQ(got[i].size(), 28u) << "model " << i;
+    EXPECT_EQ(got[i], expected[i]) << "model " << i;
+    EXPECT_EQ(together[i]->captured_step_graphs(), alone[i]->captured_step_graphs());
+    EXPECT_EQ(together[i]->captured_start_graphs(), alone[i]->captured_start_graphs());
+    if (device.is_cuda()) {
+      EXPECT_GE(alone[i]->captured_step_graphs(), 3) << "model " << i;
+      EXPECT_GE(alone[i]->captured_start_graphs(), 3) << "model " << i;
+    }
+  }
 }
 
 }  // namespace
