@@ -135,8 +135,14 @@ class EngineImpl : public Engine {
 
 model::SearchOptions CheckedOptions(const DecodeOptions& d, bool lookahead) {
   auto o = ToSearch(d);
-  o.lookahead = lookahead ? model::SearchOptions::Lookahead::kAuto
-                          : model::SearchOptions::Lookahead::kOff;
+  // On a CUDA model with step graphs kOn and kKeep are what kAuto chooses; elsewhere they
+  // force it (EngineOptions::cuda_search_modes). Beam search ignores both.
+  if (lookahead) {
+    o.lookahead = model::SearchOptions::Lookahead::kOn;
+    o.dead_rows = model::SearchOptions::DeadRows::kKeep;
+  } else {
+    o.lookahead = model::SearchOptions::Lookahead::kOff;
+  }
   try {
     model::ValidateSearchOptions(o);
   } catch (const std::invalid_argument& e) {
@@ -232,7 +238,7 @@ std::unique_ptr<Engine> Engine::Load(const std::string& dir, const EngineOptions
   const bool graphs = device.is_cuda() && options.cuda_graphs && m->EnableStepGraphs(true);
   ModelInfo info;
   info.step_graphs = graphs;
-  info.step_lookahead = graphs && options.step_lookahead;
+  info.step_lookahead = (graphs && options.step_lookahead) || options.cuda_search_modes;
   info.spec = m->spec();
   info.parameters = m->ParameterCount();
   info.device = device.str();

@@ -27,6 +27,10 @@ struct EngineOptions {
   // With step graphs: greedy search keeps one decoding step in flight (SearchOptions::
   // lookahead, model/search.h); false waits for each step's results before the next.
   bool step_lookahead = true;
+  // Tests: greedy search keeps dead rows and one step in flight on any device, as it does on
+  // CUDA with step graphs, so that runs without a GPU go through the same scheduling.
+  // Results do not depend on it.
+  bool cuda_search_modes = false;
 };
 
 struct DecodeOptions {
@@ -47,7 +51,8 @@ struct ModelInfo {
   std::string device;  // resolved, e.g. "cpu", "cuda:0"
   std::string dtype;
   bool step_graphs = false;  // decoding steps replayed from CUDA graphs
-  bool step_lookahead = false;  // greedy search keeps a step in flight (with step_graphs)
+  bool step_lookahead = false;  // greedy search keeps a step in flight (with step_graphs,
+                                // or cuda_search_modes)
 };
 
 // Iteration-level decoding over a changing set of sentences: new sentences join between

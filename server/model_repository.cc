@@ -180,6 +180,8 @@ grpc::Status ModelRepository::LoadLocked(const std::string& name, int64_t versio
     eo.threads = config_.compute_threads();
     eo.cuda_graphs = !v->serving.disable_cuda_graphs();
     eo.step_lookahead = !v->serving.disable_step_lookahead();
+    // Test hook: the search modes of a CUDA variant on any device (EngineOptions).
+    eo.cuda_search_modes = std::getenv("MIXSERVE_TEST_CUDA_SEARCH") != nullptr;
     v->engine = Engine::Load(dir, eo);
   } catch (const std::exception& e) {
     return fail(e.what());

@@ -132,6 +132,38 @@ TEST_F(EngineTest, RemovedSentenceNeverFinishes) {
   for (auto id : finished) EXPECT_NE(id, 2u);
 }
 
+// The search modes of a CUDA variant (dead rows, one step in flight), forced on the CPU for
+// tests (EngineOptions::cuda_search_modes): sentences joining and leaving a running greedy
+// decode come out as with the default engine.
+TEST_F(EngineTest, CudaSearchModesChangeNoResult) {
+  EXPECT_FALSE(engine_->info().step_lookahead);
+  EngineOptions forced;
+  forced.device = "cpu";
+  forced.cuda_search_modes = true;
+  auto engine = Engine::Load((*dir_ / "1").string(), forced);
+  EXPECT_TRUE(engine->info().step_lookahead);
+  DecodeOptions o;
+  o.max_output_tokens = 12;
+  auto run = [&](Engine& e) {
+    auto session = e.NewSession(o);
+    std::map<uint64_t, std::vector<int>> got;
+    auto take = [&] {
+      for (auto& f : session->Step()) got[f.id] = f.hyps.at(0).tokens;
+    };
+    session->AddBatch({1, 2, 3}, {Sentence(4, 30), Sentence(9, 31), Sentence(2, 32)});
+    take();
+    session->Remove(2);
+    take();
+    session->AddBatch({4, 5}, {Sentence(11, 33), Sentence(6, 34)});
+    while (session->active() > 0) take();
+    return got;
+  };
+  const auto expected = run(*engine_);
+  EXPECT_EQ(expected.size(), 4u);
+  EXPECT_EQ(expected.count(2), 0u);
+  EXPECT_EQ(run(*engine), expected);
+}
+
 TEST_F(EngineTest, SessionsOnSeveralThreadsAgree) {
   std::vector<std::vector<int>> srcs;
   for (int i = 0; i < 6; ++i) srcs.push_back(Sentence(3 + i, 20 + i));
