@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -172,6 +173,13 @@ std::string StandardRepository() {
 
 ServerProcess::~ServerProcess() {
   if (pid_ > 0) Stop(SIGKILL);
+  // A failed test shows the end of the server's log, wherever it failed.
+  if (::testing::Test::HasFailure() && !log_path_.empty()) {
+    std::string log = Log();
+    constexpr size_t kTail = 20000;
+    if (log.size() > kTail) log = "...\n" + log.substr(log.size() - kTail);
+    std::cerr << "--- server log " << log_path_ << " ---\n" << log << "--- end of server log ---\n";
+  }
 }
 
 void ServerProcess::EnablePauseHook() { pause_file_ = MakeTempDir("pause") + "/pause"; }
