@@ -264,8 +264,14 @@ TEST(FaultE2E, ModelThatDoesNotFitInMemoryFailsToLoadAlone) {
   // On CPU: an address-space limit would also cap the large virtual reservations that CUDA
   // makes for its own use, so that the serving variants' next GPU allocation failed too.
   server.SetEnv("CUDA_VISIBLE_DEVICES", "");
+  // The headroom below must not depend on the machine: new threads (one intra-op thread per
+  // core) and glibc's per-thread malloc arenas (64 MiB of address space each, more of them
+  // when threads contend) would take it on a machine with many cores under load.
+  server.SetEnv("MALLOC_ARENA_MAX", "2");
   std::string error;
-  ASSERT_TRUE(server.Start("model_repository: \"" + repo + "\"\n", {}, &error)) << error;
+  ASSERT_TRUE(server.Start("model_repository: \"" + repo + "\"\ncompute_threads: 2\n", {},
+                           &error))
+      << error;
   // The server may map at most 1 GiB more than it does now; the new model needs far more
   // (its embedding alone: 600 x 1M floats = 2.4 GB). The limit makes the failure immediate
   // and keeps the test from touching real memory whatever the machine's overcommit policy.
