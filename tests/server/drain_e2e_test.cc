@@ -81,7 +81,7 @@ models { name: "en-de-base" batching { max_batch_sentences: 2 max_queue_delay_us
     ok += s.ok();
   }
   EXPECT_EQ(ok, static_cast<int>(texts.size()));
-  EXPECT_EQ(server.Wait(), 0) << server.Log();
+  EXPECT_EQ(server.Wait(), 0);
 }
 
 }  // namespace

@@ -114,12 +114,11 @@ TEST(FaultE2E, VariantWhoseDecodingThrowsLeavesServiceAlone) {
   ASSERT_TRUE(Call(server, Request("A cat sleeps."), &r).ok());
   EXPECT_EQ(r.variant().name(), "en-de-base");
   ExpectOthersServe(server, {"en-de-base", "de-en-base"});
-  EXPECT_NE(server.Log().find("model unavailable model=en-de-alt version=1"), std::string::npos)
-      << server.Log();
+  EXPECT_NE(server.Log().find("model unavailable model=en-de-alt version=1"), std::string::npos);
   std::string m = HttpGet(server.metrics_port(), "/metrics");
   EXPECT_GE(MetricSum(m, "mixserve_requests_total", {{"model", "en-de-alt"}, {"code", "INTERNAL"}}),
             internal);
-  EXPECT_EQ(server.Stop(SIGTERM), 0) << server.Log();
+  EXPECT_EQ(server.Stop(SIGTERM), 0);
 }
 
 void Truncate(const std::string& path, double keep) {
@@ -187,7 +186,7 @@ TEST(FaultE2E, BrokenModelFilesAtStartUpAreReportedAndTheRestServes) {
   ExpectOthersServe(server, {"en-de-alt", "en-de-base", "de-en-base"});
   std::string m = HttpGet(server.metrics_port(), "/metrics");
   EXPECT_EQ(MetricSum(m, "mixserve_model_load_failures_total"), 8);
-  EXPECT_EQ(server.Stop(SIGTERM), 0) << server.Log();
+  EXPECT_EQ(server.Stop(SIGTERM), 0);
 }
 
 TEST(FaultE2E, ModelDirectoryRemovedWhileServing) {
@@ -243,7 +242,7 @@ TEST(FaultE2E, ModelDirectoryRemovedWhileServing) {
                               "removed"),
             std::string::npos);
   ExpectOthersServe(server, {"en-de-base", "de-en-base"});
-  EXPECT_EQ(server.Stop(SIGTERM), 0) << server.Log();
+  EXPECT_EQ(server.Stop(SIGTERM), 0);
 }
 
 long StatusField(pid_t pid, const std::string& field) {
@@ -296,7 +295,7 @@ TEST(FaultE2E, ModelThatDoesNotFitInMemoryFailsToLoadAlone) {
       << s.error_message();
   EXPECT_EQ(StateOf(server, "en-de-huge", 1), v1::MODEL_STATE_UNAVAILABLE);
   ExpectOthersServe(server, {"en-de-alt", "en-de-base", "de-en-base"});
-  EXPECT_EQ(server.Stop(SIGTERM), 0) << server.Log();
+  EXPECT_EQ(server.Stop(SIGTERM), 0);
 }
 
 }  // namespace
