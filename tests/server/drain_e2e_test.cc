@@ -29,7 +29,6 @@ models { name: "en-de-base" batching { max_batch_sentences: 2 max_queue_delay_us
   auto texts = Sentences("en", 12, 60);
   ASSERT_EQ(texts.size(), 12u);
   std::vector<std::future<std::pair<grpc::Status, std::string>>> calls;
-  std::atomic<int> started{0};
   for (const auto& text : texts)
     calls.push_back(std::async(std::launch::async, [&, text] {
       auto stub = server.Translation();
@@ -38,7 +37,6 @@ models { name: "en-de-base" batching { max_batch_sentences: 2 max_queue_delay_us
       v1::TranslateResponse r;
       grpc::ClientContext c;
       BoundWhilePaused(&c);
-      ++started;
       grpc::Status s = stub->Translate(&c, req, &r);
       return std::make_pair(s, r.translation());
     }));

@@ -316,6 +316,7 @@ std::string ServerProcess::Log() const {
 }
 
 std::shared_ptr<grpc::Channel> ServerProcess::Channel() {
+  std::lock_guard<std::mutex> lock(channel_mu_);
   if (!channel_) channel_ = grpc::CreateChannel(address(), grpc::InsecureChannelCredentials());
   return channel_;
 }

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -83,6 +84,7 @@ class ServerProcess {
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   std::string Log() const;  // stderr so far
 
+  // Thread-safe: tests open stubs from many client threads at once.
   std::shared_ptr<grpc::Channel> Channel();
   std::unique_ptr<v1::TranslationService::Stub> Translation();
   std::unique_ptr<v1::ModelService::Stub> Models();
@@ -92,7 +94,8 @@ class ServerProcess {
   int port_ = 0, metrics_port_ = 0;
   std::string ready_line_, log_path_, dir_, pause_file_;
   std::vector<std::string> env_;
-  std::shared_ptr<grpc::Channel> channel_;
+  std::mutex channel_mu_;
+  std::shared_ptr<grpc::Channel> channel_;  // guarded by channel_mu_
 };
 
 // Plain HTTP GET on 127.0.0.1:port; returns the body ("" on failure).
