@@ -4,6 +4,7 @@
 
 #include <c10/core/InferenceMode.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #if defined(MIXSERVE_WITH_CUDA)
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -205,6 +206,8 @@ torch::Device ResolveDevice(const std::string& name) {
 }
 
 }  // namespace
+
+std::string TorchVersion() { return TORCH_VERSION; }
 
 std::unique_ptr<Engine> Engine::Load(const std::string& dir, const EngineOptions& options) {
   const torch::Device device = ResolveDevice(options.device);

@@ -76,6 +76,9 @@ class DecodeSession {
   virtual size_t active() const = 0;  // sentences in flight
 };
 
+// The LibTorch version the engine was built against, e.g. "1.13.1".
+std::string TorchVersion();
+
 class Engine {
  public:
   virtual ~Engine() = default;
