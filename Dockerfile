@@ -39,7 +39,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       libtorch1.13 libopenblas0-openmp \
       libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623 \
-      libsentencepiece0 \
+      libsentencepiece0 libicu72 \
       libprometheus-cpp-core1.0 \
       zlib1g tini \
  && rm -rf /var/lib/apt/lists/*

@@ -16,6 +16,8 @@ find_package(Torch REQUIRED)
 find_package(PkgConfig REQUIRED)
 # Linked only by text/'s SentencePiece shim, never by a binary (docs/text.md).
 pkg_check_modules(SENTENCEPIECE REQUIRED IMPORTED_TARGET sentencepiece)
+# Sentence segmentation of documents (text/sentences.cc): ICU's break iterators.
+find_package(ICU REQUIRED COMPONENTS uc)
 find_package(ZLIB REQUIRED)  # .gz corpora (text/text_files.cc)
 
 if(MIXSERVE_BUILD_TESTS)

@@ -13,6 +13,7 @@ PACKAGES=(
   libsentencepiece-dev sentencepiece
   prometheus-cpp-dev civetweb
   libabsl-dev
+  libicu-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-grpcio python3-protobuf
   prometheus

@@ -15,6 +15,6 @@ apt-get update -qq >/dev/null 2>&1 || true
   prometheus-cpp-dev libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libprometheus-cpp-push1.0 \
   libcivetweb1 libcivetweb-dev civetweb \
   libgtest-dev libgmock-dev libbenchmark-dev libbenchmark1debian \
-  libsentencepiece0 libsentencepiece-dev 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
+  libsentencepiece0 libsentencepiece-dev libicu72 libicu-dev 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
 cp "$here/env.sh" "$dir/gpu-env.sh"
 echo "$(ls "$dir"/*.deb | wc -l) packages, $(du -sh "$dir" | cut -f1) in $dir"
