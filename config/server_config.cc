@@ -71,6 +71,7 @@ void ApplyServingDefaults(v1::ModelServingConfig* m) {
   if (!b->has_max_join_delay_us())
     b->set_max_join_delay_us(b->join_min_sentences() > 1 ? 5000 : 0);
   if (m->default_beam_size() == 0) m->set_default_beam_size(1);
+  if (m->max_sentence_tokens() == 0) m->set_max_sentence_tokens(510);
 }
 
 void ApplyServerDefaults(v1::ServerConfig* c) {
@@ -80,7 +81,9 @@ void ApplyServerDefaults(v1::ServerConfig* c) {
   if (c->drain_grace_seconds() == 0) c->set_drain_grace_seconds(20);
   if (c->log_level().empty()) c->set_log_level("info");
   auto* l = c->mutable_limits();
-  if (l->max_text_bytes() == 0) l->set_max_text_bytes(4096);
+  if (l->max_text_bytes() == 0) l->set_max_text_bytes(65536);
+  if (l->max_document_bytes() == 0) l->set_max_document_bytes(1 << 20);
+  if (l->max_document_sentences() == 0) l->set_max_document_sentences(10000);
   if (l->max_batch_texts() == 0) l->set_max_batch_texts(256);
   if (l->max_message_bytes() == 0) l->set_max_message_bytes(4 << 20);
   if (l->max_concurrent_streams() == 0) l->set_max_concurrent_streams(100);
@@ -141,6 +144,10 @@ std::string ValidateServerConfig(const v1::ServerConfig& c) {
     if (m.default_beam_size() < 1 || m.default_beam_size() > 16)
       return "model " + m.name() + ": default_beam_size must be within 1..16";
     if (m.max_input_tokens() < 0) return "model " + m.name() + ": negative max_input_tokens";
+    if (m.max_sentence_tokens() < -1)
+      return "model " + m.name() + ": max_sentence_tokens must be -1 (off) or positive";
+    if (m.max_sentence_tokens() > 65536)
+      return "model " + m.name() + ": max_sentence_tokens above 65536";
   }
   std::set<std::string> pairs;
   for (const auto& r : c.routes()) {
@@ -153,7 +160,8 @@ std::string ValidateServerConfig(const v1::ServerConfig& c) {
   if (c.drain_grace_seconds() < 0) return "drain_grace_seconds must not be negative";
   const auto& l = c.limits();
   if (l.max_text_bytes() < 0 || l.max_batch_texts() < 0 || l.max_message_bytes() < 0 ||
-      l.max_concurrent_streams() < 0 || l.rate_limit_rps() < 0)
+      l.max_concurrent_streams() < 0 || l.rate_limit_rps() < 0 || l.max_document_bytes() < 0 ||
+      l.max_document_sentences() < 0)
     return "limits must not be negative";
   const std::string& lv = c.log_level();
   if (lv != "debug" && lv != "info" && lv != "warning" && lv != "error")

@@ -227,7 +227,7 @@ std::unique_ptr<Engine> Engine::Load(const std::string& dir, const EngineOptions
 
   model::Transformer m{nullptr};
   try {
-    m = model::LoadCheckpoint(dir);
+    m = model::LoadCheckpoint(dir, options.max_len);
   } catch (const model::CheckpointError& e) {
     throw EngineError(e.what());
   } catch (const c10::Error& e) {

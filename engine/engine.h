@@ -31,6 +31,9 @@ struct EngineOptions {
   // CUDA with step graphs, so that runs without a GPU go through the same scheduling.
   // Results do not depend on it.
   bool cuda_search_modes = false;
+  // > 0: build the model for this longest sequence (tokens with BOS/EOS) instead of its own
+  // max_len (model/checkpoint.h: only mixers whose weights do not depend on the length).
+  int max_len = 0;
 };
 
 struct DecodeOptions {

@@ -75,7 +75,8 @@ void SaveWeights(Transformer& model, const std::string& path, bool fp16) {
   }
 }
 
-void LoadWeights(Transformer& model, const std::string& path) {
+void LoadWeights(Transformer& model, const std::string& path,
+                 const std::set<std::string>& recomputed) {
   if (!fs::exists(path)) throw CheckpointError("weights file " + path + " does not exist");
   torch::serialize::InputArchive archive;
   try {
@@ -97,6 +98,7 @@ void LoadWeights(Transformer& model, const std::string& path) {
     if (!archive.try_read(name, v))
       throw CheckpointError("weights " + path + " lack tensor '" + name + "' of shape " +
                             Shape(t) + " that the model config needs");
+    if (v.sizes() != t.sizes() && recomputed.count(name)) continue;
     if (v.sizes() != t.sizes())
       throw CheckpointError("tensor '" + name + "' has shape " + Shape(v) + " in weights " +
                             path + " but " + Shape(t) + " in the model config");
@@ -145,15 +147,28 @@ ModelSpec ReadCheckpointSpec(const std::string& dir) {
   return spec;
 }
 
-Transformer LoadCheckpoint(const std::string& dir) {
-  const ModelSpec spec = ReadCheckpointSpec(dir);
+Transformer LoadCheckpoint(const std::string& dir, int max_len) {
+  ModelSpec spec = ReadCheckpointSpec(dir);
+  const bool resized = max_len > 0 && max_len != spec.max_len;
+  if (resized) spec.max_len = max_len;
   Transformer model{nullptr};
   try {
     model = Transformer(spec);
   } catch (const std::invalid_argument& e) {
     throw CheckpointError(dir + "/model.pbtxt: " + e.what());
   }
-  LoadWeights(model, (fs::path(dir) / spec.weights_file).string());
+  const std::string weights = (fs::path(dir) / spec.weights_file).string();
+  if (!resized) {
+    LoadWeights(model, weights);
+    return model;
+  }
+  try {
+    // The sinusoidal position table is the one tensor that may change with the length.
+    LoadWeights(model, weights, {"positions"});
+  } catch (const CheckpointError& e) {
+    throw CheckpointError("cannot build " + dir + " for max_len " + std::to_string(max_len) +
+                          " (its weights depend on the length): " + e.what());
+  }
   return model;
 }
 

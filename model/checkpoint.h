@@ -9,6 +9,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <stdexcept>
 #include <string>
 
@@ -33,12 +34,20 @@ void SaveCheckpoint(Transformer& model, const std::string& dir, const SaveOption
 // Reads model.pbtxt, builds the Transformer on the CPU in fp32 and loads the weights.
 // Throws CheckpointError naming the file and the problem; a config/weights mismatch names
 // the tensor (missing, unexpected, or both shapes).
-Transformer LoadCheckpoint(const std::string& dir);
+// max_len > 0 builds the model for that longest sequence instead of model.pbtxt's: the
+// sinusoidal position table is computed for it, and every other tensor must keep its shape,
+// which holds for mixers whose weights do not depend on the length (mha, aft_simple, lstm);
+// for the others (the feed-forward family, aft_full, aft_local, aft_conv) it throws
+// CheckpointError naming the tensor.
+Transformer LoadCheckpoint(const std::string& dir, int max_len = 0);
 ModelSpec ReadCheckpointSpec(const std::string& dir);
 
 // The weights file alone.
 void SaveWeights(Transformer& model, const std::string& path, bool fp16 = false);
-void LoadWeights(Transformer& model, const std::string& path);
+// Tensors named in `recomputed` whose shape differs from the file's keep the model's own
+// values (the position table of a model built for another max_len).
+void LoadWeights(Transformer& model, const std::string& path,
+                 const std::set<std::string>& recomputed = {});
 
 // Writes metadata.json into `dir` (called by SaveCheckpoint).
 void WriteMetadata(Transformer& model, const std::string& dir, const SaveOptions& options);

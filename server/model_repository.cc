@@ -197,9 +197,34 @@ grpc::Status ModelRepository::LoadLocked(const std::string& name, int64_t versio
                   " pieces but model.pbtxt says vocab_size " +
                   std::to_string(v->spec.vocab_size) + " (tokenizer and model do not match)");
   v->max_output_tokens = std::max(1, v->spec.max_len - 2);
-  v->max_input_tokens = v->max_output_tokens;
-  if (v->serving.max_input_tokens() > 0)
-    v->max_input_tokens = std::min(v->max_input_tokens, v->serving.max_input_tokens());
+  v->max_input_tokens = v->serving.max_input_tokens();
+  v->whole_tokens = v->max_output_tokens;
+  // Pieces of over-long sentences keep a quarter of the model's length free for the
+  // translation, which is often longer than its source.
+  v->piece_tokens = std::max(1, v->max_output_tokens * 3 / 4);
+  const int sentence_tokens = v->serving.max_sentence_tokens();
+  if (sentence_tokens > v->max_output_tokens) {
+    // Long sentences get the same weights built for their length, translations half as long
+    // again as the source included; the model's own engine keeps the sentences whose
+    // translation fits it.
+    EngineOptions lo;
+    lo.device = v->serving.device();
+    lo.dtype = v->serving.dtype();
+    lo.threads = config_.compute_threads();
+    lo.cuda_graphs = false;
+    lo.cuda_search_modes = std::getenv("MIXSERVE_TEST_CUDA_SEARCH") != nullptr;
+    lo.max_len = sentence_tokens + sentence_tokens / 2 + 2;
+    try {
+      v->long_engine = Engine::Load(dir, lo);
+      v->long_tokens = sentence_tokens;
+      v->long_output_tokens = lo.max_len - 2;
+      v->whole_tokens = v->piece_tokens;
+    } catch (const std::exception& e) {
+      LOG_INFO("model " << name << " version " << version
+                        << ": no long-sentence engine, sentences above " << v->whole_tokens
+                        << " tokens are translated in pieces: " << e.what());
+    }
+  }
   v->metrics = metrics_->ForVariant(name, version, v->spec.source_language,
                                     v->spec.target_language, v->engine->info().device);
   const auto& b = v->serving.batching();
@@ -240,7 +265,7 @@ grpc::Status ModelRepository::LoadLocked(const std::string& name, int64_t versio
   };
   const Variant* raw = v.get();
   obs.failed = [this, id, raw](const std::string& error) { MarkFailed(id, raw, error); };
-  v->scheduler = std::make_unique<Scheduler>(v->engine.get(), so, obs);
+  v->scheduler = std::make_unique<Scheduler>(v->engine.get(), so, obs, v->long_engine.get());
   {
     std::lock_guard<std::mutex> lock(mu_);
     loaded_[id] = v;
@@ -257,6 +282,8 @@ grpc::Status ModelRepository::LoadLocked(const std::string& name, int64_t versio
                                  << (v->engine->info().step_graphs ? "on" : "off")
                                  << " lookahead="
                                  << (v->engine->info().step_lookahead ? "on" : "off")
+                                 << " whole_tokens=" << v->whole_tokens << " long_tokens="
+                                 << v->long_tokens
                                  << " parameters=" << v->engine->info().parameters);
   return grpc::Status::OK;
 }

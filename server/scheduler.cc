@@ -15,8 +15,9 @@ double Seconds(SteadyClock::duration d) { return std::chrono::duration<double>(d
 }  // namespace
 
 Scheduler::Scheduler(Engine* engine, const SchedulerOptions& options,
-                     SchedulerObserver observer)
-    : engine_(engine), options_(options), observer_(std::move(observer)) {
+                     SchedulerObserver observer, Engine* long_engine)
+    : engine_(engine), long_engine_(long_engine), options_(options),
+      observer_(std::move(observer)) {
   if (options_.max_batch_sentences < 1) options_.max_batch_sentences = 1;
   if (options_.max_batch_tokens < 1) options_.max_batch_tokens = 1;
   if (options_.max_queue_size < 1) options_.max_queue_size = 1;
@@ -51,10 +52,48 @@ Scheduler::Admit Scheduler::Submit(std::vector<SentenceJob> jobs) {
   return Admit::kAccepted;
 }
 
+void Scheduler::WhenRoom(size_t n, SteadyClock::time_point deadline,
+                         std::shared_ptr<std::atomic<bool>> cancelled,
+                         std::function<void()> resume) {
+  std::lock_guard<std::mutex> lock(mu_);
+  waiters_.push_back(Waiter{n, deadline, std::move(cancelled), std::move(resume)});
+  WakeWaitersLocked(SteadyClock::now());
+}
+
+void Scheduler::WakeWaitersLocked(SteadyClock::time_point now) {
+  if (waiters_.empty()) return;
+  const size_t max = static_cast<size_t>(options_.max_queue_size);
+  size_t room = queue_.size() < max ? max - queue_.size() : 0;
+  std::vector<std::function<void()>> wake;
+  bool blocked = false;  // an earlier waiter does not fit: later ones wait behind it
+  for (auto it = waiters_.begin(); it != waiters_.end();) {
+    const bool gone = stopping_ || now >= it->deadline || (it->cancelled && it->cancelled->load());
+    const bool fits = !blocked && (it->n <= room || it->n > max);
+    if (gone || fits) {
+      if (fits && !gone) room -= std::min(room, it->n);
+      wake.push_back(std::move(it->resume));
+      it = waiters_.erase(it);
+    } else {
+      blocked = true;
+      ++it;
+    }
+  }
+  if (wake.empty()) return;
+  {
+    std::lock_guard<std::mutex> done_lock(done_mu_);  // order: mu_, then done_mu_
+    for (auto& f : wake) {
+      done_queue_.emplace_back([f = std::move(f)](SentenceOutcome&&) { f(); }, SentenceOutcome{});
+      ++done_pending_;
+    }
+  }
+  done_cv_.notify_one();
+}
+
 void Scheduler::Stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
+    WakeWaitersLocked(SteadyClock::now());
   }
   cv_.notify_one();
 }
@@ -133,14 +172,14 @@ std::vector<Scheduler::Queued> Scheduler::PickLocked(size_t active, size_t activ
   // it alone exceeds the token budget.
   const Queued& head = queue_.front();
   if (active > 0 && tokens + head.job.src.size() > budget) return picked;
-  OptionsKey key = KeyOf(head.job.options);
+  OptionsKey key = KeyOf(head.job);
   size_t head_len = head.job.src.size();
   // Length-aware grouping: among a window of the queue, the sentences of the same decoding
   // options whose source length is closest to the oldest one's join it.
   size_t window = std::min(queue_.size(), room * 4 + 1);
   std::vector<size_t> order;
   for (size_t i = 1; i < window; ++i)
-    if (KeyOf(queue_[i].job.options) == key) order.push_back(i);
+    if (KeyOf(queue_[i].job) == key) order.push_back(i);
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
     long da = std::labs(static_cast<long>(queue_[a].job.src.size()) - static_cast<long>(head_len));
     long db = std::labs(static_cast<long>(queue_[b].job.src.size()) - static_cast<long>(head_len));
@@ -193,6 +232,7 @@ void Scheduler::Loop() {
         ++it;
       }
     }
+    WakeWaitersLocked(now);  // room left by dropped sentences; expired or cancelled waiters
     size_t active = 0, active_tokens = 0;
     for (auto& kv : sessions_) {
       active += kv.second.active.size();
@@ -217,6 +257,7 @@ void Scheduler::Loop() {
         for (const auto& q : queue_) wait_until = std::min(wait_until, q.job.deadline);
       } else if (!JoinLaterLocked(now, active)) {
         admit = PickLocked(active, active_tokens);
+        WakeWaitersLocked(now);  // the admitted sentences left room in the queue
       }
     }
     if (wait) {
@@ -247,7 +288,7 @@ void Scheduler::Loop() {
     // New sentences join their session with one encoder call per options group.
     const auto admit_start = SteadyClock::now();
     std::map<OptionsKey, std::vector<Queued>> groups;
-    for (auto& q : admit) groups[KeyOf(q.job.options)].push_back(std::move(q));
+    for (auto& q : admit) groups[KeyOf(q.job)].push_back(std::move(q));
     for (auto& [key, items] : groups) {
       Session& s = sessions_[key];
       std::vector<uint64_t> ids;
@@ -263,7 +304,8 @@ void Scheduler::Loop() {
           for (auto other = sessions_.begin(); other != sessions_.end();)
             other = other->first != key && other->second.active.empty() ? sessions_.erase(other)
                                                                         : std::next(other);
-          s.session = engine_->NewSession(items.front().job.options);
+          Engine* engine = items.front().job.lane == 1 && long_engine_ ? long_engine_ : engine_;
+          s.session = engine->NewSession(items.front().job.options);
         }
         s.session->AddBatch(ids, srcs);
       } catch (const std::exception& e) {

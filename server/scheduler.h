@@ -60,6 +60,9 @@ struct SentenceOutcome {
 struct SentenceJob {
   std::vector<int> src;  // token ids without BOS/EOS
   DecodeOptions options;
+  // 0: the variant's engine; 1: its long-sentence engine (Scheduler's long_engine), built for
+  // a longer max_len. Sentences of different lanes never share a decoding session.
+  int lane = 0;
   SteadyClock::time_point deadline = SteadyClock::time_point::max();
   std::shared_ptr<std::atomic<bool>> cancelled;  // may be null
   // Called exactly once, from the worker thread (or from Submit's caller when refused).
@@ -86,7 +89,9 @@ class Scheduler {
  public:
   enum class Admit { kAccepted, kQueueFull, kStopped };
 
-  Scheduler(Engine* engine, const SchedulerOptions& options, SchedulerObserver observer = {});
+  // `long_engine` (may be null) decodes the jobs of lane 1.
+  Scheduler(Engine* engine, const SchedulerOptions& options, SchedulerObserver observer = {},
+            Engine* long_engine = nullptr);
   ~Scheduler();  // drains: accepted work completes, then the worker stops
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
@@ -94,6 +99,14 @@ class Scheduler {
   // All or nothing: either every job is queued, or none is (kQueueFull when they do not fit,
   // kStopped after Stop()). Refused jobs' callbacks are not called.
   Admit Submit(std::vector<SentenceJob> jobs);
+  // Flow control: calls `resume` once, from the completion thread, when `n` more sentences fit
+  // the queue (at once if they do now), or when the scheduler stops, `deadline` passes or
+  // `cancelled` is set; the callback tells which by calling Submit again and checking. Waiters
+  // are woken in the order they came, an earlier one first even if a later one would fit.
+  // `n` above max_queue_size never fits: it is woken at once.
+  void WhenRoom(size_t n, SteadyClock::time_point deadline,
+                std::shared_ptr<std::atomic<bool>> cancelled, std::function<void()> resume);
+  int max_queue_size() const { return options_.max_queue_size; }
   // Refuses new work; queued and running sentences still complete.
   void Stop();
   // True once stopped and every accepted sentence has completed.
@@ -110,7 +123,13 @@ class Scheduler {
     SentenceJob job;
     SteadyClock::time_point enqueued, admitted;
   };
-  using OptionsKey = std::tuple<int, int, float, int>;
+  struct Waiter {
+    size_t n;
+    SteadyClock::time_point deadline;
+    std::shared_ptr<std::atomic<bool>> cancelled;
+    std::function<void()> resume;
+  };
+  using OptionsKey = std::tuple<int, int, int, float, int>;  // lane, then the options
   struct Session {
     std::unique_ptr<DecodeSession> session;
     std::map<uint64_t, Active> active;
@@ -130,16 +149,22 @@ class Scheduler {
   // Counts a failed (or, with error "", a successful) engine call; worker thread only.
   void CountFailure(const std::string& error);
   bool Paused() const;
-  static OptionsKey KeyOf(const DecodeOptions& o) {
-    return {o.beam_size, o.max_output_tokens, o.length_penalty, o.n_best};
+  static OptionsKey KeyOf(const SentenceJob& j) {
+    const DecodeOptions& o = j.options;
+    return {j.lane, o.beam_size, o.max_output_tokens, o.length_penalty, o.n_best};
   }
+  // Moves the waiters that may go on now (room, stop, deadline, cancellation) out of waiters_
+  // and hands their callbacks to the completion thread. Called with mu_ held.
+  void WakeWaitersLocked(SteadyClock::time_point now);
 
   Engine* engine_;
+  Engine* long_engine_;
   SchedulerOptions options_;
   SchedulerObserver observer_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Queued> queue_;
+  std::deque<Waiter> waiters_;
   bool stopping_ = false;
   bool finished_ = false;
   uint64_t next_id_ = 1;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "server/validation.h"
+#include "text/sentences.h"
 
 namespace mixserve {
 namespace {
@@ -174,6 +175,92 @@ grpc::ServerUnaryReactor* TranslationServiceImpl::TranslateBatch(
   return reactor;
 }
 
+grpc::ServerUnaryReactor* TranslationServiceImpl::TranslateDocument(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
+    grpc::ByteBuffer* response) {
+  auto* reactor = new UnaryReactor;
+  auto state = reactor->state;
+  auto request = std::make_shared<v1::TranslateDocumentRequest>();
+  const std::string bytes = BytesOf(*request_bytes);
+  grpc::Status check = ParseRequestBytes(bytes, request.get());
+  if (!check.ok()) request->set_request_id(WireRequestId(bytes));  // for the logs
+  TranslateCall call = CallFrom("TranslateDocument", context, request->request_id(),
+                                request->source_language(), request->target_language(),
+                                request->variant(), request->routing_key(), request->options());
+  if (check.ok()) check = CheckDocumentRequest(*request, limits_);
+  auto spans = std::make_shared<std::vector<TextSpan>>();
+  if (check.ok()) {
+    try {
+      *spans = SplitSentences(request->text(), translator_->SourceLanguage(call));
+    } catch (const std::exception& e) {
+      check = {grpc::StatusCode::INVALID_ARGUMENT, e.what()};
+    }
+  }
+  if (check.ok() && spans->empty())
+    check = {grpc::StatusCode::INVALID_ARGUMENT, "text holds no sentence"};
+  if (check.ok() && limits_.max_document_sentences() > 0 &&
+      spans->size() > static_cast<size_t>(limits_.max_document_sentences()))
+    check = {grpc::StatusCode::INVALID_ARGUMENT,
+             "text has " + std::to_string(spans->size()) + " sentences, above the limit of " +
+                 std::to_string(limits_.max_document_sentences()) +
+                 " (limits.max_document_sentences)"};
+  if (check.ok()) check = CheckRate(&rate_, context, static_cast<double>(spans->size()));
+  if (!check.ok()) {
+    translator_->Reject(call, check);
+    UnaryReactor::Complete(state, check, [] {});
+    return reactor;
+  }
+  call.cancelled = state->cancelled;
+  call.wait_for_room = true;
+  call.texts.reserve(spans->size());
+  for (const auto& span : *spans) call.texts.push_back(request->text().substr(span.begin, span.size()));
+  const std::string request_id = call.request_id;
+  translator_->Run(std::move(call), [state, response, request, spans,
+                                     request_id](TranslateResult&& r) {
+    UnaryReactor::Complete(state, r.status, [&] {
+      v1::TranslateDocumentResponse out;
+      out.set_request_id(request_id);
+      out.mutable_variant()->set_name(r.variant.name);
+      out.mutable_variant()->set_version(r.variant.version);
+      out.set_sentences(static_cast<int>(r.translations.size()));
+      std::vector<std::string> translated;
+      translated.reserve(r.translations.size());
+      int input_tokens = 0, output_tokens = 0, split = 0;
+      for (const auto& t : r.translations) {
+        translated.push_back(t.translation());
+        input_tokens += t.input_tokens();
+        output_tokens += t.output_tokens();
+        split += t.pieces() > 1;
+      }
+      std::vector<TextSpan> placed;
+      out.set_translation(JoinSentences(request->text(), *spans, translated, &placed));
+      out.set_input_tokens(input_tokens);
+      out.set_output_tokens(output_tokens);
+      out.set_split_sentences(split);
+      out.mutable_timings()->set_queue_ms(r.queue_ms);
+      out.mutable_timings()->set_compute_ms(r.compute_ms);
+      out.mutable_timings()->set_total_ms(r.total_ms);
+      if (request->return_segments()) {
+        for (size_t i = 0; i < spans->size(); ++i) {
+          auto* seg = out.add_segments();
+          const auto& t = r.translations[i];
+          seg->set_source_offset(static_cast<int>((*spans)[i].begin));
+          seg->set_source_length(static_cast<int>((*spans)[i].size()));
+          seg->set_translation_offset(static_cast<int>(placed[i].begin));
+          seg->set_translation_length(static_cast<int>(placed[i].size()));
+          seg->set_source(request->text().substr((*spans)[i].begin, (*spans)[i].size()));
+          seg->set_translation(t.translation());
+          seg->set_input_tokens(t.input_tokens());
+          seg->set_output_tokens(t.output_tokens());
+          seg->set_pieces(std::max(1, t.pieces()));
+        }
+      }
+      *response = BufferOf(out);
+    });
+  });
+  return reactor;
+}
+
 namespace {
 
 // Each request message is translated on its own; answers are written one at a time in the
@@ -187,6 +274,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
     bool finished = false;  // Finish called (or about to be)
     bool reads_done = false;
     bool writing = false;
+    bool starting_read = false;  // NextRead is between its decision and StartRead
     int pending = 0;
     std::deque<grpc::ByteBuffer> out;  // serialized answers; front() is being written while `writing`
     std::shared_ptr<std::atomic<bool>> cancelled = std::make_shared<std::atomic<bool>>(false);
@@ -219,7 +307,6 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
       ++s->pending;
     }
     request_.Clear();
-    StartRead(&request_);
     v1::TranslateRequest req;
     grpc::Status check = ParseRequestBytes(bytes, &req);
     if (!check.ok()) req.set_request_id(WireRequestId(bytes));
@@ -236,8 +323,13 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
     if (!check.ok()) {
       translator_->Reject(call, check);
       Deliver(s, ErrorResponse(request_id, check));
+      NextRead(s);
       return;
     }
+    // Flow control: the next message is read once this one is queued (at once when its
+    // variant's queue has room; when it is full, once room appears).
+    call.wait_for_room = true;
+    call.queued = std::make_shared<QueuedSignal>([s] { NextRead(s); });
     translator_->Run(std::move(call), [s, request_id](TranslateResult&& r) {
       if (!r.status.ok()) return Deliver(s, ErrorResponse(request_id, r.status));
       v1::TranslateResponse resp = std::move(r.translations.front());
@@ -279,6 +371,26 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   }
 
  private:
+  // Starts the next read unless the stream is finishing. The reactor stays alive during
+  // StartRead: `starting_read` keeps NextLocked from finishing the stream meanwhile.
+  static void NextRead(const std::shared_ptr<Shared>& s) {
+    StreamReactor* r;
+    {
+      std::lock_guard<std::mutex> lock(s->mu);
+      if (s->finished || !s->reactor || s->reads_done) return;
+      s->starting_read = true;
+      r = s->reactor;
+    }
+    r->StartRead(&r->request_);
+    Act act;
+    {
+      std::lock_guard<std::mutex> lock(s->mu);
+      s->starting_read = false;
+      act = NextLocked(*s);
+    }
+    Do(s, act);
+  }
+
   static v1::TranslateResponse ErrorResponse(const std::string& id, const grpc::Status& st) {
     v1::TranslateResponse r;
     r.set_request_id(id);
@@ -300,7 +412,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
 
   // What to do next, with the mutex held: write the next answer, finish, or nothing.
   static Act NextLocked(Shared& s) {
-    if (s.finished || s.writing || !s.reactor) return Act::kNone;
+    if (s.finished || s.writing || !s.reactor || s.starting_read) return Act::kNone;
     bool cancelled = s.cancelled->load();
     if (!cancelled && !s.out.empty()) {
       s.writing = true;

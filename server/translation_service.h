@@ -19,7 +19,8 @@ namespace mixserve {
 using TranslationServiceBase = v1::TranslationService::WithRawCallbackMethod_Translate<
     v1::TranslationService::WithRawCallbackMethod_TranslateBatch<
         v1::TranslationService::WithRawCallbackMethod_TranslateStream<
-            v1::TranslationService::Service>>>;
+            v1::TranslationService::WithRawCallbackMethod_TranslateDocument<
+                v1::TranslationService::Service>>>>;
 
 class TranslationServiceImpl final : public TranslationServiceBase {
  public:
@@ -34,9 +35,17 @@ class TranslationServiceImpl final : public TranslationServiceBase {
   grpc::ServerUnaryReactor* TranslateBatch(grpc::CallbackServerContext* context,
                                            const grpc::ByteBuffer* request,
                                            grpc::ByteBuffer* response) override;
-  // TranslateRequest messages in, TranslateResponse messages out.
+  // TranslateRequest messages in, TranslateResponse messages out. The next message is read
+  // only once the last one is queued on its variant: a full queue holds the stream (gRPC's
+  // flow control then holds the client) instead of failing its requests.
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* TranslateStream(
       grpc::CallbackServerContext* context) override;
+  // TranslateDocumentRequest in, TranslateDocumentResponse out: the text is split into
+  // sentences (text/sentences.h), which are translated as one call that waits for room in
+  // the variant's queue, and put back together.
+  grpc::ServerUnaryReactor* TranslateDocument(grpc::CallbackServerContext* context,
+                                              const grpc::ByteBuffer* request,
+                                              grpc::ByteBuffer* response) override;
 
  private:
   Translator* translator_;

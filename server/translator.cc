@@ -5,6 +5,7 @@
 #include <random>
 
 #include "server/log.h"
+#include "server/sentence_plan.h"
 #include "text/bleu.h"
 
 namespace mixserve {
@@ -56,45 +57,109 @@ grpc::Status ToStatus(const SentenceOutcome& o) {
   }
 }
 
-// A request's sentences, tokenized for one variant.
-struct Dispatch {
-  std::shared_ptr<Variant> variant;
-  std::vector<std::vector<int>> ids;
-  DecodeOptions options;
+// The label of a call's texts in error messages (sentence_plan.h).
+std::string LabelOf(const TranslateCall& call) {
+  if (call.method == "TranslateDocument") return "sentences";
+  if (call.texts.size() == 1 && call.method != "TranslateBatch") return "text";
+  return "texts";
+}
+
+// Feeds a call's sentence jobs to its variant's queue: all at once, or, with wait_for_room,
+// in groups of at most the queue's size as room appears (Scheduler::WhenRoom).
+class Feeder : public std::enable_shared_from_this<Feeder> {
+ public:
+  Feeder(std::shared_ptr<Variant> v, std::vector<SentenceJob> jobs, const TranslateCall& call)
+      : v_(std::move(v)), jobs_(std::move(jobs)), wait_(call.wait_for_room),
+        deadline_(call.deadline), cancelled_(call.cancelled), queued_(call.queued) {}
+
+  // Queues what fits; returns the outcome of the first Submit (the caller re-routes on
+  // kStopped when nothing was queued, and answers RESOURCE_EXHAUSTED on kQueueFull when the
+  // call does not wait). Later groups follow from the scheduler's completion thread.
+  Scheduler::Admit Start() {
+    if (jobs_.empty()) return Scheduler::Admit::kAccepted;
+    if (!wait_) {
+      Scheduler::Admit a = v_->scheduler->Submit(std::move(jobs_));
+      if (a == Scheduler::Admit::kAccepted && queued_) queued_->Fire();
+      return a;
+    }
+    return Go(true);
+  }
+
+ private:
+  Scheduler::Admit Go(bool first) {
+    const size_t group = static_cast<size_t>(std::max(1, v_->scheduler->max_queue_size()));
+    while (next_ < jobs_.size()) {
+      const size_t n = std::min(group, jobs_.size() - next_);
+      // Copies: a refused Submit destroys what it was given.
+      std::vector<SentenceJob> part(jobs_.begin() + static_cast<long>(next_),
+                                    jobs_.begin() + static_cast<long>(next_ + n));
+      Scheduler::Admit a = v_->scheduler->Submit(std::move(part));
+      if (a == Scheduler::Admit::kAccepted) {
+        for (size_t i = next_; i < next_ + n; ++i) jobs_[i].done = nullptr;
+        next_ += n;
+        first = false;
+        continue;
+      }
+      if (a == Scheduler::Admit::kStopped) {
+        if (first) return a;  // nothing queued: the caller routes the call elsewhere
+        FailRest(SentenceOutcome::Code::kUnavailable,
+                 "variant " + v_->id.ToString() + " is unloading; retry");
+        return Scheduler::Admit::kAccepted;
+      }
+      if (cancelled_ && cancelled_->load()) {
+        FailRest(SentenceOutcome::Code::kCancelled, "cancelled while waiting for room");
+      } else if (SteadyClock::now() >= deadline_) {
+        FailRest(SentenceOutcome::Code::kDeadlineExceeded,
+                 "deadline expired while waiting for room in the queue of variant " +
+                     v_->id.ToString());
+      } else {
+        auto self = shared_from_this();
+        v_->scheduler->WhenRoom(n, deadline_, cancelled_, [self] { self->Go(false); });
+      }
+      return Scheduler::Admit::kAccepted;
+    }
+    if (queued_) queued_->Fire();
+    jobs_.clear();
+    return Scheduler::Admit::kAccepted;
+  }
+
+  void FailRest(SentenceOutcome::Code code, const std::string& message) {
+    for (size_t i = next_; i < jobs_.size(); ++i) {
+      SentenceOutcome o;
+      o.code = code;
+      o.message = message;
+      if (jobs_[i].done) jobs_[i].done(std::move(o));
+    }
+    next_ = jobs_.size();
+    jobs_.clear();
+    if (queued_) queued_->Fire();
+  }
+
+  std::shared_ptr<Variant> v_;
+  std::vector<SentenceJob> jobs_;
+  size_t next_ = 0;
+  bool wait_;
+  SteadyClock::time_point deadline_;
+  std::shared_ptr<std::atomic<bool>> cancelled_;
+  std::shared_ptr<QueuedSignal> queued_;
 };
 
-grpc::Status Prepare(const TranslateCall& call, const std::shared_ptr<Variant>& v,
-                     Dispatch* d) {
-  d->variant = v;
-  const auto& o = call.options;
-  int beam = o.beam_size() > 0 ? o.beam_size() : v->serving.default_beam_size();
-  int n_best = std::max(1, o.n_best());
-  if (n_best > beam)
-    return {grpc::StatusCode::INVALID_ARGUMENT,
-            "options.n_best " + std::to_string(n_best) + " is above the beam size " +
-                std::to_string(beam) + " of variant " + v->id.ToString()};
-  d->options.beam_size = beam;
-  d->options.n_best = n_best;
-  d->options.max_output_tokens = o.max_output_tokens() > 0
-                                     ? std::min(o.max_output_tokens(), v->max_output_tokens)
-                                     : v->max_output_tokens;
-  d->options.length_penalty = o.length_penalty() > 0 ? o.length_penalty() : 1.0f;
-  for (size_t i = 0; i < call.texts.size(); ++i) {
-    std::string what = call.texts.size() == 1 && call.method != "TranslateBatch"
-                           ? std::string("text")
-                           : "texts[" + std::to_string(i) + "]";
-    std::vector<int> ids = v->tokenizer->Encode(call.texts[i]);
-    if (ids.empty())
-      return {grpc::StatusCode::INVALID_ARGUMENT, what + " yields no tokens"};
-    if (static_cast<int>(ids.size()) > v->max_input_tokens)
-      return {grpc::StatusCode::INVALID_ARGUMENT,
-              what + " is " + std::to_string(ids.size()) +
-                  " tokens after tokenization; variant " + v->id.ToString() +
-                  " accepts at most " + std::to_string(v->max_input_tokens) + " (max_len " +
-                  std::to_string(v->spec.max_len) + " with BOS/EOS)"};
-    d->ids.push_back(std::move(ids));
+// One piece's result (a whole sentence is one piece).
+struct PieceResult {
+  std::string text;
+  int tokens = 0;
+  float score = 0;
+  std::vector<Hypothesis> hyps;  // the n-best list, whole sentences only
+};
+
+std::string Joined(const std::vector<PieceResult>& pieces) {
+  std::string out;
+  for (const auto& p : pieces) {
+    if (p.text.empty()) continue;
+    if (!out.empty()) out += ' ';
+    out += p.text;
   }
-  return grpc::Status::OK;
+  return out;
 }
 
 }  // namespace
@@ -131,6 +196,15 @@ Translator::Translator(const v1::ServerConfig& config, ModelRepository* reposito
                        Router* router, Metrics* metrics)
     : config_(config), repository_(repository), router_(router), metrics_(metrics) {}
 
+std::string Translator::SourceLanguage(const TranslateCall& call) const {
+  if (!call.source_language.empty() || call.variant.name().empty()) return call.source_language;
+  for (const auto& l : repository_->Loaded())
+    if (l.id.name == call.variant.name() &&
+        (call.variant.version() == 0 || l.id.version == call.variant.version()))
+      return l.source_language;
+  return "";
+}
+
 std::string Translator::NewRequestId() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   static const char* hex = "0123456789abcdef";
@@ -150,6 +224,7 @@ SteadyClock::time_point Translator::SteadyDeadline(std::chrono::system_clock::ti
 
 void Translator::Finish(const TranslateCall& call, SteadyClock::time_point start,
                         TranslateResult&& r, const std::function<void(TranslateResult&&)>& done) {
+  if (call.queued) call.queued->Fire();
   r.total_ms = Ms(SteadyClock::now() - start);
   std::string model = r.variant.name;
   metrics_->CountRequest(call.method, model, r.variant.version, call.source_language,
@@ -245,14 +320,15 @@ Scheduler::Admit Translator::Submit(TranslateCall call, SteadyClock::time_point 
   };
   if (call.source_language.empty()) call.source_language = v->spec.source_language;
   if (call.target_language.empty()) call.target_language = v->spec.target_language;
-  Dispatch d;
-  grpc::Status s = Prepare(call, v, &d);
+  auto plan = std::make_shared<CallPlan>();
+  grpc::Status s = PlanCall(call.texts, call.options, *v, LabelOf(call),
+                            call.method == "TranslateDocument", plan.get());
   if (!s.ok()) return fail(s, v->id);
   auto submit_time = SteadyClock::now();
   if (submit_time >= call.deadline)
     return fail({grpc::StatusCode::DEADLINE_EXCEEDED, "deadline expired before queueing"}, v->id);
 
-  size_t n = call.texts.size();
+  const size_t n = call.texts.size();
   std::shared_ptr<ShadowJoin> join;
   if (route.shadow) {
     join = std::make_shared<ShadowJoin>(n);
@@ -262,101 +338,169 @@ Scheduler::Admit Translator::Submit(TranslateCall call, SteadyClock::time_point 
   }
   struct State {
     std::mutex mu;
-    size_t remaining;
+    size_t remaining;  // sentences not complete
     TranslateResult result;
     bool failed = false;
+    std::vector<std::vector<PieceResult>> pieces;  // per sentence, per piece
+    std::vector<size_t> pieces_left;
+    std::vector<double> queue_s, compute_s;
   };
   auto state = std::make_shared<State>();
   state->remaining = n;
   state->result.variant = v->id;
   state->result.translations.resize(n);
+  state->pieces.resize(n);
+  state->pieces_left.resize(n);
+  state->queue_s.assign(n, 0.0);
+  state->compute_s.assign(n, 0.0);
+  for (size_t i = 0; i < n; ++i) {
+    state->pieces[i].resize(plan->sentences[i].pieces.size());
+    state->pieces_left[i] = plan->sentences[i].pieces.size();
+  }
   auto shared_call = std::make_shared<TranslateCall>(call);
   auto shared_done = std::make_shared<std::function<void(TranslateResult&&)>>(done);
+  std::shared_ptr<const Tokenizer> detok = v->target_tokenizer;
+  VariantMetrics* m = v->metrics;
+  const VariantId id = v->id;
 
-  std::vector<SentenceJob> jobs(n);
-  for (size_t i = 0; i < n; ++i) {
-    SentenceJob& job = jobs[i];
-    job.src = d.ids[i];
-    job.options = d.options;
-    job.deadline = call.deadline;
-    job.cancelled = call.cancelled;
-    std::string reference = i < call.references.size() ? call.references[i] : "";
-    int input_tokens = static_cast<int>(d.ids[i].size());
-    std::shared_ptr<const Tokenizer> detok = v->target_tokenizer;
-    VariantMetrics* m = v->metrics;
-    VariantId id = v->id;
-    job.done = [this, state, shared_call, shared_done, start, i, reference, input_tokens, detok,
-                m, id, join](SentenceOutcome&& o) {
-      v1::TranslateResponse resp;
-      grpc::Status st = ToStatus(o);
-      std::string text;
-      if (st.ok()) {
-        if (o.hyps.empty()) {
-          st = {grpc::StatusCode::INTERNAL, "engine returned no hypothesis"};
-        } else {
-          try {
-            text = detok->Decode(o.hyps[0].tokens);
-          } catch (const std::exception& e) {
-            st = {grpc::StatusCode::INTERNAL, std::string("detokenization failed: ") + e.what()};
-          }
-        }
-        if (st.ok()) {
-          resp.set_request_id(shared_call->request_id);
-          resp.set_translation(text);
-          resp.mutable_variant()->set_name(id.name);
-          resp.mutable_variant()->set_version(id.version);
-          resp.set_input_tokens(input_tokens);
-          resp.set_output_tokens(static_cast<int>(o.hyps[0].tokens.size()));
-          resp.set_score(o.hyps[0].score);
-          resp.mutable_timings()->set_queue_ms(o.queue_seconds * 1000);
-          resp.mutable_timings()->set_compute_ms(o.compute_seconds * 1000);
-          if (shared_call->options.n_best() > 1)
-            for (const auto& h : o.hyps) {
-              auto* nb = resp.add_n_best();
-              try {
-                nb->set_text(detok->Decode(h.tokens));
-              } catch (const std::exception&) {
-                nb->set_text("");  // the best hypothesis decoded; an odd alternative is left empty
-              }
-              nb->set_score(h.score);
-            }
-          m->input_tokens->Increment(input_tokens);
-          m->output_tokens->Increment(static_cast<double>(o.hyps[0].tokens.size()));
-          m->sentences->Increment();
-          if (!reference.empty()) {
+  // A sentence whose pieces are all back: its answer, metrics, shadow pairing; the last
+  // sentence finishes the call.
+  auto complete = [this, state, shared_call, shared_done, plan, start, m, id, join,
+                   detok](size_t i) {
+    const SentencePlan& sp = plan->sentences[i];
+    v1::TranslateResponse resp;
+    std::string text;
+    bool ok;
+    {
+      std::lock_guard<std::mutex> lock(state->mu);
+      ok = !state->failed;
+    }
+    if (ok) {
+      auto& pieces = state->pieces[i];  // no piece of sentence i is written any more
+      int out_tokens = 0;
+      float score = 0;
+      for (const auto& p : pieces) {
+        out_tokens += p.tokens;
+        score += p.score;
+      }
+      if (!pieces.empty()) score /= static_cast<float>(pieces.size());
+      text = sp.pieces.empty() ? shared_call->texts[i] : Joined(pieces);
+      resp.set_request_id(shared_call->request_id);
+      resp.set_translation(text);
+      resp.mutable_variant()->set_name(id.name);
+      resp.mutable_variant()->set_version(id.version);
+      resp.set_input_tokens(sp.input_tokens);
+      resp.set_output_tokens(out_tokens);
+      resp.set_score(score);
+      if (pieces.size() > 1) resp.set_pieces(static_cast<int>(pieces.size()));
+      resp.mutable_timings()->set_queue_ms(state->queue_s[i] * 1000);
+      resp.mutable_timings()->set_compute_ms(state->compute_s[i] * 1000);
+      if (shared_call->options.n_best() > 1) {
+        if (pieces.size() == 1) {
+          for (const auto& h : pieces[0].hyps) {
+            auto* nb = resp.add_n_best();
             try {
-              m->AddBleu(SentenceStats(text, {reference}));
+              nb->set_text(detok->Decode(h.tokens));
+            } catch (const std::exception&) {
+              nb->set_text("");  // the best hypothesis decoded; an odd alternative is left empty
+            }
+            nb->set_score(h.score);
+          }
+        } else {
+          auto* nb = resp.add_n_best();  // pieces: their best, together
+          nb->set_text(text);
+          nb->set_score(score);
+        }
+      }
+      m->input_tokens->Increment(sp.input_tokens);
+      m->sentences->Increment();
+      const std::string reference =
+          i < shared_call->references.size() ? shared_call->references[i] : "";
+      if (!reference.empty()) {
+        try {
+          m->AddBleu(SentenceStats(text, {reference}));
+        } catch (const std::exception& e) {
+          LOG_DEBUG("request id=" << LogQuote(shared_call->request_id)
+                                  << " reference skipped for BLEU: " << e.what());
+        }
+      }
+    }
+    if (join) join->Set(i, false, ok, text);
+    bool last;
+    {
+      std::lock_guard<std::mutex> lock(state->mu);
+      state->result.queue_ms = std::max(state->result.queue_ms, state->queue_s[i] * 1000);
+      state->result.compute_ms = std::max(state->result.compute_ms, state->compute_s[i] * 1000);
+      state->result.translations[i] = std::move(resp);
+      last = --state->remaining == 0;
+    }
+    if (!last) return;
+    TranslateResult r = std::move(state->result);
+    if (!r.status.ok()) r.translations.clear();
+    for (auto& t : r.translations)
+      t.mutable_timings()->set_total_ms(Ms(SteadyClock::now() - start));
+    if (r.status.ok() && shared_call->method != "Translate" &&
+        shared_call->method != "TranslateStream")
+      CheckAnswerSize(&r);
+    Finish(*shared_call, start, std::move(r), *shared_done);
+  };
+
+  std::vector<SentenceJob> jobs;
+  jobs.reserve(plan->jobs());
+  for (size_t i = 0; i < n; ++i) {
+    const SentencePlan& sp = plan->sentences[i];
+    const bool whole = sp.pieces.size() == 1;
+    for (size_t k = 0; k < sp.pieces.size(); ++k) {
+      SentenceJob job;
+      job.src = sp.pieces[k];
+      job.lane = sp.lane;
+      job.options = sp.lane == 1 ? plan->long_options : plan->options;
+      if (!whole) job.options.n_best = 1;  // pieces: their best only
+      job.deadline = call.deadline;
+      job.cancelled = call.cancelled;
+      job.done = [state, complete, detok, m, i, k, whole](SentenceOutcome&& o) {
+        grpc::Status st = ToStatus(o);
+        PieceResult piece;
+        if (st.ok()) {
+          if (o.hyps.empty()) {
+            st = {grpc::StatusCode::INTERNAL, "engine returned no hypothesis"};
+          } else {
+            try {
+              piece.text = detok->Decode(o.hyps[0].tokens);
+              piece.tokens = static_cast<int>(o.hyps[0].tokens.size());
+              piece.score = o.hyps[0].score;
+              if (whole) piece.hyps = std::move(o.hyps);
             } catch (const std::exception& e) {
-              LOG_DEBUG("request id=" << LogQuote(shared_call->request_id)
-                                      << " reference skipped for BLEU: " << e.what());
+              st = {grpc::StatusCode::INTERNAL,
+                    std::string("detokenization failed: ") + e.what()};
             }
           }
         }
-      }
-      m->queue_seconds->Observe(o.queue_seconds);
-      if (st.ok()) m->compute_seconds->Observe(o.compute_seconds);
-      if (join) join->Set(i, false, st.ok(), text);
-      bool last;
-      {
-        std::lock_guard<std::mutex> lock(state->mu);
-        if (!st.ok() && !state->failed) {
-          state->failed = true;
-          state->result.status = st;
+        m->queue_seconds->Observe(o.queue_seconds);
+        if (st.ok()) {
+          m->compute_seconds->Observe(o.compute_seconds);
+          m->output_tokens->Increment(piece.tokens);
         }
-        state->result.queue_ms = std::max(state->result.queue_ms, o.queue_seconds * 1000);
-        state->result.compute_ms = std::max(state->result.compute_ms, o.compute_seconds * 1000);
-        state->result.translations[i] = std::move(resp);
-        last = --state->remaining == 0;
-      }
-      if (!last) return;
-      TranslateResult r = std::move(state->result);
-      if (!r.status.ok()) r.translations.clear();
-      for (auto& t : r.translations) t.mutable_timings()->set_total_ms(Ms(SteadyClock::now() - start));
-      if (r.status.ok() && shared_call->method == "TranslateBatch") CheckAnswerSize(&r);
-      Finish(*shared_call, start, std::move(r), *shared_done);
-    };
+        bool sentence_done;
+        {
+          std::lock_guard<std::mutex> lock(state->mu);
+          if (!st.ok() && !state->failed) {
+            state->failed = true;
+            state->result.status = st;
+          }
+          state->pieces[i][k] = std::move(piece);
+          state->queue_s[i] = std::max(state->queue_s[i], o.queue_seconds);
+          state->compute_s[i] = std::max(state->compute_s[i], o.compute_seconds);
+          sentence_done = --state->pieces_left[i] == 0;
+        }
+        if (sentence_done) complete(i);
+      };
+      jobs.push_back(std::move(job));
+    }
   }
-  Scheduler::Admit a = v->scheduler->Submit(std::move(jobs));
+  const size_t job_count = jobs.size();
+  auto feeder = std::make_shared<Feeder>(v, std::move(jobs), call);
+  Scheduler::Admit a = feeder->Start();
   if (a == Scheduler::Admit::kStopped && !last_attempt) return a;  // caller re-routes
   if (a != Scheduler::Admit::kAccepted) {
     TranslateResult r;
@@ -371,46 +515,54 @@ Scheduler::Admit Translator::Submit(TranslateCall call, SteadyClock::time_point 
     Finish(call, start, std::move(r), *shared_done);
     return Scheduler::Admit::kAccepted;
   }
-  if (join) {
-    auto primary_out = std::make_shared<std::vector<std::string>>();
-    RunShadow(call, v->id, route.shadow_id, primary_out, join);
-  }
+  // Sentences without tokens (documents) are answered with themselves, once the call is
+  // accepted; with no job at all, that finishes the call.
+  for (size_t i = 0; i < n; ++i)
+    if (plan->sentences[i].pieces.empty()) complete(i);
+  if (job_count == 0 && call.queued) call.queued->Fire();
+  if (join) RunShadow(call, v->id, route.shadow_id, join);
   return Scheduler::Admit::kAccepted;
 }
 
 void Translator::RunShadow(const TranslateCall& call, const VariantId& primary,
-                           const VariantId& shadow_id,
-                           std::shared_ptr<std::vector<std::string>> /*primary_out*/,
-                           std::shared_ptr<ShadowJoin> join) {
+                           const VariantId& shadow_id, std::shared_ptr<ShadowJoin> join) {
   auto start = SteadyClock::now();
   std::shared_ptr<Variant> v = repository_->Get(shadow_id);
+  const size_t n = call.texts.size();
   auto skip = [&](const grpc::Status& s) {
     metrics_->CountRequest("shadow", shadow_id.name, shadow_id.version, call.source_language,
                            call.target_language, StatusCodeName(s.error_code()), 0);
-    for (size_t i = 0; i < call.texts.size(); ++i) join->Set(i, true, false, "");
+    for (size_t i = 0; i < n; ++i) join->Set(i, true, false, "");
   };
   if (!v) return skip({grpc::StatusCode::UNAVAILABLE, "shadow unloaded"});
-  Dispatch d;
-  grpc::Status s = Prepare(call, v, &d);
+  CallPlan plan;
+  grpc::Status s = PlanCall(call.texts, call.options, *v, LabelOf(call),
+                            call.method == "TranslateDocument", &plan);
   if (!s.ok()) return skip(s);
-  size_t n = call.texts.size();
   struct State {
     std::mutex mu;
     size_t remaining;
     grpc::Status status;
   };
   auto state = std::make_shared<State>();
-  state->remaining = n;
-  std::vector<SentenceJob> jobs(n);
-  auto shared_call = std::make_shared<TranslateCall>(call);
+  std::vector<SentenceJob> jobs;
+  std::vector<size_t> skipped;
   for (size_t i = 0; i < n; ++i) {
-    jobs[i].src = d.ids[i];
-    jobs[i].options = d.options;
+    // The shadow compares whole sentences only: one cut into pieces is left out.
+    if (plan.sentences[i].pieces.size() != 1) {
+      skipped.push_back(i);
+      continue;
+    }
+    SentenceJob job;
+    job.src = plan.sentences[i].pieces[0];
+    job.lane = plan.sentences[i].lane;
+    job.options = job.lane == 1 ? plan.long_options : plan.options;
     std::shared_ptr<const Tokenizer> detok = v->target_tokenizer;
     VariantMetrics* m = v->metrics;
-    int input_tokens = static_cast<int>(d.ids[i].size());
-    jobs[i].done = [this, state, shared_call, start, i, detok, m, input_tokens, join,
-                    shadow_id](SentenceOutcome&& o) {
+    const int input_tokens = plan.sentences[i].input_tokens;
+    auto shared_call = std::make_shared<TranslateCall>(call);
+    job.done = [this, state, shared_call, start, i, detok, m, input_tokens, join,
+                shadow_id](SentenceOutcome&& o) {
       grpc::Status st = ToStatus(o);
       std::string text;
       if (st.ok() && !o.hyps.empty()) {
@@ -440,7 +592,11 @@ void Translator::RunShadow(const TranslateCall& call, const VariantId& primary,
                                StatusCodeName(state->status.error_code()),
                                std::chrono::duration<double>(SteadyClock::now() - start).count());
     };
+    jobs.push_back(std::move(job));
   }
+  for (size_t i : skipped) join->Set(i, true, false, "");
+  if (jobs.empty()) return;
+  state->remaining = jobs.size();
   Scheduler::Admit a = v->scheduler->Submit(std::move(jobs));
   if (a != Scheduler::Admit::kAccepted)
     skip({a == Scheduler::Admit::kQueueFull ? grpc::StatusCode::RESOURCE_EXHAUSTED

@@ -19,8 +19,24 @@
 
 namespace mixserve {
 
+// Fired once: when every sentence of a call is queued on its variant, or when the call ends
+// without that (refused, failed). TranslateStream reads its next message only then, so that a
+// full queue stops the stream instead of failing its requests (flow control).
+class QueuedSignal {
+ public:
+  explicit QueuedSignal(std::function<void()> f) : f_(std::move(f)) {}
+  void Fire() {
+    if (!fired_.exchange(true) && f_) f_();
+  }
+
+ private:
+  std::atomic<bool> fired_{false};
+  std::function<void()> f_;
+};
+
 struct TranslateCall {
-  std::string method;  // "Translate", "TranslateBatch", "TranslateStream"
+  // "Translate", "TranslateBatch", "TranslateStream", "TranslateDocument"
+  std::string method;
   std::string request_id;
   std::string source_language, target_language;
   v1::VariantRef variant;
@@ -30,6 +46,11 @@ struct TranslateCall {
   std::vector<std::string> references;  // empty or one per text
   SteadyClock::time_point deadline = SteadyClock::time_point::max();
   std::shared_ptr<std::atomic<bool>> cancelled;
+  // With a full queue, wait for room (up to the deadline) instead of answering
+  // RESOURCE_EXHAUSTED; sentences are queued in groups of at most the queue's size, so a call
+  // may hold more sentences than the queue (documents, streams).
+  bool wait_for_room = false;
+  std::shared_ptr<QueuedSignal> queued;  // may be null
 };
 
 struct TranslateResult {
@@ -57,6 +78,10 @@ class Translator {
   // Calls accepted and not yet answered.
   int64_t in_flight() const { return in_flight_; }
 
+  // The source language of a call: its own, else that of the variant it names ("" when
+  // neither is known).
+  std::string SourceLanguage(const TranslateCall& call) const;
+
   static std::string NewRequestId();
   static SteadyClock::time_point SteadyDeadline(std::chrono::system_clock::time_point d);
 
@@ -71,7 +96,6 @@ class Translator {
                           const RouteDecision& route, std::shared_ptr<Variant> v,
                           std::function<void(TranslateResult&&)>& done, bool last_attempt);
   void RunShadow(const TranslateCall& call, const VariantId& primary, const VariantId& shadow,
-                 std::shared_ptr<std::vector<std::string>> primary_out,
                  std::shared_ptr<struct ShadowJoin> join);
 
   v1::ServerConfig config_;

@@ -240,4 +240,26 @@ grpc::Status CheckBatchRequest(const v1::TranslateBatchRequest& r,
   return CheckOptions(r.options());
 }
 
+grpc::Status CheckDocumentRequest(const v1::TranslateDocumentRequest& r,
+                                  const v1::LimitsConfig& limits) {
+  const std::string& text = r.text();
+  if (limits.max_document_bytes() > 0 &&
+      text.size() > static_cast<size_t>(limits.max_document_bytes()))
+    return {grpc::StatusCode::INVALID_ARGUMENT,
+            "text is " + std::to_string(text.size()) + " bytes, above the limit of " +
+                std::to_string(limits.max_document_bytes()) + " (limits.max_document_bytes)"};
+  v1::LimitsConfig unbounded = limits;
+  unbounded.set_max_text_bytes(0);
+  grpc::Status s = CheckText(text, "text", unbounded);
+  if (!s.ok()) return s;
+  if (!(s = CheckRequestId(r.request_id())).ok()) return s;
+  if (!(s = CheckVariantRef(r.variant())).ok()) return s;
+  if (!(s = CheckLanguages(r.source_language(), r.target_language(), r.variant())).ok())
+    return s;
+  if (r.options().n_best() > 1)
+    return {grpc::StatusCode::INVALID_ARGUMENT,
+            "options.n_best is not available for documents (use Translate or TranslateBatch)"};
+  return CheckOptions(r.options());
+}
+
 }  // namespace mixserve

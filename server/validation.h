@@ -40,5 +40,9 @@ grpc::Status ParseRequestBytes(const std::string& bytes, google::protobuf::Messa
 grpc::Status CheckRequest(const v1::TranslateRequest& request, const v1::LimitsConfig& limits);
 grpc::Status CheckBatchRequest(const v1::TranslateBatchRequest& request,
                                const v1::LimitsConfig& limits);
+// TranslateDocument: the text against limits.max_document_bytes (the sentence budget is
+// checked once the text is split), and the same fields as Translate; n_best is refused.
+grpc::Status CheckDocumentRequest(const v1::TranslateDocumentRequest& request,
+                                  const v1::LimitsConfig& limits);
 
 }  // namespace mixserve

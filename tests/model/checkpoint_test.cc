@@ -133,3 +133,62 @@ TEST_F(CheckpointTest, MissingFilesAreNamed) {
 
 }  // namespace
 }  // namespace mixserve::model
+
+namespace mixserve::model {
+namespace {
+
+using namespace ::mixserve::model::testing;
+
+class LongerMaxLenTest : public CheckpointTest {};
+
+// Mixers whose weights do not depend on the length run at a longer max_len with the same
+// weights: equal outputs on what fits the trained length, and longer inputs accepted.
+TEST_F(LongerMaxLenTest, LengthFreeMixersLoadForALongerMaxLen) {
+  torch::NoGradGuard ng;
+  for (const auto& [mixer, site] :
+       std::vector<std::pair<std::string, Site>>{{"mha", Site::kDecoderSelf},
+                                                 {"aft_simple", Site::kDecoderSelf},
+                                                 {"lstm", Site::kEncoderSelf},
+                                                 {"lstm", Site::kDecoderSelf}}) {
+    SCOPED_TRACE(mixer);
+    mixserve::RemoveTree(dir_);
+    Transformer m(SpecWith(mixer, site));
+    m->eval();
+    SaveCheckpoint(m, dir_.string());
+    auto longer = LoadCheckpoint(dir_.string(), 4 * kMaxLen);
+    longer->eval();
+    EXPECT_EQ(longer->spec().max_len, 4 * kMaxLen);
+    auto src = Pad({RandomTokens(7, true)});
+    auto tgt = Pad({WithBos(RandomTokens(5, false))});
+    EXPECT_TRUE(torch::allclose(m->Forward(src, tgt), longer->Forward(src, tgt), 1e-5, 1e-6));
+    auto long_src = Pad({RandomTokens(3 * kMaxLen, true)});
+    auto long_tgt = Pad({WithBos(RandomTokens(3 * kMaxLen, false))});
+    EXPECT_THROW(m->Forward(long_src, long_tgt), std::invalid_argument);
+    auto out = longer->Forward(long_src, long_tgt);
+    EXPECT_TRUE(torch::isfinite(out).all().item<bool>());
+  }
+}
+
+TEST_F(LongerMaxLenTest, FixedLengthMixersAreRefusedNamingTheTensor) {
+  torch::NoGradGuard ng;
+  for (const auto& [mixer, site] :
+       std::vector<std::pair<std::string, Site>>{{"alr", Site::kEncoderSelf},
+                                                 {"aft_full", Site::kDecoderSelf}}) {
+    SCOPED_TRACE(mixer);
+    mixserve::RemoveTree(dir_);
+    Transformer m(SpecWith(mixer, site));
+    SaveCheckpoint(m, dir_.string());
+    try {
+      LoadCheckpoint(dir_.string(), 2 * kMaxLen);
+      ADD_FAILURE() << "loaded";
+    } catch (const CheckpointError& e) {
+      EXPECT_NE(std::string(e.what()).find("depend on the length"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("tensor '"), std::string::npos) << e.what();
+    }
+    // Its own length still loads.
+    EXPECT_NO_THROW(LoadCheckpoint(dir_.string(), kMaxLen));
+  }
+}
+
+}  // namespace
+}  // namespace mixserve::model

@@ -22,9 +22,13 @@ namespace {
 using namespace mixserve::testing;
 using grpc::StatusCode;
 
-// max_batch_texts above the default queue (1024 sentences) so that both limits can be hit.
+// max_batch_texts above the default queue (1024 sentences) so that both limits can be hit;
+// max_input_tokens so that a sentence can be too long (without it, long ones are translated).
 const char* kLimits = R"(
 limits { max_text_bytes: 200 max_batch_texts: 3000 max_message_bytes: 65536 }
+models { name: "en-de-base" max_input_tokens: 46 }
+models { name: "en-de-alt" max_input_tokens: 46 }
+models { name: "de-en-base" max_input_tokens: 46 }
 )";
 
 class BadInputE2E : public ::testing::Test {
@@ -129,8 +133,8 @@ TEST_F(BadInputE2E, Texts) {
        "text yields no tokens"},
       {"too many tokens", Request(words), StatusCode::INVALID_ARGUMENT,
        "text is " + std::to_string(tokens) +
-           " tokens after tokenization; variant en-de-alt/1 accepts at most 46 (max_len 48 with "
-           "BOS/EOS)"},
+           " tokens after tokenization; variant en-de-alt/1 accepts at most 46 (its "
+           "max_input_tokens)"},
       // Valid UTF-8 that is odd but translatable.
       {"NUL inside", Request(std::string("A\0dog.", 6)), StatusCode::OK, ""},
       {"escapes and tabs", Request("A \x1b[31mred\x1b[0m\tdog."), StatusCode::OK, ""},

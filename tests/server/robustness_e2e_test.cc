@@ -27,7 +27,10 @@ class RobustnessE2E : public ::testing::Test {
 };
 
 TEST_F(RobustnessE2E, BadInputsGetClearErrors) {
-  Start("limits { max_text_bytes: 200 max_batch_texts: 4 }\n");
+  Start("limits { max_text_bytes: 200 max_batch_texts: 4 }\n"
+        "models { name: \"en-de-base\" max_input_tokens: 46 }\n"
+        "models { name: \"en-de-alt\" max_input_tokens: 46 }\n"
+        "models { name: \"de-en-base\" max_input_tokens: 46 }\n");
   struct Case {
     std::string name;
     v1::TranslateRequest req;
@@ -76,7 +79,7 @@ TEST_F(RobustnessE2E, BadInputsGetClearErrors) {
     cases.push_back({"max out", r, grpc::StatusCode::INVALID_ARGUMENT, "max_output_tokens"});
   }
   {
-    // Within the byte limit, beyond the model's max_len (48) after tokenization.
+    // Within the byte limit, beyond max_input_tokens (46) after tokenization.
     std::string words;
     for (int i = 0; i < 30; ++i) words += "zebra ";
     cases.push_back({"tokens", Request(words), grpc::StatusCode::INVALID_ARGUMENT,

@@ -157,6 +157,71 @@ TEST(Scheduler, ContinuousBatchingAdmitsBetweenSteps) {
   EXPECT_EQ(*std::max_element(t.step_sizes.begin(), t.step_sizes.end()), 2u);
 }
 
+TEST(Scheduler, LaneOneRunsOnTheLongEngineInItsOwnSession) {
+  Trace t, long_t;
+  StepEngine e(&t), long_e(&long_t);
+  SchedulerOptions o;
+  Scheduler s(&e, o, {}, &long_e);
+  auto a = std::make_shared<std::promise<SentenceOutcome>>();
+  auto b = std::make_shared<std::promise<SentenceOutcome>>();
+  std::vector<SentenceJob> jobs;
+  jobs.push_back(Job({1, 2}, a));
+  jobs.push_back(Job({3, 4, 5}, b));
+  jobs.back().lane = 1;
+  ASSERT_EQ(s.Submit(std::move(jobs)), Scheduler::Admit::kAccepted);
+  EXPECT_EQ(a->get_future().get().hyps[0].tokens, (std::vector<int>{2, 1}));
+  EXPECT_EQ(b->get_future().get().hyps[0].tokens, (std::vector<int>{5, 4, 3}));
+  std::lock_guard<std::mutex> l1(t.mu), l2(long_t.mu);
+  EXPECT_EQ(t.sessions, 1);
+  EXPECT_EQ(long_t.sessions, 1);
+  EXPECT_EQ(*std::max_element(long_t.step_sizes.begin(), long_t.step_sizes.end()), 1u);
+}
+
+TEST(Scheduler, WhenRoomWakesWaitersInOrderOnceTheQueueDrains) {
+  Trace t;
+  t.step_delay_ms = 2;
+  StepEngine e(&t);
+  SchedulerOptions o;
+  o.max_queue_size = 2;
+  o.max_batch_sentences = 1;
+  Scheduler s(&e, o);
+  std::vector<std::shared_ptr<std::promise<SentenceOutcome>>> ps;
+  auto submit = [&](int n) {
+    std::vector<SentenceJob> jobs;
+    for (int i = 0; i < n; ++i) {
+      ps.push_back(std::make_shared<std::promise<SentenceOutcome>>());
+      jobs.push_back(Job(std::vector<int>(10, 1), ps.back()));
+    }
+    return s.Submit(std::move(jobs));
+  };
+  // One decoding, two queued: the queue is full.
+  ASSERT_EQ(submit(1), Scheduler::Admit::kAccepted);
+  while (s.queued() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_EQ(submit(2), Scheduler::Admit::kAccepted);
+  ASSERT_EQ(submit(1), Scheduler::Admit::kQueueFull);
+  std::mutex mu;
+  std::vector<int> woken;
+  std::promise<void> both;
+  auto wait = [&](int who, size_t n) {
+    s.WhenRoom(n, SteadyClock::time_point::max(), nullptr, [&, who] {
+      std::lock_guard<std::mutex> lock(mu);
+      woken.push_back(who);
+      if (woken.size() == 2) both.set_value();
+    });
+  };
+  wait(1, 2);
+  wait(2, 1);  // would fit earlier, but waits behind the first
+  ASSERT_EQ(both.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_EQ(woken, (std::vector<int>{1, 2}));
+  // A cancelled waiter is woken without room.
+  ASSERT_EQ(submit(2), Scheduler::Admit::kAccepted);
+  auto cancel = std::make_shared<std::atomic<bool>>(true);
+  std::promise<void> gone;
+  s.WhenRoom(2, SteadyClock::time_point::max(), cancel, [&] { gone.set_value(); });
+  EXPECT_EQ(gone.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  for (auto& p : ps) EXPECT_EQ(p->get_future().get().code, SentenceOutcome::Code::kOk);
+}
+
 // Waits until the engine has run at least one step.
 void WaitForFirstStep(Trace& t) {
   for (;;) {
