@@ -66,11 +66,17 @@ std::string LabelOf(const TranslateCall& call) {
 
 // Feeds a call's sentence jobs to its variant's queue: all at once, or, with wait_for_room,
 // in groups of at most the queue's size as room appears (Scheduler::WhenRoom).
+//
+// It holds the scheduler, not the variant: a waiting feeder is always woken before its
+// scheduler is destroyed (Stop wakes every waiter and the completion thread runs them before
+// the scheduler goes), and holding the variant could make the completion thread drop the last
+// reference to its own scheduler.
 class Feeder : public std::enable_shared_from_this<Feeder> {
  public:
-  Feeder(std::shared_ptr<Variant> v, std::vector<SentenceJob> jobs, const TranslateCall& call)
-      : v_(std::move(v)), jobs_(std::move(jobs)), wait_(call.wait_for_room),
-        deadline_(call.deadline), cancelled_(call.cancelled), queued_(call.queued) {}
+  Feeder(const Variant& v, std::vector<SentenceJob> jobs, const TranslateCall& call)
+      : scheduler_(v.scheduler.get()), id_(v.id), jobs_(std::move(jobs)),
+        wait_(call.wait_for_room), deadline_(call.deadline), cancelled_(call.cancelled),
+        queued_(call.queued) {}
 
   // Queues what fits; returns the outcome of the first Submit (the caller re-routes on
   // kStopped when nothing was queued, and answers RESOURCE_EXHAUSTED on kQueueFull when the
@@ -78,7 +84,7 @@ class Feeder : public std::enable_shared_from_this<Feeder> {
   Scheduler::Admit Start() {
     if (jobs_.empty()) return Scheduler::Admit::kAccepted;
     if (!wait_) {
-      Scheduler::Admit a = v_->scheduler->Submit(std::move(jobs_));
+      Scheduler::Admit a = scheduler_->Submit(std::move(jobs_));
       if (a == Scheduler::Admit::kAccepted && queued_) queued_->Fire();
       return a;
     }
@@ -87,13 +93,13 @@ class Feeder : public std::enable_shared_from_this<Feeder> {
 
  private:
   Scheduler::Admit Go(bool first) {
-    const size_t group = static_cast<size_t>(std::max(1, v_->scheduler->max_queue_size()));
+    const size_t group = static_cast<size_t>(std::max(1, scheduler_->max_queue_size()));
     while (next_ < jobs_.size()) {
       const size_t n = std::min(group, jobs_.size() - next_);
       // Copies: a refused Submit destroys what it was given.
       std::vector<SentenceJob> part(jobs_.begin() + static_cast<long>(next_),
                                     jobs_.begin() + static_cast<long>(next_ + n));
-      Scheduler::Admit a = v_->scheduler->Submit(std::move(part));
+      Scheduler::Admit a = scheduler_->Submit(std::move(part));
       if (a == Scheduler::Admit::kAccepted) {
         for (size_t i = next_; i < next_ + n; ++i) jobs_[i].done = nullptr;
         next_ += n;
@@ -103,7 +109,7 @@ class Feeder : public std::enable_shared_from_this<Feeder> {
       if (a == Scheduler::Admit::kStopped) {
         if (first) return a;  // nothing queued: the caller routes the call elsewhere
         FailRest(SentenceOutcome::Code::kUnavailable,
-                 "variant " + v_->id.ToString() + " is unloading; retry");
+                 "variant " + id_.ToString() + " is unloading; retry");
         return Scheduler::Admit::kAccepted;
       }
       if (cancelled_ && cancelled_->load()) {
@@ -111,10 +117,10 @@ class Feeder : public std::enable_shared_from_this<Feeder> {
       } else if (SteadyClock::now() >= deadline_) {
         FailRest(SentenceOutcome::Code::kDeadlineExceeded,
                  "deadline expired while waiting for room in the queue of variant " +
-                     v_->id.ToString());
+                     id_.ToString());
       } else {
         auto self = shared_from_this();
-        v_->scheduler->WhenRoom(n, deadline_, cancelled_, [self] { self->Go(false); });
+        scheduler_->WhenRoom(n, deadline_, cancelled_, [self] { self->Go(false); });
       }
       return Scheduler::Admit::kAccepted;
     }
@@ -135,7 +141,8 @@ class Feeder : public std::enable_shared_from_this<Feeder> {
     if (queued_) queued_->Fire();
   }
 
-  std::shared_ptr<Variant> v_;
+  Scheduler* scheduler_;
+  VariantId id_;
   std::vector<SentenceJob> jobs_;
   size_t next_ = 0;
   bool wait_;
@@ -499,7 +506,7 @@ Scheduler::Admit Translator::Submit(TranslateCall call, SteadyClock::time_point 
     }
   }
   const size_t job_count = jobs.size();
-  auto feeder = std::make_shared<Feeder>(v, std::move(jobs), call);
+  auto feeder = std::make_shared<Feeder>(*v, std::move(jobs), call);
   Scheduler::Admit a = feeder->Start();
   if (a == Scheduler::Admit::kStopped && !last_attempt) return a;  // caller re-routes
   if (a != Scheduler::Admit::kAccepted) {
