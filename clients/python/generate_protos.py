@@ -88,7 +88,8 @@ def check(protoc):
         if not os.path.exists(path):
             problems.append(f"{file_proto.name}: {os.path.relpath(path, HERE)} is missing")
             continue
-        module = importlib.import_module(file_proto.name[: -len(".proto")].replace("/", ".") + "_pb2")
+        name = file_proto.name[: -len(".proto")].replace("/", ".") + "_pb2"
+        module = importlib.import_module(name)
         embedded = descriptor_pb2.FileDescriptorProto.FromString(module.DESCRIPTOR.serialized_pb)
         if _strip_json_names(embedded) != _strip_json_names(file_proto):
             problems.append(f"{file_proto.name}: {os.path.relpath(path, HERE)} was generated "
@@ -96,7 +97,8 @@ def check(protoc):
     wanted = {os.path.basename(module_file(p)) for p in protos}
     for extra in sorted(glob.glob(os.path.join(PACKAGE, "*_pb2.py"))):
         if os.path.basename(extra) not in wanted:
-            problems.append(f"{os.path.relpath(extra, HERE)} has no .proto file in {PROTO_ROOT}/mixserve/v1")
+            problems.append(f"{os.path.relpath(extra, HERE)} has no .proto file in "
+                            f"{PROTO_ROOT}/mixserve/v1")
     if problems:
         print("generate_protos --check: the checked-in Python modules are out of date:",
               *problems, f"regenerate them with Debian 12's protoc: {REGENERATE}",

@@ -30,7 +30,8 @@ def _lines(f):
             try:
                 line = line.decode("utf-8")
             except UnicodeDecodeError as e:
-                yield Undecodable(f"the line is not valid UTF-8 (byte offset {e.start}: {e.reason})")
+                yield Undecodable(
+                    f"the line is not valid UTF-8 (byte offset {e.start}: {e.reason})")
                 continue
         else:
             line = line.rstrip("\n").rstrip("\r")
