@@ -310,6 +310,8 @@ class ManyTest(unittest.TestCase):
         for kwargs in (dict(window=0), dict(on_error="ignore"), dict(max_attempts=0)):
             with self.assertRaises(ValueError):
                 self.client.translate_many(["A dog."], "en", "de", **kwargs)
+        with self.assertRaises(FileNotFoundError):
+            self.client.translate_file(os.path.join(WORK, "no-such-file.txt"), "en", "de")
 
 
 class DocumentTest(unittest.TestCase):

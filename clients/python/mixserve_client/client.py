@@ -214,8 +214,10 @@ class Client:
         name the line by its number (TranslationError.index is that number minus one).
         """
 
+        file_lines = lines.read_lines(path_or_file)
+
         def entries():
-            for i, line in enumerate(lines.read_lines(path_or_file)):
+            for i, line in enumerate(file_lines):
                 if line is None:
                     yield ordered.Ready(translation_pb2.TranslateResponse())
                 elif isinstance(line, lines.Undecodable):

@@ -13,14 +13,18 @@ class Undecodable:
 
 
 def read_lines(path_or_file):
-    """Yields each line without its line break: a str, None for a blank (or white-space only)
-    line, or Undecodable. Takes a path (read as UTF-8 bytes, line by line) or an open file,
-    text or binary; a path's file is closed when the iteration ends."""
+    """An iterator over the lines, each without its line break: a str, None for a blank (or
+    white-space only) line, or Undecodable. Takes a path (opened here, so that a missing file
+    fails at once; read as UTF-8 bytes, line by line; closed when the iteration ends) or an
+    open file, text or binary."""
     if isinstance(path_or_file, (str, bytes, os.PathLike)):
-        with open(path_or_file, "rb") as f:
-            yield from _lines(f)
-    else:
-        yield from _lines(path_or_file)
+        return _closing(open(path_or_file, "rb"))
+    return _lines(path_or_file)
+
+
+def _closing(f):
+    with f:
+        yield from _lines(f)
 
 
 def _lines(f):
