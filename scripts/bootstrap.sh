@@ -16,6 +16,8 @@ PACKAGES=(
   libicu-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-grpcio python3-protobuf
+  # The Python client's install test: a venv with pip (python3-pip brings setuptools, wheel).
+  python3-venv python3-pip
   prometheus
 )
 

@@ -1,5 +1,7 @@
 """Python client for the mixserve translation server (gRPC, API mixserve.v1)."""
 
-from mixserve_client.client import Client, MixserveError
+from mixserve_client.client import Client
+from mixserve_client.errors import MixserveError, TranslationError
+from mixserve_client.ordered import BatchStats
 
-__all__ = ["Client", "MixserveError"]
+__all__ = ["BatchStats", "Client", "MixserveError", "TranslationError"]

@@ -1,26 +1,19 @@
 """A small synchronous client over grpcio for mixserve's TranslationService and ModelService.
 
-The message classes come from the project's proto/ files, compiled with `protoc --python_out`
-when the package is built (setup.py) or by the project's CMake build (for its tests).
+The message classes (package mixserve.v1) are generated from the project's proto/ files and
+checked in beside this package (clients/python/generate_protos.py).
 """
 
 import grpc
 
 from mixserve.v1 import config_pb2, model_service_pb2, translation_pb2
+from mixserve_client import lines, ordered
+from mixserve_client.errors import MixserveError, TranslationError
 
 _TRANSLATION = "/mixserve.v1.TranslationService/"
 _MODELS = "/mixserve.v1.ModelService/"
 _HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 _HEALTH_STATES = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
-
-
-class MixserveError(Exception):
-    """An RPC failed; `code` is the grpc.StatusCode and `details` the server's message."""
-
-    def __init__(self, code, details):
-        super().__init__(f"{code.name}: {details}")
-        self.code = code
-        self.details = details
 
 
 def _encode_health_request(service):
@@ -65,6 +58,10 @@ class Client:
         self._translate = self._unary(_TRANSLATION + "Translate", t.TranslateRequest, t.TranslateResponse)
         self._batch = self._unary(
             _TRANSLATION + "TranslateBatch", t.TranslateBatchRequest, t.TranslateBatchResponse
+        )
+        self._document = self._unary(
+            _TRANSLATION + "TranslateDocument", t.TranslateDocumentRequest,
+            t.TranslateDocumentResponse
         )
         self._stream = self._channel.stream_stream(
             _TRANSLATION + "TranslateStream",
@@ -162,6 +159,101 @@ class Client:
             yield from self._stream(requests(), timeout=self._timeout if timeout is None else timeout)
         except grpc.RpcError as e:
             raise MixserveError(e.code(), e.details()) from None
+
+    def translate_document(self, text, source, target, variant=None, version=0,
+                           routing_key="", beam_size=0, max_output_tokens=0,
+                           length_penalty=0.0, return_segments=False, request_id="",
+                           timeout=None):
+        """Translates a paragraph or a whole document (TranslateDocument): the server splits it
+        into sentences and puts the translation back together, white space kept. Returns a
+        TranslateDocumentResponse; with return_segments, its `segments` align every source
+        sentence with its translation (byte offsets into the UTF-8 texts)."""
+        req = self._request(translation_pb2.TranslateDocumentRequest, source, target, variant,
+                            version, routing_key, beam_size, max_output_tokens, length_penalty,
+                            0, request_id)
+        req.text = text
+        req.return_segments = return_segments
+        return self._call(self._document, req, timeout)
+
+    def translate_many(self, texts, source, target, *, window=64, on_error="raise",
+                       variant=None, version=0, routing_key="", beam_size=0,
+                       max_output_tokens=0, length_penalty=0.0, n_best=0,
+                       request_id_prefix="", timeout=None, max_attempts=10, backoff=0.05,
+                       max_backoff=1.0, stats=None):
+        """Translates every text of an iterable, one Translate call each, and yields the
+        results in input order: a TranslateResponse per text, or, for a text that could not be
+        translated, a TranslationError (its index, gRPC code, message and attempts).
+
+        window: at most this many texts between being read and being yielded, hence at most
+        this many calls in flight; the iterable is read lazily. RESOURCE_EXHAUSTED and
+        UNAVAILABLE are retried after a jittered exponential backoff (`backoff` seconds,
+        doubling up to `max_backoff`) while the text's deadline (`timeout` seconds from its
+        first call, default the client's) and `max_attempts` (None: until the deadline) allow.
+        on_error="raise" raises the first failed text's TranslationError once every earlier
+        result has been yielded (the calls still in flight are cancelled); "return" yields it
+        in the text's place and goes on. Every text is sent, an empty one too (the server
+        refuses it: INVALID_ARGUMENT); one that is not a str (or UTF-8 bytes) fails with
+        INVALID_ARGUMENT without a call. request_id_prefix: text i gets request_id PREFIX + i.
+        stats: a BatchStats to fill with the run's counts (calls, retries, failures).
+        """
+        return self._translate_entries(
+            texts, source, target, "item", window, on_error, timeout, max_attempts, backoff,
+            max_backoff, stats, request_id_prefix,
+            (variant, version, routing_key, beam_size, max_output_tokens, length_penalty, n_best))
+
+    def translate_file(self, path_or_file, source, target, *, window=64, on_error="raise",
+                       variant=None, version=0, routing_key="", beam_size=0,
+                       max_output_tokens=0, length_penalty=0.0, n_best=0,
+                       request_id_prefix="", timeout=None, max_attempts=10, backoff=0.05,
+                       max_backoff=1.0, stats=None):
+        """translate_many for the lines of a text file (a path, read as UTF-8, or an open file,
+        text or binary): one result per line, in order, with the same options. A blank (or
+        white-space only) line is answered without a call by a TranslateResponse whose
+        translation is empty, so the output keeps the input's lines; a line that is not valid
+        UTF-8 gets a TranslationError (INVALID_ARGUMENT, attempts 0) without a call. Errors
+        name the line by its number (TranslationError.index is that number minus one).
+        """
+
+        file_lines = lines.read_lines(path_or_file)
+
+        def entries():
+            for i, line in enumerate(file_lines):
+                if line is None:
+                    yield ordered.Ready(translation_pb2.TranslateResponse())
+                elif isinstance(line, lines.Undecodable):
+                    yield ordered.Ready(TranslationError(
+                        i, grpc.StatusCode.INVALID_ARGUMENT, line.details, 0, "line"))
+                else:
+                    yield line
+
+        return self._translate_entries(
+            entries(), source, target, "line", window, on_error, timeout, max_attempts,
+            backoff, max_backoff, stats, request_id_prefix,
+            (variant, version, routing_key, beam_size, max_output_tokens, length_penalty, n_best))
+
+    def _translate_entries(self, entries, source, target, what, window, on_error, timeout,
+                           max_attempts, backoff, max_backoff, stats, prefix, options):
+        """Runs ordered.run over `entries` (texts, or ordered.Ready results)."""
+        policy = ordered.Policy(window, self._timeout if timeout is None else timeout,
+                                max_attempts, backoff, max_backoff, on_error, what)
+
+        def requests():
+            for i, entry in enumerate(entries):
+                if isinstance(entry, ordered.Ready):
+                    yield entry
+                    continue
+                req = self._request(translation_pb2.TranslateRequest, source, target, *options,
+                                    f"{prefix}{i}" if prefix else "")
+                try:
+                    req.text = entry
+                except (TypeError, ValueError) as e:  # not text, or not valid UTF-8
+                    yield ordered.Ready(TranslationError(
+                        i, grpc.StatusCode.INVALID_ARGUMENT, f"the text cannot be sent: {e}",
+                        0, what))
+                    continue
+                yield req
+
+        return ordered.run(self._translate, requests(), policy, stats)
 
     def health(self, service="", timeout=None):
         """Returns the grpc.health.v1 status name, e.g. "SERVING"."""
