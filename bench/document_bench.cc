@@ -1,6 +1,6 @@
 // document_bench: what TranslateDocument adds to the translation of real text, against a
-// running server (docs/performance.md, "Documents"; docs/results.md, "Long sentences and
-// paragraphs").
+// running server. Results: docs/performance.md, "Documents";
+// docs/results.md, "Long sentences and paragraphs".
 //
 //   speed  N sentences of a test set as one TranslateBatch and as one TranslateDocument (one
 //          sentence a line), alternating, R times each: median wall time of each, the

@@ -1,6 +1,6 @@
 // How each text of a call is translated: whole on the variant's engine, whole on its
-// long-sentence engine, or in pieces cut at clause boundaries (docs/server.md, "Long
-// sentences"); tokenized once, here.
+// long-sentence engine, or in pieces cut at clause boundaries; tokenized once, here
+// (docs/server.md, "Long sentences").
 #pragma once
 
 #include <grpcpp/support/status.h>
