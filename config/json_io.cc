@@ -13,10 +13,10 @@ namespace mixserve {
 
 namespace gp = google::protobuf;
 
-std::string MessageToJson(const gp::Message& message, bool pretty) {
+std::string MessageToJson(const gp::Message& message, bool pretty, bool skip_defaults) {
   gp::util::JsonPrintOptions o;
   o.preserve_proto_field_names = true;
-  o.always_print_primitive_fields = true;  // zeros and empty lists too, as before
+  o.always_print_primitive_fields = !skip_defaults;  // zeros and empty lists too, as before
   o.add_whitespace = pretty;
   std::string out;
   const auto status = gp::util::MessageToJsonString(message, &out, o);

@@ -13,8 +13,10 @@
 namespace mixserve {
 
 // The message as JSON with the proto field names as keys; `pretty`: indented, one field a
-// line, with a final newline; else one line without a newline.
-std::string MessageToJson(const google::protobuf::Message& message, bool pretty);
+// line, with a final newline; else one line without a newline. Fields without presence that
+// hold their default (0, "", empty list or map) are written unless `skip_defaults`.
+std::string MessageToJson(const google::protobuf::Message& message, bool pretty,
+                          bool skip_defaults = false);
 
 // Parses one JSON object into *message (cleared first). Unknown fields are errors.
 // Throws std::runtime_error "<source>: <problem>".

@@ -51,7 +51,7 @@ std::string MetricsEventJson(const std::string& event, double time, const FlatRe
   m.set_time(time);
   m.set_event(event);
   m.mutable_flags()->insert(flags.begin(), flags.end());
-  return MessageToJson(m, false);
+  return MessageToJson(m, false, /*skip_defaults=*/true);  // no "flags": {} on every line
 }
 
 std::vector<MetricsRecord> ReadMetricsLog(const std::string& path) {

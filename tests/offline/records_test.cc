@@ -176,13 +176,16 @@ TEST(TrainState, RoundTripsAndNamesTheFileOfBadInput) {
 TEST(MetricsEvent, LinesRoundTripAndUnknownFieldsAreRefused) {
   const std::string path = TempPath("metrics.jsonl");
   FlatRecord train;
-  train.numbers = {{"step", 400}, {"loss", 5.125}, {"lr", 5.12e-4}, {"tokens_per_s", std::nan("")}};
+  train.numbers = {{"step", 400}, {"epoch", 0}, {"loss", 5.125}, {"lr", 5.12e-4},
+                   {"tokens_per_s", std::nan("")}};
   FlatRecord site;
   site.strings = {{"site", "encoder_self"}};
   site.numbers = {{"layer", 1}, {"before", 0.5}, {"after", 0.25}};
   const std::string line = MetricsEventJson("train", 1765000000.25, train);
   EXPECT_NE(line.find("\"loss\":5.125"), std::string::npos) << line;
+  EXPECT_NE(line.find("\"epoch\":0"), std::string::npos) << "a field set to 0 is written: " << line;
   EXPECT_EQ(line.find("tokens_per_s"), std::string::npos) << "non-finite left out: " << line;
+  EXPECT_EQ(line.find("flags"), std::string::npos) << "only the config event has flags: " << line;
   WriteTextFile(path, MetricsEventJson("config", 1, {}, {{"lr", "1e-3"}, {"epochs", "2"}}) + "\n" +
                           line + "\n" + MetricsEventJson("block_mse", 2, site) + "\n");
   const auto events = ReadMetricsLog(path);
