@@ -12,7 +12,9 @@ std::string FormatModelMetadata(const FlatRecord& metadata) {
 }
 
 void WriteModelMetadata(const std::string& path, const FlatRecord& metadata) {
-  WriteTextFile(path, FormatModelMetadata(metadata));
+  v1::ModelMetadata m;
+  FillMessage(metadata, path, &m);
+  WriteTextFile(path, MessageToJson(m, true));
 }
 
 FlatRecord ParseModelMetadata(const std::string& text, const std::string& source) {

@@ -13,7 +13,8 @@ namespace mixserve {
 // are left out. Throws std::invalid_argument naming a key that ModelMetadata lacks or a value
 // of the wrong type.
 std::string FormatModelMetadata(const FlatRecord& metadata);
-void WriteModelMetadata(const std::string& path, const FlatRecord& metadata);  // + runtime_error
+// The same into `path` (errors name it); std::runtime_error when it cannot be written.
+void WriteModelMetadata(const std::string& path, const FlatRecord& metadata);
 
 // The fields set in a metadata.json. Throws std::runtime_error naming `source` (or the path)
 // for malformed JSON, unknown fields and values of the wrong type.

@@ -86,11 +86,12 @@ void WriteMetadata(Transformer& model, const std::string& dir, const SaveOptions
   record.numbers["parameters"] = static_cast<double>(model->ParameterCount());
   record.strings["created"] = UtcNow();
   record.strings["weights_dtype"] = options.fp16 ? "fp16" : "fp32";
+  // config/model_metadata.h: protobuf's JSON mapping, in a Torch-free library.
   const std::string path = (fs::path(dir) / "metadata.json").string();
   try {
     WriteModelMetadata(path, record);
   } catch (const std::exception& e) {
-    throw CheckpointError(std::string("cannot write metadata.json: ") + e.what());
+    throw CheckpointError(e.what());  // names the file and the problem
   }
 }
 

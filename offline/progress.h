@@ -37,8 +37,8 @@ class MetricsLog {
   const std::string& path() const { return path_; }
 
  private:
-  std::string path_;
   void Append(const std::string& line);
+  std::string path_;
   std::unique_ptr<std::ofstream> out_;
 };
 

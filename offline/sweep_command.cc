@@ -161,8 +161,9 @@ int MergeSweeps(const std::vector<std::string>& dirs, const std::string& out, bo
     for (size_t r = 1; r < rows.size(); ++r) table.Add(rows[r]);
     const std::string jsonl = dir + "/results.jsonl";
     if (fs::exists(jsonl)) {
-      const std::string text = ReadFile(jsonl);
+      std::string text = ReadFile(jsonl);
       ParseEvalResults(text, jsonl);  // a bad line: an error naming the file and line
+      if (!text.empty() && text.back() != '\n') text += '\n';
       results += text;
     }
   }

@@ -1,6 +1,7 @@
 // The report as mixserve.v1.LoadgenReport (proto/mixserve/v1/records.proto) in protobuf's
 // JSON mapping.
 #include <cmath>
+#include <cstdint>
 
 #include "clients/loadgen/report.h"
 #include "config/json_io.h"
@@ -12,6 +13,8 @@ namespace {
 
 using Pb = v1::LoadgenReport;
 
+// Counts are int32 so that JSON keeps them numbers. More than 2^31 requests are out of reach
+// of one run; clamping keeps the report of such a run rather than losing it.
 int32_t Count(std::size_t n) {
   return n > static_cast<std::size_t>(INT32_MAX) ? INT32_MAX : static_cast<int32_t>(n);
 }
