@@ -3,10 +3,9 @@
 #include <chrono>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <set>
-#include <sstream>
 
+#include "config/model_metadata.h"
 #include "config/model_spec_io.h"
 
 namespace mixserve::model {
@@ -26,28 +25,6 @@ std::vector<std::pair<std::string, torch::Tensor>> NamedTensors(torch::nn::Modul
   for (const auto& p : m.named_parameters(true)) out.emplace_back(p.key(), p.value());
   for (const auto& b : m.named_buffers(true)) out.emplace_back(b.key(), b.value());
   return out;
-}
-
-std::string JsonEscape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    switch (c) {
-      case '"': o += "\\\""; break;
-      case '\\': o += "\\\\"; break;
-      case '\n': o += "\\n"; break;
-      case '\t': o += "\\t"; break;
-      case '\r': o += "\\r"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          o += buf;
-        } else {
-          o += c;
-        }
-    }
-  }
-  return o;
 }
 
 std::string UtcNow() {
@@ -107,24 +84,17 @@ void LoadWeights(Transformer& model, const std::string& path,
 }
 
 void WriteMetadata(Transformer& model, const std::string& dir, const SaveOptions& options) {
-  std::ostringstream js;
-  js << "{\n  \"parameters\": " << model->ParameterCount() << ",\n  \"created\": \""
-     << UtcNow() << "\",\n  \"weights_dtype\": \"" << (options.fp16 ? "fp16" : "fp32")
-     << "\"";
-  for (const auto& [k, v] : options.metadata)
-    js << ",\n  \"" << JsonEscape(k) << "\": \"" << JsonEscape(v) << "\"";
-  for (const auto& [k, v] : options.numeric_metadata) {
-    js << ",\n  \"" << JsonEscape(k) << "\": ";
-    if (std::isfinite(v))
-      js << v;
-    else
-      js << "null";
-  }
-  js << "\n}\n";
+  FlatRecord record{options.metadata, options.numeric_metadata};
+  record.numbers["parameters"] = static_cast<double>(model->ParameterCount());
+  record.strings["created"] = UtcNow();
+  record.strings["weights_dtype"] = options.fp16 ? "fp16" : "fp32";
+  // config/model_metadata.h: protobuf's JSON mapping, in a Torch-free library.
   const std::string path = (fs::path(dir) / "metadata.json").string();
-  std::ofstream f(path);
-  f << js.str();
-  if (!f) throw CheckpointError("cannot write " + path);
+  try {
+    WriteModelMetadata(path, record);
+  } catch (const std::exception& e) {
+    throw CheckpointError(e.what());  // names the file and the problem
+  }
 }
 
 void SaveCheckpoint(Transformer& model, const std::string& dir, const SaveOptions& options) {

@@ -4,7 +4,8 @@
 //                  the Transformer, written with torch::serialize::OutputArchive under its
 //                  module path ("decoder.0.cross.mixer.q.weight"); optionally stored as fp16
 //                  and converted back to fp32 on load
-//   metadata.json  free-form: parameter count, creation time, weights dtype, caller fields
+//   metadata.json  mixserve.v1.ModelMetadata (proto/mixserve/v1/records.proto) as JSON:
+//                  parameter count, creation time, weights dtype, the caller's fields
 // Other files (spm.model, ...) are the caller's business.
 #pragma once
 
@@ -24,8 +25,10 @@ class CheckpointError : public std::runtime_error {
 
 struct SaveOptions {
   bool fp16 = false;  // store floating-point tensors as fp16
-  std::map<std::string, std::string> metadata;         // extra string fields
-  std::map<std::string, double> numeric_metadata;      // extra number fields
+  // Extra fields of metadata.json, by ModelMetadata field name (a name the message lacks is
+  // a CheckpointError); non-finite numbers are left out.
+  std::map<std::string, std::string> metadata;         // string fields
+  std::map<std::string, double> numeric_metadata;      // number fields
 };
 
 // Creates `dir` if needed and writes model.pbtxt, the weights and metadata.json.

@@ -326,7 +326,7 @@ int RunDistill(const Args& args) {
         Print("step %lld/%lld epoch %d mse %.5f tok/s %.0f lr %.3g eta %s\n",
               static_cast<long long>(step), static_cast<long long>(total), epoch + 1,
               win_loss / win_steps, tps, lr, run.Eta(step, total).c_str());
-        log.Write("distill", JsonObject()
+        log.Write("distill", MetricsFields()
                                  .Set("step", step)
                                  .Set("mse", win_loss / win_steps)
                                  .Set("tokens_per_s", tps)
@@ -346,7 +346,7 @@ int RunDistill(const Args& args) {
   for (size_t i = 0; i < students.size(); ++i) {
     Print("  %-18s %.6f -> %.6f  (teacher output mean square %.4f)\n", students[i].name().c_str(),
           before.block_mse[i], after.block_mse[i], after.target_ms[i]);
-    log.Write("block_mse", JsonObject()
+    log.Write("block_mse", MetricsFields()
                                .Set("site", SiteName(students[i].site))
                                .Set("layer", students[i].layer)
                                .Set("before", before.block_mse[i])
@@ -388,7 +388,7 @@ int RunDistill(const Args& args) {
   }
   model::SaveCheckpoint(student, out, so);
   CopyFileTo(spm, TokenizerPath(out, student->spec()));
-  log.Write("done", JsonObject()
+  log.Write("done", MetricsFields()
                         .Set("steps", step)
                         .Set("seconds", run.Seconds())
                         .Set("block_mse_before", before.mean())

@@ -9,6 +9,7 @@
 #include "offline/common.h"
 #include "offline/evaluate.h"
 #include "offline/progress.h"
+#include "offline/records.h"
 #include "text/bleu.h"
 
 namespace mixserve::offline {
@@ -68,36 +69,6 @@ std::string ModelName(const std::string& dir) {
 
 }  // namespace
 
-JsonObject EvalResult::ToJson() const {
-  JsonObject j;
-  j.Set("model", model_dir)
-      .Set("name", ModelName(model_dir))
-      .Set("src", src)
-      .Set("tgt", tgt)
-      .Set("parameters", parameters)
-      .Set("device", device)
-      .Set("dtype", dtype);
-  JsonObject sp;
-  for (const auto& [name, r] : splits) {
-    JsonObject s;
-    s.Set("sentences", static_cast<int64_t>(r.sentences)).Set("bleu_greedy", r.bleu_greedy);
-    if (r.bleu_beam >= 0) s.Set("bleu_beam", r.bleu_beam);
-    sp.Set(name, s);
-  }
-  j.Set("splits", sp);
-  j.Set("latency_batch1", JsonObject()
-                              .Set("sentences", latency_sentences)
-                              .Set("ms_mean", latency_ms_mean)
-                              .Set("ms_p50", latency_ms_p50)
-                              .Set("ms_p90", latency_ms_p90));
-  j.Set("batched", JsonObject()
-                       .Set("batch_size", batch_size)
-                       .Set("ms_per_sentence", batched_ms_per_sentence)
-                       .Set("sentences_per_s", sentences_per_s)
-                       .Set("tokens_per_s", tokens_per_s));
-  return j;
-}
-
 EvalResult EvaluateModel(const EvalConfig& c) {
   RequireModelDir(c.model_dir, "model");
   if (c.batch_size < 1) throw UsageError("--batch_size must be >= 1");
@@ -111,6 +82,7 @@ EvalResult EvaluateModel(const EvalConfig& c) {
   CheckVocab(*tok, info.spec, "model '" + c.model_dir + "'");
   EvalResult r;
   r.model_dir = c.model_dir;
+  r.name = ModelName(c.model_dir);
   r.device = info.device;
   r.dtype = info.dtype;
   r.parameters = info.parameters;
@@ -227,7 +199,7 @@ int RunEval(const Args& args) {
     c.threads = f.GetInt("threads");
     c.hyps_dir = f.Get("hyps_dir").empty() ? "" : f.Get("hyps_dir") + "/" +
                  std::filesystem::path(dir).lexically_normal().filename().string();
-    const std::string line = EvaluateModel(c).ToJson().Dump();
+    const std::string line = EvalResultJson(EvaluateModel(c));
     Print("%s\n", line.c_str());
     lines += line + "\n";
   }

@@ -2,11 +2,10 @@
 // greedy and beam output on test splits, decoding latency at batch 1, batched throughput.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
-
-#include "offline/json.h"
 
 namespace mixserve::offline {
 
@@ -34,6 +33,7 @@ struct SplitResult {
 
 struct EvalResult {
   std::string model_dir;
+  std::string name;  // readable: "<model>:<version>", "<run>/best", the folder name
   std::string device, dtype, src, tgt;
   int64_t parameters = 0;
   std::map<std::string, SplitResult> splits;
@@ -41,10 +41,10 @@ struct EvalResult {
   int latency_sentences = 0;
   double batched_ms_per_sentence = 0, sentences_per_s = 0, tokens_per_s = 0;  // greedy
   int batch_size = 0;
-  JsonObject ToJson() const;
 };
 
-// Throws std::runtime_error naming the model directory or data file on failure.
+// Throws std::runtime_error naming the model directory or data file on failure. As JSON:
+// EvalResultJson (offline/records.h).
 EvalResult EvaluateModel(const EvalConfig& config);
 
 }  // namespace mixserve::offline

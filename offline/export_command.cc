@@ -4,6 +4,7 @@
 // a server watching the repository never sees a half-written version.
 #include <filesystem>
 
+#include "config/model_metadata.h"
 #include "model/checkpoint.h"
 #include "offline/commands.h"
 #include "offline/common.h"
@@ -79,23 +80,17 @@ int RunExport(const Args& args) {
 
   model::SaveOptions so;
   so.fp16 = f.GetBool("fp16");
-  std::map<std::string, std::string> meta;
-  try {
-    meta = ParseJsonObject(ReadFile(from + "/metadata.json"));
-  } catch (const std::exception& e) {
-    Print("export: no readable metadata.json in %s (%s); lineage fields left empty\n", from.c_str(), e.what());
-  }
+  FlatRecord meta;
+  if (fs::exists(from + "/metadata.json"))
+    meta = ReadModelMetadata(from + "/metadata.json");  // bad JSON: an error naming the file
+  else
+    Print("export: no metadata.json in %s; lineage fields left empty\n", from.c_str());
   for (const char* k : {"kind", "parent_teacher", "training_data", "training_limit",
                         "validation_data", "distilled_mixer", "distilled_sites", "distilled_layers",
                         "finetuned_from", "kd_teacher"})
-    if (meta.count(k)) so.metadata[k] = meta.at(k);
-  for (const char* k : {"val_bleu", "teacher_val_bleu", "block_mse_before", "block_mse_after"}) {
-    if (!meta.count(k)) continue;
-    try {
-      so.numeric_metadata[k] = std::stod(meta.at(k));
-    } catch (const std::exception&) {
-    }
-  }
+    if (meta.strings.count(k)) so.metadata[k] = meta.strings.at(k);
+  for (const char* k : {"val_bleu", "teacher_val_bleu", "block_mse_before", "block_mse_after"})
+    if (meta.numbers.count(k)) so.numeric_metadata[k] = meta.numbers.at(k);
   if (!so.metadata.count("parent_teacher")) so.metadata["parent_teacher"] = "";
   so.metadata["name"] = name;
   so.metadata["version"] = std::to_string(version);

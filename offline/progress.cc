@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "offline/records.h"
+
 namespace mixserve::offline {
 
 MetricsLog::MetricsLog(const std::string& path) : path_(path) {
@@ -15,15 +17,44 @@ MetricsLog::MetricsLog(const std::string& path) : path_(path) {
   if (!*out_) throw std::runtime_error("cannot open metrics log '" + path + "' for writing");
 }
 
-void MetricsLog::Write(const std::string& event, JsonObject fields) {
+MetricsFields& MetricsFields::Set(const std::string& key, double value) {
+  record_.numbers[key] = value;
+  return *this;
+}
+
+MetricsFields& MetricsFields::Set(const std::string& key, int64_t value) {
+  record_.numbers[key] = static_cast<double>(value);
+  return *this;
+}
+
+MetricsFields& MetricsFields::Set(const std::string& key, const std::string& value) {
+  record_.strings[key] = value;
+  return *this;
+}
+
+namespace {
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+void MetricsLog::Write(const std::string& event, const MetricsFields& fields) {
   if (!out_) return;
-  const double now = std::chrono::duration<double>(
-                         std::chrono::system_clock::now().time_since_epoch()).count();
-  JsonObject line;
-  line.Set("time", now).Set("event", event);
-  *out_ << line.Dump().substr(0, line.Dump().size() - 1)
-        << (fields.empty() ? "" : ", ") << fields.Dump().substr(1) << "\n";
+  Append(MetricsEventJson(event, Now(), fields.record()));
+}
+
+void MetricsLog::WriteConfig(const std::map<std::string, std::string>& flags) {
+  if (!out_) return;
+  Append(MetricsEventJson("config", Now(), {}, flags));
+}
+
+void MetricsLog::Append(const std::string& line) {
+  *out_ << line << "\n";
   out_->flush();
+  if (!*out_) throw std::runtime_error("cannot write metrics log '" + path_ + "'");
 }
 
 std::string FormatDuration(double s) {

@@ -4,22 +4,40 @@
 #include <chrono>
 #include <cstdint>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <string>
 
-#include "offline/json.h"
+#include "config/flat_record.h"
 
 namespace mixserve::offline {
 
-// Appends one JSON object per line to a file; a no-op when the path is empty. Each line gets
-// "time" (seconds since the Unix epoch) and "event" fields.
+// The fields of one metrics event, by mixserve.v1.MetricsEvent field name.
+class MetricsFields {
+ public:
+  MetricsFields& Set(const std::string& key, double value);
+  MetricsFields& Set(const std::string& key, int64_t value);
+  MetricsFields& Set(const std::string& key, int value) { return Set(key, static_cast<int64_t>(value)); }
+  MetricsFields& Set(const std::string& key, const std::string& value);
+  MetricsFields& Set(const std::string& key, const char* value) { return Set(key, std::string(value)); }
+  const FlatRecord& record() const { return record_; }
+
+ private:
+  FlatRecord record_;
+};
+
+// Appends one mixserve.v1.MetricsEvent (proto/mixserve/v1/records.proto) per line to a file
+// as JSON; a no-op when the path is empty. Each line gets "time" (seconds since the Unix
+// epoch) and "event". A field name the message lacks is std::invalid_argument.
 class MetricsLog {
  public:
   explicit MetricsLog(const std::string& path);
-  void Write(const std::string& event, JsonObject fields);
+  void Write(const std::string& event, const MetricsFields& fields);
+  void WriteConfig(const std::map<std::string, std::string>& flags);  // event "config"
   const std::string& path() const { return path_; }
 
  private:
+  void Append(const std::string& line);
   std::string path_;
   std::unique_ptr<std::ofstream> out_;
 };

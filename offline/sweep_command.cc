@@ -14,6 +14,7 @@
 #include "offline/common.h"
 #include "offline/evaluate.h"
 #include "offline/progress.h"
+#include "offline/records.h"
 #include "offline/svg_plot.h"
 #include "offline/table.h"
 #include "offline/text_io.h"
@@ -158,7 +159,13 @@ int MergeSweeps(const std::vector<std::string>& dirs, const std::string& out, bo
     if (rows[0] != table.columns)
       throw UsageError("--merge: " + csv + " has other columns than " + dirs[0] + "/ablation.csv");
     for (size_t r = 1; r < rows.size(); ++r) table.Add(rows[r]);
-    if (fs::exists(dir + "/results.jsonl")) results += ReadFile(dir + "/results.jsonl");
+    const std::string jsonl = dir + "/results.jsonl";
+    if (fs::exists(jsonl)) {
+      std::string text = ReadFile(jsonl);
+      ParseEvalResults(text, jsonl);  // a bad line: an error naming the file and line
+      if (!text.empty() && text.back() != '\n') text += '\n';
+      results += text;
+    }
   }
   if (table.columns.size() < 6) throw UsageError("--merge: tables have too few columns");
   if (!latency_csv.empty()) AddBenchLatency(&table, latency_csv);
@@ -262,7 +269,10 @@ int RunSweep(const Args& args) {
   for (const auto& csv : f.GetList("skip")) read_rows(csv, false);
   if (f.GetBool("resume")) {
     read_rows(out + "/ablation.csv", true);
-    if (fs::exists(out + "/results.jsonl")) results = ReadFile(out + "/results.jsonl");
+    if (fs::exists(out + "/results.jsonl")) {
+      results = ReadFile(out + "/results.jsonl");
+      ParseEvalResults(results, out + "/results.jsonl");
+    }
     Print("sweep: resuming with %zu rows from %s\n", table.rows.size(), out.c_str());
   }
 
@@ -286,9 +296,8 @@ int RunSweep(const Args& args) {
     }
     row.push_back(Fixed(r.latency_ms_mean, 2));
     table.Add(row);
-    JsonObject j = r.ToJson();
-    j.Set("direction", direction).Set("method", method).Set("size", size).Set("sites", sites);
-    results += j.Dump() + "\n";
+    const SweepCell cell{direction, method, size, sites};
+    results += EvalResultJson(r, &cell) + "\n";
     // Written after every row, so an interrupted sweep keeps what it measured.
     WriteFile(out + "/ablation.csv", table.Csv());
     WriteFile(out + "/ablation.md", table.Markdown());

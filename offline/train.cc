@@ -5,12 +5,14 @@
 #include <filesystem>
 #include <limits>
 
+#include "config/model_metadata.h"
 #include "model/checkpoint.h"
 #include "offline/commands.h"
 #include "offline/common.h"
 #include "offline/nmt.h"
 #include "offline/precision.h"
 #include "offline/progress.h"
+#include "offline/records.h"
 
 namespace mixserve::offline {
 
@@ -128,21 +130,13 @@ struct LoopState {
 };
 
 void SaveState(const std::string& dir, const LoopState& s) {
-  JsonObject j;
-  j.Set("step", s.step).Set("epoch", s.epoch).Set("batch", s.batch).Set("best_bleu", s.best_bleu)
-      .Set("best_step", s.best_step);
-  WriteFile(dir + "/train_state.json", j.Dump(2) + "\n");
+  WriteTrainState(dir + "/train_state.json",
+                  TrainState{s.step, s.epoch, s.batch, s.best_bleu, s.best_step});
 }
 
 LoopState LoadState(const std::string& dir) {
-  auto m = ParseJsonObject(ReadFile(dir + "/train_state.json"));
-  LoopState s;
-  s.step = std::stoll(m.at("step"));
-  s.epoch = std::stoi(m.at("epoch"));
-  s.batch = std::stoll(m.at("batch"));
-  s.best_bleu = std::stod(m.at("best_bleu"));
-  s.best_step = std::stoll(m.at("best_step"));
-  return s;
+  const TrainState t = ReadTrainState(dir + "/train_state.json");
+  return LoopState{t.step, t.epoch, t.batch, t.best_bleu, t.best_step};
 }
 
 // Saves a loadable model directory (checkpoint + tokenizer).
@@ -210,7 +204,7 @@ void TrainLoop(model::Transformer& model, const Tokenizer& tok, const Corpus& tr
     Print("valid step %lld: loss %.4f ppl %.2f BLEU %.2f%s (best %.2f at step %lld) [%s]\n",
           static_cast<long long>(st.step), nll, std::exp(nll), bleu, improved ? " *" : "",
           st.best_bleu, static_cast<long long>(st.best_step), FormatDuration(vs.Seconds()).c_str());
-    log.Write("valid", JsonObject()
+    log.Write("valid", MetricsFields()
                            .Set("step", st.step)
                            .Set("epoch", st.epoch)
                            .Set("val_nll", nll)
@@ -262,7 +256,7 @@ void TrainLoop(model::Transformer& model, const Tokenizer& tok, const Corpus& tr
               static_cast<long long>(st.step), static_cast<long long>(total), st.epoch + 1,
               win_loss / win_steps, tps, lr,
               run.Eta(done_frac, static_cast<double>(total - start_step)).c_str());
-        log.Write("train", JsonObject()
+        log.Write("train", MetricsFields()
                                .Set("step", st.step)
                                .Set("epoch", st.epoch)
                                .Set("loss", win_loss / win_steps)
@@ -306,7 +300,7 @@ void TrainLoop(model::Transformer& model, const Tokenizer& tok, const Corpus& tr
   if (c.precision == Precision::kFp16)
     Print("fp16: %lld updates skipped for overflowing gradients, final loss scale %g\n",
           static_cast<long long>(stepper.skipped()), stepper.scale());
-  log.Write("done", JsonObject()
+  log.Write("done", MetricsFields()
                         .Set("steps", st.step)
                         .Set("skipped_updates", stepper.skipped())
                         .Set("seconds", run.Seconds())
@@ -388,11 +382,7 @@ int RunTrain(const Args& args) {
                      {"created_by", "mixserve-offline train"},
                      {"training_precision", PrecisionName(c.precision)}};
   MetricsLog log = OpenLog(f, c);
-  log.Write("config", [&] {
-    JsonObject j;
-    for (const auto& [k, v] : f.Values()) j.Set(k, v);
-    return j;
-  }());
+  log.WriteConfig(f.Values());
   TrainLoop(model, *tok, data.train, data.valid, c, log);
   return 0;
 }
@@ -439,12 +429,11 @@ int RunFinetune(const Args& args) {
   ResolveLanguages(f, model->spec(), &src, &tgt);
   Splits data = LoadSplits(f, src, tgt, *tok, model->spec().max_len);
   // Keep the student's lineage (parent teacher, data) and add the fine-tuning facts.
-  try {
-    const auto meta = ParseJsonObject(ReadFile(student_dir + "/metadata.json"));
+  if (fs::exists(student_dir + "/metadata.json")) {
+    const FlatRecord meta = ReadModelMetadata(student_dir + "/metadata.json");
     for (const char* k : {"parent_teacher", "training_data", "training_limit", "distilled_mixer",
                           "distilled_sites", "validation_data"})
-      if (meta.count(k)) c.save.metadata[k] = meta.at(k);
-  } catch (const std::exception&) {
+      if (meta.strings.count(k)) c.save.metadata[k] = meta.strings.at(k);
   }
   c.save.metadata["kind"] = "finetuned";
   c.save.metadata["finetuned_from"] = student_dir;

@@ -7,7 +7,6 @@
 #include <set>
 #include <sstream>
 
-#include "offline/json.h"
 #include "text/bleu.h"
 
 namespace mixserve::loadgen {
@@ -239,112 +238,6 @@ std::string FormatTable(const Report& r) {
           << c.candidate << " / " << c.baseline << ")\n";
   }
   return out.str();
-}
-
-namespace {
-
-using offline::JsonObject;
-using offline::JsonQuote;
-
-std::string StringArray(const std::vector<std::string>& items) {
-  std::string out = "[";
-  for (std::size_t i = 0; i < items.size(); ++i) out += (i ? ", " : "") + JsonQuote(items[i]);
-  return out + "]";
-}
-
-JsonObject LatencyJson(const LatencySummary& l) {
-  JsonObject o;
-  o.Set("count", static_cast<int64_t>(l.count))
-      .Set("mean", l.mean)
-      .Set("min", l.min)
-      .Set("p50", l.p50)
-      .Set("p90", l.p90)
-      .Set("p99", l.p99)
-      .Set("max", l.max);
-  return o;
-}
-
-template <typename Map>
-JsonObject MapJson(const Map& map) {
-  JsonObject o;
-  for (const auto& [key, value] : map) o.Set(key, value);
-  return o;
-}
-
-}  // namespace
-
-std::string ToJson(const Report& r) {
-  const RunInfo& run = r.run;
-  JsonObject run_json;
-  run_json.Set("mode", run.mode)
-      .Set("concurrency", run.concurrency)
-      .Set("offered_qps", run.offered_qps)
-      .Set("wall_s", run.wall_s)
-      .Set("warmup_s", run.warmup_s)
-      .Set("warmup_requests", static_cast<int64_t>(run.warmup_requests))
-      .Set("dispatched", static_cast<int64_t>(run.dispatched))
-      .Set("dropped", static_cast<int64_t>(run.dropped))
-      .Set("test_set_size", static_cast<int64_t>(run.test_set_size))
-      .Set("routing_key", run.routing_key_mode)
-      .SetRaw("forced_variants", StringArray(run.forced_variants));
-
-  std::string variants = "[";
-  for (std::size_t k = 0; k < r.variants.size(); ++k) {
-    const auto& v = r.variants[k];
-    std::map<std::string, int64_t> errors;
-    for (const auto& [name, n] : v.errors) errors[name] = static_cast<int64_t>(n);
-    JsonObject o;
-    o.Set("variant", v.label)
-        .SetRaw("served_by", StringArray(v.served_by))
-        .Set("requests", static_cast<int64_t>(v.requests))
-        .Set("ok", static_cast<int64_t>(v.ok))
-        .Set("errors", MapJson(errors))
-        .Set("error_examples", MapJson(v.error_examples))
-        .Set("sentences_per_s", v.sentences_per_s)
-        .Set("output_tokens_per_s", v.output_tokens_per_s)
-        .Set("input_tokens_per_s", v.input_tokens_per_s)
-        .Set("latency_ms", LatencyJson(v.latency))
-        .Set("server_queue_ms", LatencyJson(v.server_queue))
-        .Set("server_total_ms", LatencyJson(v.server_total))
-        .SetRaw("bleu", v.bleu_sentences ? offline::JsonNumber(v.bleu) : "null")
-        .Set("bleu_sentences", static_cast<int64_t>(v.bleu_sentences))
-        .Set("bleu_signature", v.bleu_line);
-    variants += std::string(k ? "," : "") + "\n    " + o.Dump();
-  }
-  variants += "\n  ]";
-
-  std::string comparisons = "[";
-  for (std::size_t k = 0; k < r.comparisons.size(); ++k) {
-    const auto& c = r.comparisons[k];
-    const auto& b = c.bootstrap;
-    JsonObject o;
-    o.Set("baseline", c.baseline)
-        .Set("candidate", c.candidate)
-        .Set("paired_sentences", static_cast<int64_t>(c.paired_sentences));
-    if (c.paired) {
-      o.Set("bleu_baseline", b.bleu_a)
-          .Set("bleu_candidate", b.bleu_b)
-          .Set("bleu_difference", b.difference)
-          .SetRaw("difference_ci95", "[" + offline::JsonNumber(b.diff_ci_low) + ", " +
-                                         offline::JsonNumber(b.diff_ci_high) + "]")
-          .Set("p_value", b.p_value)
-          .Set("resamples", b.resamples)
-          .Set("bootstrap_mean_baseline", b.mean_a)
-          .Set("bootstrap_ci_baseline", b.ci_a)
-          .Set("bootstrap_mean_candidate", b.mean_b)
-          .Set("bootstrap_ci_candidate", b.ci_b);
-    }
-    JsonObject ratio;
-    ratio.Set("p50", c.ratio_p50).Set("p90", c.ratio_p90).Set("p99", c.ratio_p99).Set(
-        "mean", c.ratio_mean);
-    o.Set("latency_ratio", ratio);
-    comparisons += std::string(k ? "," : "") + "\n    " + o.Dump();
-  }
-  comparisons += "\n  ]";
-
-  JsonObject top;
-  top.Set("run", run_json).SetRaw("variants", variants).SetRaw("comparisons", comparisons);
-  return top.Dump(2) + "\n";
 }
 
 }  // namespace mixserve::loadgen

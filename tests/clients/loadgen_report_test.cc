@@ -2,6 +2,8 @@
 // JSON and SVG outputs, and the command line.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -9,6 +11,8 @@
 #include "clients/loadgen/options.h"
 #include "clients/loadgen/report.h"
 #include "clients/loadgen/svg_histogram.h"
+#include "config/json_io.h"
+#include "mixserve/v1/records.pb.h"
 #include "text/bleu.h"
 
 namespace mixserve::loadgen {
@@ -96,6 +100,66 @@ TEST(Report, AggregatesPerVariant) {
   const std::string json = ToJson(r);
   EXPECT_NE(json.find("\"p_value\": "), std::string::npos) << json;
   EXPECT_NE(json.find("\"paired_sentences\": 2"), std::string::npos) << json;
+
+  // The JSON is a mixserve.v1.LoadgenReport with the report's numbers.
+  v1::LoadgenReport pb;
+  JsonToMessage(json, "report", &pb);
+  EXPECT_EQ(pb.run().mode(), "closed");
+  EXPECT_EQ(pb.run().wall_s(), 2);
+  ASSERT_EQ(pb.variants_size(), 3);
+  EXPECT_EQ(pb.variants(0).variant(), "a:1");
+  EXPECT_EQ(pb.variants(0).bleu(), a.bleu);
+  EXPECT_EQ(pb.variants(0).latency_ms().max(), 99);
+  EXPECT_EQ(pb.variants(2).errors().at("UNAVAILABLE"), 2);
+  EXPECT_EQ(pb.variants(2).error_examples().at("DEADLINE_EXCEEDED"), "failure 4");
+  EXPECT_FALSE(pb.variants(2).has_bleu()) << "no sentence answered: no BLEU";
+  EXPECT_EQ(json.find("NaN"), std::string::npos) << json;
+  ASSERT_EQ(pb.comparisons_size(), 1);
+  const auto& pc = pb.comparisons(0);
+  EXPECT_EQ(pc.p_value(), c.bootstrap.p_value);
+  EXPECT_EQ(pc.bleu_difference(), c.bootstrap.difference);
+  ASSERT_EQ(pc.difference_ci95_size(), 2);
+  EXPECT_EQ(pc.difference_ci95(0), c.bootstrap.diff_ci_low);
+  EXPECT_EQ(pc.latency_ratio().p50(), c.ratio_p50);
+}
+
+// Every loadgen report published in docs/data loads as a mixserve.v1.LoadgenReport. The
+// other JSON files there come from other writers: Google Benchmark (mixer_bench,
+// decode_bench: mixer_*.json, decode*.json) and bench/reference/marian_generate.py
+// (marian*.json).
+TEST(Report, EveryPublishedReportLoads) {
+  namespace fs = std::filesystem;
+  int reports = 0, others = 0;
+  for (const auto& e : fs::recursive_directory_iterator(std::string(MIXSERVE_SOURCE_DIR) + "/docs/data")) {
+    if (e.path().extension() != ".json") continue;
+    const std::string name = e.path().filename().string();
+    if (name.rfind("marian", 0) == 0 || name.rfind("mixer_", 0) == 0 || name.rfind("decode", 0) == 0) {
+      ++others;
+      continue;
+    }
+    ++reports;
+    std::ifstream in(e.path());
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    v1::LoadgenReport pb;
+    ASSERT_NO_THROW(JsonToMessage(text, e.path().string(), &pb)) << e.path();
+    EXPECT_FALSE(pb.run().mode().empty()) << e.path();
+    EXPECT_GT(pb.variants_size(), 0) << e.path();
+  }
+  EXPECT_GT(reports, 0);
+  EXPECT_GT(others, 0);
+}
+
+TEST(Report, BadJsonNamesTheFile) {
+  v1::LoadgenReport pb;
+  for (const char* bad : {"{\"run\": {\"mode\": 3}}", "{\"variants\": [", "{\"runs\": {}}"}) {
+    try {
+      JsonToMessage(bad, "ab.json", &pb);
+      ADD_FAILURE() << bad << " was accepted";
+    } catch (const std::runtime_error& e) {
+      EXPECT_EQ(std::string(e.what()).rfind("ab.json: not a valid mixserve.v1.LoadgenReport", 0), 0u)
+          << e.what();
+    }
+  }
 }
 
 TEST(Report, ForcedVariantsKeepTheirOrderAndUnpairedComparisons) {

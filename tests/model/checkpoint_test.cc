@@ -46,8 +46,8 @@ TEST_F(CheckpointTest, RoundTripIsExactWithSeparateEmbeddings) {
   Transformer m(s);
   m->eval();
   SaveOptions o;
-  o.metadata["source"] = "unit \"test\"";
-  o.numeric_metadata["bleu"] = 12.5;
+  o.metadata["origin"] = "unit \"test\"";
+  o.numeric_metadata["val_bleu"] = 12.5;
   SaveCheckpoint(m, dir_.string(), o);
   EXPECT_TRUE(fs::exists(dir_ / "model.pt"));
   auto loaded = LoadCheckpoint(dir_.string());
@@ -63,9 +63,19 @@ TEST_F(CheckpointTest, RoundTripIsExactWithSeparateEmbeddings) {
   EXPECT_NE(js.str().find("\"parameters\": " + std::to_string(m->ParameterCount())),
             std::string::npos)
       << js.str();
-  EXPECT_NE(js.str().find("\"source\": \"unit \\\"test\\\"\""), std::string::npos) << js.str();
-  EXPECT_NE(js.str().find("\"bleu\": 12.5"), std::string::npos) << js.str();
+  EXPECT_NE(js.str().find("\"origin\": \"unit \\\"test\\\"\""), std::string::npos) << js.str();
+  EXPECT_NE(js.str().find("\"val_bleu\": 12.5"), std::string::npos) << js.str();
   EXPECT_NE(js.str().find("\"created\": \"20"), std::string::npos) << js.str();
+
+  // metadata.json is a mixserve.v1.ModelMetadata: a key the message lacks is refused.
+  SaveOptions unknown;
+  unknown.metadata["no_such_field"] = "x";
+  try {
+    WriteMetadata(m, dir_.string(), unknown);
+    ADD_FAILURE() << "a key outside the schema was written";
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("no_such_field"), std::string::npos) << e.what();
+  }
 }
 
 TEST_F(CheckpointTest, Fp16StorageLoadsBackAsFp32) {

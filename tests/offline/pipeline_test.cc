@@ -17,7 +17,8 @@
 
 #include "engine/engine.h"
 #include "model/token_mixer.h"
-#include "offline/json.h"
+#include "config/model_metadata.h"
+#include "offline/records.h"
 #include "offline/table.h"
 #include "offline/text_io.h"
 #include "text/tokenizer.h"
@@ -124,14 +125,11 @@ const Artifacts& Get() {
   return a;
 }
 
-std::vector<std::map<std::string, std::string>> Events(const std::string& path, const std::string& event) {
-  std::vector<std::map<std::string, std::string>> out;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    auto m = ParseJsonObject(line);
-    if (m["event"] == event) out.push_back(m);
-  }
+// The number fields of the metrics.jsonl events named `event`.
+std::vector<std::map<std::string, double>> Events(const std::string& path, const std::string& event) {
+  std::vector<std::map<std::string, double>> out;
+  for (const auto& r : ReadMetricsLog(path))
+    if (r.event == event) out.push_back(r.fields.numbers);
   return out;
 }
 
@@ -161,12 +159,12 @@ TEST(OfflinePipeline, TeacherTrainsAndLossFalls) {
   REQUIRE_ARTIFACTS();
   auto train = Events(A.teacher_out + "/metrics.jsonl", "train");
   ASSERT_GE(train.size(), 5u);
-  const double first = std::stod(train.front()["loss"]);
-  const double last = std::stod(train.back()["loss"]);
+  const double first = train.front()["loss"];
+  const double last = train.back()["loss"];
   EXPECT_LT(last, first - 0.5) << "first " << first << " last " << last;
   auto valid = Events(A.teacher_out + "/metrics.jsonl", "valid");
   ASSERT_GE(valid.size(), 2u);
-  EXPECT_LT(std::stod(valid.back()["val_nll"]), std::stod(valid.front()["val_nll"]));
+  EXPECT_LT(valid.back()["val_nll"], valid.front()["val_nll"]);
   EXPECT_TRUE(fs::exists(A.teacher + "/model.pbtxt"));
   EXPECT_TRUE(fs::exists(A.teacher + "/spm.model"));
   EXPECT_TRUE(fs::exists(A.teacher_out + "/last/optimizer.pt"));
@@ -178,14 +176,13 @@ TEST(OfflinePipeline, ResumeContinuesFromLastStep) {
   mixserve::RemoveTree(out);
   fs::create_directories(out);
   fs::copy(A.teacher_out + "/last", out + "/last", fs::copy_options::recursive);
-  const auto state = ParseJsonObject(ReadFile(out + "/last/train_state.json"));
-  const long long step = std::stoll(state.at("step"));
+  const long long step = ReadTrainState(out + "/last/train_state.json").step;
   auto r = RunTool("train " + TrainFlags() + " --spm=" + A.spm + ".model --epochs=7 --resume --out=" + out);
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("resume: step " + std::to_string(step)), std::string::npos) << r.output;
   auto train = Events(out + "/metrics.jsonl", "train");
   ASSERT_FALSE(train.empty());
-  EXPECT_GT(std::stoll(train.front()["step"]), step);
+  EXPECT_GT(train.front()["step"], step);
 }
 
 TEST(OfflinePipeline, Bf16AutocastTrainingLossFalls) {
@@ -197,11 +194,10 @@ TEST(OfflinePipeline, Bf16AutocastTrainingLossFalls) {
   EXPECT_NE(r.output.find("precision bf16"), std::string::npos) << r.output;
   auto train = Events(out + "/metrics.jsonl", "train");
   ASSERT_GE(train.size(), 5u);
-  const double first = std::stod(train.front()["loss"]), last = std::stod(train.back()["loss"]);
+  const double first = train.front()["loss"], last = train.back()["loss"];
   EXPECT_LT(last, first - 0.5) << "first " << first << " last " << last;
   // Weights stay fp32 and the checkpoint says how it was trained.
-  EXPECT_NE(ReadFile(out + "/best/metadata.json").find("\"training_precision\": \"bf16\""),
-            std::string::npos);
+  EXPECT_EQ(ReadModelMetadata(out + "/best/metadata.json").strings["training_precision"], "bf16");
   auto tok = Tokenizer::Load(out + "/best/spm.model");
   EXPECT_EQ(TranslateDir(out + "/best", ValSources(*tok, 3)).size(), 3u);
 }
@@ -211,12 +207,12 @@ TEST(OfflinePipeline, DistillationLowersBlockMse) {
   if (A.mixer.type.empty()) GTEST_SKIP() << "no attention replacement mixer is registered";
   auto done = Events(A.student + "/metrics.jsonl", "done");
   ASSERT_EQ(done.size(), 1u);
-  const double before = std::stod(done[0]["block_mse_before"]);
-  const double after = std::stod(done[0]["block_mse_after"]);
+  const double before = done[0]["block_mse_before"];
+  const double after = done[0]["block_mse_after"];
   EXPECT_LT(after, before);
   auto sites = Events(A.student + "/metrics.jsonl", "block_mse");
   EXPECT_EQ(sites.size(), 2u);  // two encoder layers
-  for (auto& s : sites) EXPECT_LT(std::stod(s["after"]), std::stod(s["before"])) << s["layer"];
+  for (auto& s : sites) EXPECT_LT(s["after"], s["before"]) << s["layer"];
 }
 
 TEST(OfflinePipeline, StudentLoadsThroughEngine) {
@@ -247,11 +243,12 @@ TEST(OfflinePipeline, ExportThenLoadGivesIdenticalTranslations) {
   const std::string v1 = repo + "/en-de-test/1";
   for (const char* f : {"model.pbtxt", "model.pt", "spm.model", "metadata.json"})
     EXPECT_TRUE(fs::exists(v1 + "/" + f)) << f;
-  auto meta = ParseJsonObject(ReadFile(v1 + "/metadata.json"));
-  for (const char* k : {"parameters", "created", "parent_teacher", "training_data", "bleu_test", "test_set"})
-    EXPECT_TRUE(meta.count(k)) << k;
+  auto meta = ReadModelMetadata(v1 + "/metadata.json");
+  for (const char* k : {"parameters", "bleu_test"}) EXPECT_TRUE(meta.numbers.count(k)) << k;
+  for (const char* k : {"created", "parent_teacher", "training_data", "test_set"})
+    EXPECT_TRUE(meta.strings.count(k)) << k;
   if (!A.mixer.type.empty()) {
-    EXPECT_EQ(fs::path(meta["parent_teacher"]), fs::absolute(A.teacher).lexically_normal());
+    EXPECT_EQ(fs::path(meta.strings["parent_teacher"]), fs::absolute(A.teacher).lexically_normal());
   }
   auto tok = Tokenizer::Load(from + "/spm.model");
   const auto srcs = ValSources(*tok, 12);
@@ -305,8 +302,7 @@ TEST(OfflinePipeline, SweepWritesTableAndPlot) {
   auto resumed_rows = ParseCsv(ReadFile(resumed + "/ablation.csv"));
   ASSERT_EQ(resumed_rows.size(), 3u) << ReadFile(resumed + "/ablation.csv");
   EXPECT_EQ(resumed_rows[1], ParseCsv(ReadFile(out + "_0/ablation.csv"))[1]);  // kept as it was
-  const std::string resumed_jsonl = ReadFile(resumed + "/results.jsonl");
-  EXPECT_EQ(std::count(resumed_jsonl.begin(), resumed_jsonl.end(), '\n'), 2);
+  EXPECT_EQ(ParseEvalResults(ReadFile(resumed + "/results.jsonl"), "results.jsonl").size(), 2u);
   r = RunTool("sweep --teachers=" + A.teacher + " --out=" + out + "_none --skip=" + resumed +
               "/ablation.csv" + whole);
   ASSERT_EQ(r.code, 0) << r.output;
@@ -341,8 +337,7 @@ TEST(OfflinePipeline, SweepWritesTableAndPlot) {
   EXPECT_NE(svg.find("</svg>"), std::string::npos);
   const std::string md = ReadFile(out + "/ablation.md");
   EXPECT_EQ(std::count(md.begin(), md.end(), '\n'), 4);  // header, rule, two rows
-  const std::string jsonl = ReadFile(out + "/results.jsonl");
-  EXPECT_EQ(std::count(jsonl.begin(), jsonl.end(), '\n'), 2);
+  EXPECT_EQ(ParseEvalResults(ReadFile(out + "/results.jsonl"), "results.jsonl").size(), 2u);
   // --latency_csv: a cell_bench table with the first cell only becomes a column of the merge.
   const std::string bench = out + "_bench.csv";
   WriteFile(bench, "method,size,sites,parameters,ms_per_translation,ratio_to_mha\n" + rows[1][1] +
@@ -379,26 +374,27 @@ TEST(OfflinePipeline, EvalWritesOneNamedJsonLinePerModel) {
               " --splits=test_2016_flickr --limit=6 --beam=2 --latency_sentences=2 --batch_size=4"
               " --device=cpu --threads=2 --out=" + out);
   ASSERT_EQ(r.code, 0) << r.output;
-  std::vector<std::map<std::string, std::string>> lines;
-  std::istringstream in(ReadFile(out));
-  for (std::string line; std::getline(in, line);) lines.push_back(ParseJsonObject(line));
+  const auto lines = ParseEvalResults(ReadFile(out), out);
   ASSERT_EQ(lines.size(), 2u);
-  EXPECT_EQ(lines[0]["name"], fs::path(A.teacher_out).filename().string() + "/best");
-  EXPECT_EQ(lines[1]["name"], "en-de-eval:1");
-  for (auto& l : lines) {
-    EXPECT_EQ(l["src"], "en");
-    EXPECT_EQ(l["tgt"], "de");
-    const auto splits = ParseJsonObject(l["splits"]);
-    const auto split = ParseJsonObject(splits.at("test_2016_flickr"));
-    EXPECT_EQ(split.at("sentences"), "6");
-    for (const char* k : {"bleu_greedy", "bleu_beam"}) {
-      const double b = std::stod(split.at(k));
+  EXPECT_EQ(lines[0].name, fs::path(A.teacher_out).filename().string() + "/best");
+  EXPECT_EQ(lines[1].name, "en-de-eval:1");
+  for (const auto& l : lines) {
+    EXPECT_EQ(l.src, "en");
+    EXPECT_EQ(l.tgt, "de");
+    ASSERT_TRUE(l.splits.count("test_2016_flickr"));
+    const SplitResult& split = l.splits.at("test_2016_flickr");
+    EXPECT_EQ(split.sentences, 6u);
+    for (const double b : {split.bleu_greedy, split.bleu_beam}) {
       EXPECT_GE(b, 0);
       EXPECT_LE(b, 100);
     }
   }
   // Both lines describe the same weights (fp32 export of the same checkpoint).
-  EXPECT_EQ(lines[0]["splits"], lines[1]["splits"]);
+  for (const auto& [name, s] : lines[0].splits) {
+    ASSERT_TRUE(lines[1].splits.count(name)) << name;
+    EXPECT_EQ(s.bleu_greedy, lines[1].splits.at(name).bleu_greedy) << name;
+    EXPECT_EQ(s.bleu_beam, lines[1].splits.at(name).bleu_beam) << name;
+  }
   mixserve::RemoveTree(repo);
 }
 
@@ -418,8 +414,23 @@ TEST(OfflinePipeline, BadInputsFailClearly) {
     auto r = RunTool("spm --data=" + kData + " --src=en --tgt=de --limit=200 --vocab_size=200 --out=" + wrong + "/spm");
     ASSERT_EQ(r.code, 0) << r.output;
   }
+  // A model folder whose metadata.json does not match mixserve.v1.ModelMetadata, and a sweep
+  // folder whose results.jsonl has a line that is no EvalResult.
+  const std::string bad_meta = A.work + "/bad_metadata", bad_sweep = A.work + "/bad_sweep";
+  fs::create_directories(bad_meta);
+  for (const char* f : {"model.pbtxt", "model.pt", "spm.model"})
+    fs::copy_file(A.teacher + "/" + f, bad_meta + "/" + f, fs::copy_options::overwrite_existing);
+  WriteFile(bad_meta + "/metadata.json", "{\"parameters\": \"many\"}\n");
+  fs::create_directories(bad_sweep);
+  WriteFile(bad_sweep + "/ablation.csv",
+            "direction,method,size,sites,parameters,bleu_t,latency_ms\nen-de,alr,s,enc,1,2.00,3.00\n");
+  WriteFile(bad_sweep + "/results.jsonl", "{\"model\": \"m\"}\n{\"model\": 7}\n");
   const std::vector<Case> cases = {
       {"nosuchcommand", "unknown command 'nosuchcommand'", 2},
+      {"export --model=" + bad_meta + " --repo=" + out + " --name=x --bleu=false",
+       bad_meta + "/metadata.json: not a valid mixserve.v1.ModelMetadata", 1},
+      {"sweep --merge=" + bad_sweep + " --out=" + out + "/merged",
+       bad_sweep + "/results.jsonl:2: not a valid mixserve.v1.EvalResult", 1},
       {"train --bogus=1", "unknown flag --bogus", 2},
       {"train --src=en --tgt=de --out=" + out, "missing required flag --spm", 2},
       {"train --spm=/nonexistent/x.model --src=en --tgt=de --out=" + out, "/nonexistent/x.model", 1},

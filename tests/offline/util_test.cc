@@ -9,7 +9,6 @@
 
 #include "offline/batching.h"
 #include "offline/flags.h"
-#include "offline/json.h"
 #include "offline/svg_plot.h"
 #include "offline/table.h"
 #include "offline/text_io.h"
@@ -85,20 +84,6 @@ TEST(Batching, FiltersByLengthAndRespectsMaxTokens) {
   }
   // Different seeds give different batch orders.
   EXPECT_NE(MakeBatches(kept, 64, true, 1), MakeBatches(kept, 64, true, 2));
-}
-
-TEST(Json, RoundTripsObject) {
-  JsonObject j;
-  j.Set("s", "a \"quoted\"\nline").Set("n", 2.5).Set("i", int64_t{7}).Set("b", true)
-      .Set("o", JsonObject().Set("x", 1));
-  auto m = ParseJsonObject(j.Dump(2));
-  EXPECT_EQ(m.at("s"), "a \"quoted\"\nline");
-  EXPECT_DOUBLE_EQ(std::stod(m.at("n")), 2.5);
-  EXPECT_EQ(m.at("i"), "7");
-  EXPECT_EQ(m.at("b"), "true");
-  EXPECT_EQ(m.at("o"), "{\"x\": 1}");
-  EXPECT_THROW(ParseJsonObject("{\"a\": 1"), std::runtime_error);
-  EXPECT_EQ(JsonNumber(std::nan("")), "null");
 }
 
 TEST(Table, CsvRoundTripAndMarkdown) {

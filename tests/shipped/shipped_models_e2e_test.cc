@@ -8,10 +8,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <set>
 #include <sstream>
 
+#include "config/json_io.h"
+#include "mixserve/v1/records.pb.h"
 #include "tests/server/support/server_fixture.h"
 #include "text/bleu.h"
 
@@ -147,17 +148,15 @@ void TranslateChunk(v1::TranslationService::Stub& stub, const v1::ModelStatus& m
 
 TEST_F(ShippedModels, ServerBleuAgreesWithExportedMetadata) {
   auto stub = server_->Translation();
-  const std::regex bleu_re("\"bleu_test\"\\s*:\\s*([0-9.eE+-]+)");
-  const std::regex set_re("\"test_set\"\\s*:\\s*\"([^\"]+)\"");
   int checked = 0;
   const auto listed = List();
   for (const auto& m : listed.models()) {
     for (const auto& v : m.versions()) {
-      std::smatch bm, sm;
-      const std::string meta = v.metadata_json();
-      if (!std::regex_search(meta, bm, bleu_re) || !std::regex_search(meta, sm, set_re)) continue;
-      if (sm[1] != "test_2016_flickr") continue;
-      const double expected = std::stod(bm[1]);
+      // metadata.json as the server reports it: a mixserve.v1.ModelMetadata.
+      v1::ModelMetadata meta;
+      ASSERT_NO_THROW(JsonToMessage(v.metadata_json(), m.name() + " metadata_json", &meta));
+      if (!meta.has_bleu_test() || meta.test_set() != "test_2016_flickr") continue;
+      const double expected = meta.bleu_test();
       const auto srcs = Sentences(m.source_language(), 1000);
       const auto refs = Sentences(m.target_language(), 1000);
       ASSERT_EQ(srcs.size(), refs.size());
