@@ -28,7 +28,8 @@ std::string Shown(std::string name, char separator) {
 
 absl::CommandLineFlag* Find(const std::string& absl_name) {
   absl::CommandLineFlag* flag = absl::FindCommandLineFlag(absl_name);
-  if (flag == nullptr) throw std::logic_error("flag --" + absl_name + " is not declared (ABSL_FLAG)");
+  if (flag == nullptr)
+    throw std::logic_error("flag --" + absl_name + " is not declared (ABSL_FLAG)");
   return flag;
 }
 
@@ -207,12 +208,11 @@ std::string ProgramHelp(const Program& p) {
     for (const auto& c : p.commands)
       os << "  " << c.name << std::string(width + 2 - c.name.size(), ' ') << c.summary << "\n";
   }
-  if (!p.flags.empty()) {
-    os << "\n" << (p.commands.empty() ? "Flags" : "Common flags (before or after the command)")
-       << ":\n" << FormatFlags(Listing(p.flags, p.separator));
-  }
-  os << "  --help\n      this text" << (p.commands.empty() ? "" : "; 'COMMAND --help': the flags of a command")
-     << "\n  --version\n      the version of the program\n";
+  const bool common = !p.flags.empty() && !p.commands.empty();
+  os << "\n" << (common ? "Common flags (before or after the command)" : "Flags") << ":\n"
+     << FormatFlags(Listing(p.flags, p.separator)) << "  --help\n      print this text"
+     << (p.commands.empty() ? "" : "; 'COMMAND --help': the flags of a command")
+     << "\n  --version\n      print the version and exit\n";
   return os.str();
 }
 
@@ -226,8 +226,14 @@ std::string CommandHelp(const Program& p, const Command& c) {
   return os.str();
 }
 
-int Parse(const Program& p, int argc, const char* const* argv, Invocation* out) {
+int Parse(const Program& p, int argc, const char* const* argv, Invocation* out,
+          std::string* error) {
   SetUsageMessage(p.usage);
+  auto fail = [&](const std::string& help_for, const std::string& message) {
+    if (error == nullptr) return ReportUsageError(help_for, message);
+    *error = message;
+    return 2;
+  };
   std::vector<std::string> args(argv + 1, argv + argc);
   for (const auto& a : args) {
     if (a == "--") break;
@@ -248,10 +254,10 @@ int Parse(const Program& p, int argc, const char* const* argv, Invocation* out) 
       }
       std::string names;
       for (const auto& c : p.commands) names += (names.empty() ? "" : ", ") + c.name;
-      return ReportUsageError(p.name, "No command given (" + names + ")");
+      return fail(p.name, "No command given (" + names + ")");
     }
     command = FindCommand(p, args[at]);
-    if (command == nullptr) return ReportUsageError(p.name, "Unknown command '" + args[at] + "'");
+    if (command == nullptr) return fail(p.name, "Unknown command '" + args[at] + "'");
     out->command = command->name;
     out->positionals.push_back(command->name);
     context += " " + command->name;
@@ -266,7 +272,7 @@ int Parse(const Program& p, int argc, const char* const* argv, Invocation* out) 
     parsed = ParseArgs(args, accepted, {}, context,
                        command != nullptr ? !command->args.empty() : p.allow_positionals);
   } catch (const UsageError& e) {
-    return ReportUsageError(context, e.what());
+    return fail(context, e.what());
   }
   if (parsed.help) {
     std::cout << (command != nullptr ? CommandHelp(p, *command) : ProgramHelp(p));

@@ -109,8 +109,10 @@ struct Invocation {
 
 // Parses argv of `program`. Returns -1 when the program is to run (*out filled); otherwise
 // the exit status, with the output printed: 0 after --help or --version, 2 after a usage
-// error (no command, an unknown command or flag, a bad value).
-int Parse(const Program& program, int argc, const char* const* argv, Invocation* out);
+// error (no command, an unknown command or flag, a bad value). With `error`, a usage error
+// is not printed but left in *error (the message, for ReportUsageError).
+int Parse(const Program& program, int argc, const char* const* argv, Invocation* out,
+          std::string* error = nullptr);
 
 // The --help text of the program, or of one of its commands.
 std::string ProgramHelp(const Program& program);

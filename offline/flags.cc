@@ -95,7 +95,6 @@ ABSL_FLAG(std::string, skip, "", "tables whose cells are skipped");
 
 namespace mixserve::offline {
 
-
 std::string AbslFlagName(const std::string& name) {
   return name == "version" ? "export_version" : name;
 }

@@ -14,7 +14,8 @@ ABSL_FLAG(std::string, tls_ca, "", "use TLS, trusting this CA certificate (PEM f
 // translate, set-route, models.
 ABSL_FLAG(std::string, from, "", "source language (required)");
 ABSL_FLAG(std::string, to, "", "target language (required)");
-ABSL_FLAG(std::string, variant, "", "ask for one model variant NAME[:VERSION] (default: the server's routing)");
+ABSL_FLAG(std::string, variant, "",
+          "ask for one model variant NAME[:VERSION] (default: the server's routing)");
 ABSL_FLAG(std::string, routing_key, "", "sticky A/B assignment key");
 ABSL_FLAG(int32_t, beam, 0, "beam size (0: the variant's default)");
 ABSL_FLAG(int32_t, max_tokens, 0, "maximum output tokens (0: the variant's default)");

@@ -56,7 +56,7 @@ int Main(int argc, char** argv) {
   std::string error;
   const int parsed = ParseOptions(argc, argv, &o, &error);
   if (parsed == 1) return 0;  // --help or --version
-  if (parsed != 0) return error.empty() ? 2 : UsageError(error);
+  if (parsed != 0) return UsageError(error);
 
   std::vector<std::string> sources, references;
   try {

@@ -88,9 +88,8 @@ bool ParseVariant(const std::string& text, ForcedVariant* v) {
 
 int ParseOptions(int argc, char** argv, Options* o, std::string* error) {
   flags::Invocation line;
-  const int status = flags::Parse(LoadgenProgram(), argc, argv, &line);
-  if (status == 0) return 1;
-  if (status > 0) return 2;  // printed by the parser
+  const int status = flags::Parse(LoadgenProgram(), argc, argv, &line, error);
+  if (status >= 0) return status == 0 ? 1 : 2;
   auto given = [&](const char* name) { return line.given.count(name) > 0; };
   auto fail = [&](const std::string& e) {
     *error = e;

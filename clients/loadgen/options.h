@@ -66,7 +66,7 @@ const char* Usage();
 
 // Parses argv (Abseil flags declared in options.cc, parsed by base/flags.h). Returns 0 on
 // success; 1 when --help or --version was asked and printed (exit status 0); 2 on a bad
-// command line, with *error naming the problem, or empty when the parser printed the error.
+// command line, with *error naming the problem.
 int ParseOptions(int argc, char** argv, Options* options, std::string* error);
 
 // "name" or "name:version" (version >= 0); false when malformed.

@@ -46,28 +46,31 @@ TEST(CommandLine, HelpListsTheFlags) {
   Outcome o = RunBinary("mixserve-cli", "--help");
   EXPECT_EQ(o.exit_code, 0) << o.out;
   EXPECT_EQ(o.out.rfind("usage: mixserve-cli", 0), 0u) << o.out;
-  for (const char* needle : {"  translate ", "  set-route ", "  --target=string  (default: localhost:8500)",
-                             "  --deadline-ms=int", "  --version"})
+  for (const char* needle : {"  translate ", "  set-route ",
+                             "  --target=string  (default: localhost:8500)", "  --deadline-ms=int",
+                             "  --version"})
     EXPECT_NE(o.out.find(needle), std::string::npos) << needle << "\n" << o.out;
 
   o = RunBinary("mixserve-cli", "translate --help");
   EXPECT_EQ(o.exit_code, 0) << o.out;
   EXPECT_EQ(o.out.rfind("usage: mixserve-cli translate [flags] [TEXT...]\n", 0), 0u) << o.out;
-  for (const char* needle : {"  --from=string", "  --routing-key=string", "  --json  (default: false)",
-                             "Common flags:\n  --target"})
+  for (const char* needle : {"  --from=string", "  --routing-key=string",
+                             "  --json  (default: false)", "Common flags:\n  --target"})
     EXPECT_NE(o.out.find(needle), std::string::npos) << needle << "\n" << o.out;
 
   o = RunBinary("mixserve-loadgen", "--help");
   EXPECT_EQ(o.exit_code, 0) << o.out;
   EXPECT_EQ(o.out.rfind("usage: mixserve-loadgen", 0), 0u) << o.out;
-  for (const char* needle : {"  --src-lang=string", "  --concurrency=int  (default: 8)", "  --quiet  (default: false)"})
+  for (const char* needle :
+       {"  --src-lang=string", "  --concurrency=int  (default: 8)", "  --quiet  (default: false)"})
     EXPECT_NE(o.out.find(needle), std::string::npos) << needle << "\n" << o.out;
 }
 
 TEST(CommandLine, UnknownFlagExitsTwoInTheSharedFormat) {
   Outcome o = RunBinary("mixserve-cli", "health --frobnicate=1");
   EXPECT_EQ(o.exit_code, 2) << o.out;
-  EXPECT_EQ(o.out, "ERROR: Unknown command line flag 'frobnicate'\nTry 'mixserve-cli health --help'.\n");
+  EXPECT_EQ(o.out,
+            "ERROR: Unknown command line flag 'frobnicate'\nTry 'mixserve-cli health --help'.\n");
   // A flag of another command.
   o = RunBinary("mixserve-cli", "health --beam=2");
   EXPECT_EQ(o.exit_code, 2) << o.out;
@@ -76,7 +79,8 @@ TEST(CommandLine, UnknownFlagExitsTwoInTheSharedFormat) {
             "Try 'mixserve-cli health --help'.\n");
   o = RunBinary("mixserve-loadgen", kLoadgenArgs + "--frobnicate");
   EXPECT_EQ(o.exit_code, 2) << o.out;
-  EXPECT_EQ(o.out, "ERROR: Unknown command line flag 'frobnicate'\nTry 'mixserve-loadgen --help'.\n");
+  EXPECT_EQ(o.out,
+            "ERROR: Unknown command line flag 'frobnicate'\nTry 'mixserve-loadgen --help'.\n");
 }
 
 TEST(CommandLine, BadIntegerExitsTwoNamingTheFlag) {

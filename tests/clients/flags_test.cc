@@ -83,7 +83,8 @@ TEST(Flags, ErrorsAreAbseilsMessagesNamingTheFlagAsTyped) {
             "Illegal value 'maybe' specified for flag 'flagtest_verbose'");
   EXPECT_EQ(ErrorOf({"--flagtest_name"}), "Missing the value for the flag 'flagtest_name'");
   // Declared in the binary, but not a flag of this command.
-  EXPECT_EQ(ErrorOf({"--flagtest_other=1"}), "Unknown command line flag 'flagtest_other' for prog cmd");
+  EXPECT_EQ(ErrorOf({"--flagtest_other=1"}),
+            "Unknown command line flag 'flagtest_other' for prog cmd");
   try {
     Parse({"stray"}, false);
     ADD_FAILURE() << "a positional was accepted";
@@ -189,7 +190,8 @@ TEST(Flags, HelpAndVersion) {
   EXPECT_NE(o.out.find("  --flagtest-verbose  (default: false)\n"), std::string::npos) << o.out;
   EXPECT_NE(o.out.find("Common flags:\n  --flagtest-name"), std::string::npos) << o.out;
 
-  for (const auto& args : std::vector<std::vector<std::string>>{{"--version"}, {"run", "--version"}}) {
+  const std::vector<std::vector<std::string>> version_lines = {{"--version"}, {"run", "--version"}};
+  for (const auto& args : version_lines) {
     o = RunProgram(p, args);
     EXPECT_EQ(o.status, 0);
     EXPECT_EQ(o.out, VersionLine("prog") + "\ndetails line\n");
