@@ -8,8 +8,8 @@
 #include <set>
 #include <sstream>
 
-#include "clients/cli/args.h"
 #include "base/flags.h"
+#include "clients/cli/args.h"
 
 // The test set.
 ABSL_FLAG(std::string, src, "", "source side of the test set (required)");
