@@ -4,6 +4,9 @@
 #include <exception>
 #include <map>
 
+#include "base/build_info.h"
+#include "base/flags.h"
+#include "engine/engine.h"
 #include "offline/flags.h"
 
 namespace mixserve::offline {
@@ -28,30 +31,46 @@ const std::map<std::string, Command>& Commands() {
   return kCommands;
 }
 
-void PrintUsage(FILE* out) {
-  std::fprintf(out, "usage: mixserve-offline <command> [--flag=value ...]\n\ncommands:\n");
-  for (const auto& [name, c] : Commands()) std::fprintf(out, "  %-9s %s\n", name.c_str(), c.summary);
-  std::fprintf(out, "\n'mixserve-offline <command> --help' lists the flags of a command.\n");
+const flags::Program& OfflineProgram() {
+  static const flags::Program kProgram = [] {
+    flags::Program p;
+    p.name = "mixserve-offline";
+    p.usage =
+        "usage: mixserve-offline COMMAND [flags]\n"
+        "The pipeline from parallel text to servable models (docs/offline.md).\n"
+        "Exit status: 0 on success, 1 on a failure, 2 on usage errors.\n";
+    for (const auto& [name, c] : Commands()) p.commands.push_back({name, c.summary, "", {}});
+    p.version_details = "LibTorch " + TorchVersion() + "\n";
+    return p;
+  }();
+  return kProgram;
 }
 
 }  // namespace
 
 int Main(const std::string& command, const Args& args) {
+  const flags::Program& program = OfflineProgram();
+  flags::SetUsageMessage(program.usage);
   if (command == "--help" || command == "-h" || command == "help") {
-    PrintUsage(stdout);
+    std::printf("%s", flags::ProgramHelp(program).c_str());
+    return 0;
+  }
+  if (command == "--version") {
+    std::printf("%s\n%s", VersionLine(program.name).c_str(), program.version_details.c_str());
     return 0;
   }
   auto it = Commands().find(command);
   if (it == Commands().end()) {
-    std::fprintf(stderr, "mixserve-offline: unknown command '%s'\n\n", command.c_str());
-    PrintUsage(stderr);
-    return 2;
+    const bool flag = command.rfind("--", 0) == 0;
+    return flags::ReportUsageError(
+        program.name, flag ? "Unknown command line flag '" + command.substr(2) +
+                                 "' (flags come after the command)"
+                           : "Unknown command '" + command + "'");
   }
   try {
     return it->second.run(args);
   } catch (const UsageError& e) {
-    std::fprintf(stderr, "mixserve-offline %s: error: %s\n", command.c_str(), e.what());
-    return 2;
+    return flags::ReportUsageError(program.name + " " + command, e.what());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mixserve-offline %s: error: %s\n", command.c_str(), e.what());
     return 1;
@@ -60,8 +79,9 @@ int Main(const std::string& command, const Args& args) {
 
 int Main(int argc, char** argv) {
   if (argc < 2) {
-    PrintUsage(stderr);
-    return 2;
+    std::string names;
+    for (const auto& [name, c] : Commands()) names += (names.empty() ? "" : ", ") + name;
+    return flags::ReportUsageError("mixserve-offline", "No command given (" + names + ")");
   }
   return Main(argv[1], Args(argv + 2, argv + argc));
 }

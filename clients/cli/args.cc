@@ -1,58 +1,36 @@
 #include "clients/cli/args.h"
 
-#include <cstdlib>
+#include <algorithm>
 #include <stdexcept>
+#include <utility>
 
 namespace mixserve::cli {
 
-Args::Args(int argc, char** argv, int first, const std::set<std::string>& flags) {
-  bool only_positionals = false;
-  for (int i = first; i < argc; ++i) {
-    std::string a = argv[i];
-    if (only_positionals || a.size() < 2 || a.compare(0, 2, "--") != 0) {
-      positionals_.push_back(a);
-      continue;
-    }
-    if (a == "--") {
-      only_positionals = true;
-      continue;
-    }
-    a = a.substr(2);
-    const auto eq = a.find('=');
-    if (eq != std::string::npos) {
-      values_[a.substr(0, eq)] = a.substr(eq + 1);
-    } else if (flags.count(a)) {
-      values_[a] = "true";
-    } else if (i + 1 < argc) {
-      values_[a] = argv[++i];
-    } else {
-      error_ = "option --" + a + " needs a value";
-    }
-  }
+namespace {
+
+std::string Declared(std::string name) {
+  std::replace(name.begin(), name.end(), '-', '_');
+  return name;
+}
+
+}  // namespace
+
+Args::Args(flags::Invocation invocation) : invocation_(std::move(invocation)) {}
+
+bool Args::Has(const std::string& name) const {
+  const std::string n = Declared(name);
+  if (!invocation_.given.count(n)) return false;
+  return !flags::IsBool(n) || flags::CurrentValue(n) == "true";
 }
 
 std::string Args::Get(const std::string& name, const std::string& fallback) const {
-  auto it = values_.find(name);
-  return it == values_.end() ? fallback : it->second;
+  const std::string n = Declared(name);
+  return invocation_.given.count(n) ? flags::CurrentValue(n) : fallback;
 }
 
-long Args::GetInt(const std::string& name, long fallback) {
-  auto it = values_.find(name);
-  if (it == values_.end()) return fallback;
-  char* end = nullptr;
-  const long v = std::strtol(it->second.c_str(), &end, 10);
-  if (it->second.empty() || *end != '\0') {
-    error_ = "option --" + name + " expects an integer, got '" + it->second + "'";
-    return fallback;
-  }
-  return v;
-}
-
-std::vector<std::string> Args::Unknown(const std::set<std::string>& known) const {
-  std::vector<std::string> unknown;
-  for (const auto& [k, v] : values_)
-    if (!known.count(k)) unknown.push_back(k);
-  return unknown;
+long Args::GetInt(const std::string& name, long fallback) const {
+  const std::string n = Declared(name);
+  return invocation_.given.count(n) ? std::stol(flags::CurrentValue(n)) : fallback;
 }
 
 bool ParseVariantRef(const std::string& text, std::string* name, int64_t* version) {

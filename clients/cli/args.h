@@ -1,32 +1,33 @@
-// A small command-line parser: `--name=value`, `--name value`, `--flag`, and positionals.
+// The parsed command line of mixserve-cli, read by name: a view of the Abseil flags that
+// base/flags.h set (clients/cli/flags.cc declares them), and the positional arguments.
 #pragma once
 
 #include <cstdint>
-#include <map>
-#include <set>
 #include <string>
 #include <vector>
+
+#include "base/flags.h"
 
 namespace mixserve::cli {
 
 class Args {
  public:
-  // `flags` are the options that take no value; every other --option takes one.
-  Args(int argc, char** argv, int first, const std::set<std::string>& flags);
+  explicit Args(flags::Invocation invocation);
 
+  // Values were checked by Abseil when parsed: always ok.
   bool ok() const { return error_.empty(); }
   const std::string& error() const { return error_; }
-  bool Has(const std::string& name) const { return values_.count(name) > 0; }
+  // Given on the command line (a boolean flag: given and true). Names as documented
+  // ("routing-key") or as declared ("routing_key").
+  bool Has(const std::string& name) const;
+  // The value given on the command line, else `fallback`.
   std::string Get(const std::string& name, const std::string& fallback = "") const;
-  // Integer option; sets error() when the value is not an integer.
-  long GetInt(const std::string& name, long fallback);
-  const std::vector<std::string>& positionals() const { return positionals_; }
-  // Names given on the command line that are not in `known`.
-  std::vector<std::string> Unknown(const std::set<std::string>& known) const;
+  long GetInt(const std::string& name, long fallback) const;
+  // The command first, then its arguments.
+  const std::vector<std::string>& positionals() const { return invocation_.positionals; }
 
  private:
-  std::map<std::string, std::string> values_;
-  std::vector<std::string> positionals_;
+  flags::Invocation invocation_;
   std::string error_;
 };
 

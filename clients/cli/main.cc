@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "clients/cli/args.h"
+#include "clients/cli/flags.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "mixserve/v1/model_service.grpc.pb.h"
 #include "mixserve/v1/translation.grpc.pb.h"
@@ -23,41 +24,7 @@ namespace {
 
 namespace pb = ::mixserve::v1;
 
-constexpr const char* kUsage = R"(usage: mixserve-cli [--target=HOST:PORT] COMMAND [options] [args]
-
-Translation:
-  translate [TEXT...]        translate the arguments (joined into one sentence),
-                             or stdin / --file line by line
-      --from=LANG --to=LANG  language pair (required)
-      --variant=NAME[:VER]   ask for one model variant (default: the server's routing)
-      --routing-key=KEY      sticky A/B assignment key
-      --beam=N --max-tokens=N --length-penalty=X --n-best=N
-      --file=PATH            one sentence per line, streamed through TranslateStream
-      --reference=TEXT       reference translation (single sentence, online BLEU)
-      --json                 print each response as JSON
-  health [SERVICE]           grpc.health.v1 status of the server (or of one service)
-
-Administration (ModelService; --token or --token-file when the server requires one):
-  models [NAME]              list models, versions, states
-  load NAME [VERSION]        load a version (default: the latest in the repository)
-  unload NAME [VERSION]      unload a version (default: all versions)
-  routes                     show routes
-  set-route --from=LANG --to=LANG --targets=NAME[:VER]=WEIGHT,... [--shadow=NAME[:VER]]
-            [--shadow-fraction=X]   replace the route of a language pair
-
-Common options:
-  --target=HOST:PORT         server address (default localhost:8500)
-  --deadline-ms=N            per-call deadline (default 30000)
-  --token=T | --token-file=P bearer token for administration
-  --tls-ca=PATH              use TLS, trusting this CA certificate
-  --help                     this text
-Exit status: 0 on success, 1 on an RPC error (the status is printed), 2 on usage errors.
-)";
-
-int Usage(const std::string& error) {
-  std::cerr << "mixserve-cli: " << error << "\n(see mixserve-cli --help)\n";
-  return 2;
-}
+int Usage(const std::string& error) { return flags::ReportUsageError("mixserve-cli", error); }
 
 int RpcError(const grpc::Status& s) {
   static const char* kNames[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT",
@@ -332,25 +299,14 @@ int Admin(const Connection& conn, const std::string& cmd, Args& args) {
 }
 
 int Main(int argc, char** argv) {
-  Args args(argc, argv, 1, {"json", "help"});
-  if (args.Has("help") || args.positionals().empty()) {
-    std::cout << kUsage;
-    return args.Has("help") ? 0 : 2;
-  }
-  if (!args.ok()) return Usage(args.error());
-  const std::string cmd = args.positionals()[0];
-  static const std::set<std::string> kCommands = {"translate", "health", "models", "load",
-                                                  "unload",    "routes", "set-route"};
-  if (!kCommands.count(cmd)) return Usage("unknown command '" + cmd + "'");
-  static const std::set<std::string> kKnown = {
-      "target", "deadline-ms", "token", "token-file", "tls-ca", "json", "help", "from", "to",
-      "variant", "routing-key", "beam", "max-tokens", "length-penalty", "n-best", "file",
-      "reference", "targets", "shadow", "shadow-fraction"};
-  for (const auto& u : args.Unknown(kKnown)) return Usage("unknown option --" + u);
+  flags::Invocation invocation;
+  const int status = flags::Parse(CliProgram(), argc, argv, &invocation);
+  if (status >= 0) return status;
+  const std::string cmd = invocation.command;
+  Args args(std::move(invocation));
 
   Connection conn;
   conn.deadline_ms = args.GetInt("deadline-ms", 30000);
-  if (!args.ok()) return Usage(args.error());
   if (conn.deadline_ms <= 0) return Usage("--deadline-ms must be positive");
   conn.token = args.Get("token");
   if (args.Has("token-file")) {

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "base/flags.h"
 #include "clients/loadgen/options.h"
 #include "clients/loadgen/report.h"
 #include "clients/loadgen/runner.h"
@@ -22,8 +23,7 @@ namespace mixserve::loadgen {
 namespace {
 
 int UsageError(const std::string& error) {
-  std::cerr << "mixserve-loadgen: " << error << "\n(see mixserve-loadgen --help)\n";
-  return 2;
+  return flags::ReportUsageError("mixserve-loadgen", error);
 }
 
 bool WriteFile(const std::string& path, const std::string& text) {
@@ -55,10 +55,7 @@ int Main(int argc, char** argv) {
   Options o;
   std::string error;
   const int parsed = ParseOptions(argc, argv, &o, &error);
-  if (parsed == 1) {
-    std::cout << Usage();
-    return 0;
-  }
+  if (parsed == 1) return 0;  // --help or --version
   if (parsed != 0) return UsageError(error);
 
   std::vector<std::string> sources, references;

@@ -61,11 +61,12 @@ struct Options {
   bool quiet = false;
 };
 
-// The usage text.
+// The usage message (what --help prints before the flags).
 const char* Usage();
 
-// Parses argv. Returns 0 on success, 1 when --help was asked (usage printed by the caller),
-// 2 on a bad command line with *error naming the problem.
+// Parses argv (Abseil flags declared in options.cc, parsed by base/flags.h). Returns 0 on
+// success; 1 when --help or --version was asked and printed (exit status 0); 2 on a bad
+// command line, with *error naming the problem.
 int ParseOptions(int argc, char** argv, Options* options, std::string* error);
 
 // "name" or "name:version" (version >= 0); false when malformed.

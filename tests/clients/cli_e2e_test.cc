@@ -124,7 +124,7 @@ TEST_F(CliE2E, FailuresExitNonZeroWithAClearMessage) {
   const std::vector<Case> cases = {
       {"translate --to=de 'x'", 2, "--from"},
       {"frobnicate", 2, "frobnicate"},
-      {"translate --from=en --to=de --beam=abc 'x'", 2, "--beam"},
+      {"translate --from=en --to=de --beam=abc 'x'", 2, "flag 'beam'"},
       {"translate --from=en --to=de --variant=no-such-model 'x'", 1, "NOT_FOUND"},
       {"translate --from=en --to=xx 'x'", 1, "NOT_FOUND"},
       {"translate --from=en --to=de ''", 1, "INVALID_ARGUMENT"},

@@ -269,6 +269,32 @@ TEST(Options, ParsesAndValidates) {
   Options om;
   EXPECT_EQ(ParseOptions(static_cast<int>(mv.size()), mv.data(), &om, &error), 2);
   EXPECT_NE(error.find("--ref"), std::string::npos);
+
+  // Flag errors in Abseil's words (base/flags.h); every parse starts from the defaults.
+  auto error_of = [&](std::vector<std::string> extra) {
+    std::vector<std::string> b = {"mixserve-loadgen", "--src=s", "--ref=r", "--src-lang=en",
+                                  "--tgt-lang=de"};
+    b.insert(b.end(), extra.begin(), extra.end());
+    auto bv = Argv(b);
+    Options ob;
+    error.clear();
+    EXPECT_EQ(ParseOptions(static_cast<int>(bv.size()), bv.data(), &ob, &error), 2);
+    return error;
+  };
+  EXPECT_EQ(error_of({"--bogus=1"}), "Unknown command line flag 'bogus'");
+  EXPECT_EQ(error_of({"--max-inflight=lots"}),
+            "Illegal value 'lots' specified for flag 'max-inflight'");
+  EXPECT_EQ(error_of({"--seed", "-1"}), "Illegal value '-1' specified for flag 'seed'");
+  std::vector<std::string> spaced = {"mixserve-loadgen", "--src", "s", "--ref", "r", "--src_lang",
+                                     "en", "--tgt-lang", "de", "--count", "5", "--quiet"};
+  auto sv = Argv(spaced);
+  Options os;
+  ASSERT_EQ(ParseOptions(static_cast<int>(sv.size()), sv.data(), &os, &error), 0) << error;
+  EXPECT_EQ(os.count, 5);
+  EXPECT_TRUE(os.quiet);
+  EXPECT_EQ(os.concurrency, 8);
+  EXPECT_DOUBLE_EQ(os.qps, 0);  // from the first parse above, reset
+  EXPECT_TRUE(os.variants.empty());
 }
 
 }  // namespace

@@ -426,18 +426,18 @@ TEST(OfflinePipeline, BadInputsFailClearly) {
             "direction,method,size,sites,parameters,bleu_t,latency_ms\nen-de,alr,s,enc,1,2.00,3.00\n");
   WriteFile(bad_sweep + "/results.jsonl", "{\"model\": \"m\"}\n{\"model\": 7}\n");
   const std::vector<Case> cases = {
-      {"nosuchcommand", "unknown command 'nosuchcommand'", 2},
+      {"nosuchcommand", "ERROR: Unknown command 'nosuchcommand'", 2},
       {"export --model=" + bad_meta + " --repo=" + out + " --name=x --bleu=false",
        bad_meta + "/metadata.json: not a valid mixserve.v1.ModelMetadata", 1},
       {"sweep --merge=" + bad_sweep + " --out=" + out + "/merged",
        bad_sweep + "/results.jsonl:2: not a valid mixserve.v1.EvalResult", 1},
-      {"train --bogus=1", "unknown flag --bogus", 2},
-      {"train --src=en --tgt=de --out=" + out, "missing required flag --spm", 2},
+      {"train --bogus=1", "ERROR: Unknown command line flag 'bogus'", 2},
+      {"train --src=en --tgt=de --out=" + out, "ERROR: Missing the required flag 'spm'", 2},
       {"train --spm=/nonexistent/x.model --src=en --tgt=de --out=" + out, "/nonexistent/x.model", 1},
       {"train --spm=" + A.spm + ".model --src=en --tgt=xx --data=" + kData + " --out=" + out,
        "train.xx", 1},
       {"train --spm=" + A.spm + ".model --src=en --tgt=de --epochs=abc --out=" + out,
-       "--epochs: 'abc' is not an integer", 2},
+       "ERROR: Illegal value 'abc' specified for flag 'epochs'", 2},
       {"train --spm=" + A.spm + ".model --src=en --tgt=de --encoder_mixer=nosuchmixer --limit=10 "
        "--data=" + kData + " --out=" + out, "nosuchmixer", 1},
       {"distill --teacher=" + A.teacher + " --out=" + out + " --mixer=nosuchmixer", "unknown mixer 'nosuchmixer'", 2},

@@ -24,31 +24,64 @@ std::string TempDir(const std::string& name) {
   return d.string();
 }
 
+// FlagSet: the flags of one command, on the Abseil flags that offline/flags.cc declares (the
+// real ones: limit is an integer, data a string, resume a boolean, lr a number).
 TEST(Flags, ParsesDefaultsAndValues) {
-  FlagSet f("t", "test", {{"a", "1", "int"}, {"b", "x", "str"}, {"c", "false", "bool"},
-                          {"d", "0.5", "double"}, {"e", "", "list"}});
-  ASSERT_TRUE(f.Parse({"--a=7", "--c", "--e=x, y,,z"}));
-  EXPECT_EQ(f.GetInt("a"), 7);
-  EXPECT_EQ(f.Get("b"), "x");
-  EXPECT_TRUE(f.GetBool("c"));
-  EXPECT_DOUBLE_EQ(f.GetDouble("d"), 0.5);
-  EXPECT_EQ(f.GetList("e"), (std::vector<std::string>{"x", "y", "z"}));
-  EXPECT_TRUE(f.Given("a"));
-  EXPECT_FALSE(f.Given("b"));
+  FlagSet f("t", "test", {{"limit", "1", "int"}, {"data", "x", "str"}, {"resume", "false", "bool"},
+                          {"lr", "0.5", "double"}, {"sites", "", "list"}, {"version", "0", "int"}});
+  ASSERT_TRUE(f.Parse({"--limit=7", "--resume", "--sites=x, y,,z", "--version", "3"}));
+  EXPECT_EQ(f.GetInt("limit"), 7);
+  EXPECT_EQ(f.Get("data"), "x");
+  EXPECT_TRUE(f.GetBool("resume"));
+  EXPECT_DOUBLE_EQ(f.GetDouble("lr"), 0.5);
+  EXPECT_EQ(f.GetList("sites"), (std::vector<std::string>{"x", "y", "z"}));
+  EXPECT_EQ(f.GetInt("version"), 3);
+  EXPECT_TRUE(f.Given("limit"));
+  EXPECT_FALSE(f.Given("data"));
+  EXPECT_EQ(f.Values().at("limit"), "7");
+
+  // A second parse starts from this command's defaults again; '-' and '_' are the same;
+  // --noNAME clears a boolean.
+  FlagSet g("u", "test",
+            {{"limit", "5", "int"}, {"valid_limit", "0", "int"}, {"resume", "true", "bool"}});
+  ASSERT_TRUE(g.Parse({"--valid-limit=2", "--noresume"}));
+  EXPECT_EQ(g.GetInt64("limit"), 5);
+  EXPECT_EQ(g.GetInt64("valid_limit"), 2);
+  EXPECT_FALSE(g.GetBool("resume"));
+  // The first set keeps its values.
+  EXPECT_EQ(f.GetInt("limit"), 7);
+  EXPECT_TRUE(f.GetBool("resume"));
+}
+
+std::string ParseError(FlagSet f, const std::vector<std::string>& args) {
+  try {
+    f.Parse(args);
+  } catch (const UsageError& e) {
+    return e.what();
+  }
+  return "(no error)";
 }
 
 TEST(Flags, RejectsBadInput) {
-  FlagSet f("t", "test", {{"a", "1", "int"}, {"r", "", "required", true}});
-  EXPECT_THROW(f.Parse({"--r=1", "--nope=2"}), UsageError);
-  FlagSet g("t", "test", {{"a", "1", "int"}, {"r", "", "required", true}});
-  EXPECT_THROW(g.Parse({"--a=2"}), UsageError);  // missing --r
-  FlagSet h("t", "test", {{"a", "1", "int"}});
-  EXPECT_THROW(h.Parse({"positional"}), UsageError);
-  ASSERT_TRUE(h.Parse({"--a=abc"}));
-  EXPECT_THROW(h.GetInt("a"), UsageError);
-  FlagSet k("t", "test", {{"a", "1", "int"}});
+  const FlagSet f("t", "test", {{"limit", "1", "int"}, {"out", "", "required", true}});
+  EXPECT_EQ(ParseError(f, {"--out=1", "--nope=2"}), "Unknown command line flag 'nope'");
+  // Declared for other commands, not this one.
+  EXPECT_EQ(ParseError(f, {"--out=1", "--beam=2"}),
+            "Unknown command line flag 'beam' for mixserve-offline t");
+  EXPECT_EQ(ParseError(f, {"--limit=2"}), "Missing the required flag 'out' (required)");
+  EXPECT_EQ(ParseError(f, {"--out=1", "positional"}), "Unexpected argument 'positional'");
+  EXPECT_EQ(ParseError(f, {"--out=1", "--limit=abc"}),
+            "Illegal value 'abc' specified for flag 'limit'");
+  EXPECT_EQ(ParseError(f, {"--out=1", "--limit"}), "Missing the value for the flag 'limit'");
+  FlagSet k("t", "test", {{"limit", "1", "int"}});
   EXPECT_FALSE(k.Parse({"--help"}));
-  EXPECT_NE(k.Usage().find("--a"), std::string::npos);
+  EXPECT_NE(k.Usage().find("  --limit=int  (default: 1)\n      int\n"), std::string::npos)
+      << k.Usage();
+  // A command that lists an undeclared flag, or a default of the wrong type, is a bug.
+  FlagSet bad("t", "test", {{"no_such_flag", "", "?"}});
+  EXPECT_THROW(bad.Parse({}), std::logic_error);
+  FlagSet bad_default("t", "test", {{"limit", "all", "int"}});
+  EXPECT_THROW(bad_default.Parse({}), std::logic_error);
 }
 
 TEST(Batching, FiltersByLengthAndRespectsMaxTokens) {
