@@ -62,7 +62,8 @@ Administration (ModelService; --token or --token-file when the server requires o
 
 Common options:
   --target=HOST:PORT         server address (default localhost:8500)
-  --deadline-ms=N            per-call deadline (default 30000)
+  --deadline-ms=N            deadline of each call, of each line for --file and
+                             stdin (default 30000)
   --token=T | --token-file=P bearer token for administration
   --tls-ca=PATH              use TLS, trusting this CA certificate
   --help                     this text
@@ -135,7 +136,7 @@ class Translator {
     }
     window_ = args_.GetInt("window", 64);
     if (!args_.ok()) return Usage(args_.error());
-    if (window_ < 1) return Usage("--window must be at least 1");
+    if (window_ < 1 || window_ > 100000) return Usage("--window must be between 1 and 100000");
     json_ = args_.Has("json");
     stub_ = pb::TranslationService::NewStub(conn_.channel);
 

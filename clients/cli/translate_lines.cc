@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "clients/cli/output.h"
+#include "clients/cli/utf8.h"
 
 namespace mixserve::cli {
 namespace {
@@ -19,6 +20,7 @@ using Clock = std::chrono::steady_clock;
 using Request = v1::TranslateRequest;
 using Response = v1::TranslateResponse;
 
+constexpr int kInvalidArgument = 3;
 constexpr int kDeadlineExceeded = 4;
 constexpr int kUnavailable = 14;
 const std::string kIdPrefix = "line-";
@@ -74,7 +76,8 @@ struct LineTranslator::Impl {
   std::multimap<Clock::time_point, long> waits;  // lines in backoff, by due time
   int in_flight = 0;
   std::unique_ptr<Stream> stream;
-  Stats stats;
+  long read = 0;    // lines read
+  long failed = 0;  // lines not translated
   std::ostream* out = nullptr;
   std::ostream* err = nullptr;
 
@@ -88,7 +91,7 @@ struct LineTranslator::Impl {
     ln.answer.set_request_id(kIdPrefix + std::to_string(n));
     ln.answer.set_status_code(code);
     ln.answer.set_status_message(message);
-    ++stats.failed;
+    ++failed;
   }
 
   // Everything not finished fails with the reason; no more lines are read or sent.
@@ -129,7 +132,6 @@ struct LineTranslator::Impl {
     }
     ln.state = State::kBackoff;
     waits.emplace(due, n);
-    ++stats.retries;
   }
 
   void OnAnswer(Stream* s, Response&& r) {
@@ -147,7 +149,6 @@ struct LineTranslator::Impl {
     if (r.status_code() == 0) {
       ln.answer = std::move(r);
       ln.state = State::kDone;
-      ++stats.translated;
     } else if (IsRetryable(r.status_code())) {
       Refused(n, r.status_code(), r.status_message());
     } else {
@@ -163,7 +164,6 @@ struct LineTranslator::Impl {
     // not wait for the connection with the mutex held.
     s->ctx.set_initial_metadata_corked(true);
     s->rw = o.stub->TranslateStream(&s->ctx);
-    ++stats.streams;
     s->reader = std::thread([this, s] {
       Response r;
       while (s->rw->Read(&r)) {
@@ -343,11 +343,6 @@ LineTranslator::LineTranslator(LineOptions options)
 
 LineTranslator::~LineTranslator() = default;
 
-LineTranslator::Stats LineTranslator::stats() const {
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  return impl_->stats;
-}
-
 int LineTranslator::Run(std::istream& in, std::ostream& out, std::ostream& err) {
   Impl& m = *impl_;
   m.out = &out;
@@ -366,14 +361,17 @@ int LineTranslator::Run(std::istream& in, std::ostream& out, std::ostream& err) 
     const long n = m.first + static_cast<long>(m.lines.size());
     Line ln;
     ln.text = std::move(text);
-    ++m.stats.lines;
-    if (IsBlank(ln.text)) {
-      ln.state = State::kBlank;
-      ++m.stats.blank;
-    } else {
+    ++m.read;
+    const long bad = InvalidUtf8Offset(ln.text);
+    const bool blank = IsBlank(ln.text);
+    if (blank) ln.state = State::kBlank;
+    m.lines.push_back(std::move(ln));
+    if (bad >= 0) {
+      m.Fail(n, kInvalidArgument,
+             "text is not valid UTF-8 (byte offset " + std::to_string(bad) + "); not sent");
+    } else if (!blank) {
       m.ready.insert(n);
     }
-    m.lines.push_back(std::move(ln));
     m.cv.notify_all();
   }
   {
@@ -387,8 +385,8 @@ int LineTranslator::Run(std::istream& in, std::ostream& out, std::ostream& err) 
         << "; the input after line " << m.first - 1 << " was not translated\n";
     return 1;
   }
-  if (m.stats.failed > 0) {
-    err << "mixserve-cli: " << m.stats.failed << " of " << m.stats.lines
+  if (m.failed > 0) {
+    err << "mixserve-cli: " << m.failed << " of " << m.read
         << " lines not translated (listed above)\n";
     return 1;
   }

@@ -38,24 +38,15 @@ class LineTranslator {
   ~LineTranslator();
 
   // Translates every line of `in`. Writes one result per input line to `out`, in input order:
-  // the translation (or n-best lines, or JSON as LineOptions::json says); a blank line (empty
-  // or only white space) is echoed as an empty line without asking the server, and a line that
-  // could not be translated prints an empty line (in JSON: its response with status_code and
-  // status_message) while `err` gets `mixserve-cli: line N: CODE: message`. When a line stays
-  // refused as retryable for its whole deadline the server is taken to be down or overloaded:
-  // the run stops there, the lines read and unfinished are reported as failed and the rest of
-  // the input is not read. Returns 0 when every line was translated, else 1.
+  // the translation (or n-best lines, or JSON as LineOptions::json says). A blank line (empty
+  // or only white space) is echoed as an empty line without asking the server. A line that is
+  // not valid UTF-8 fails without being sent. A line that could not be translated prints an
+  // empty line (in JSON: its response with status_code and status_message) while `err` gets
+  // `mixserve-cli: line N: CODE: message`. When a line stays refused as retryable for its
+  // whole deadline the server is taken to be down or overloaded: the run stops there, the
+  // lines read and unfinished are reported as failed and the rest of the input is not read.
+  // Returns 0 when every line was translated, else 1.
   int Run(std::istream& in, std::ostream& out, std::ostream& err);
-
-  struct Stats {
-    long lines = 0;       // lines read
-    long blank = 0;       // echoed without a request
-    long translated = 0;
-    long failed = 0;
-    long retries = 0;     // requests sent again after a retryable refusal
-    long streams = 0;     // streams opened (more than one: reconnections)
-  };
-  Stats stats() const;
 
  private:
   struct Impl;

@@ -334,8 +334,8 @@ TEST_F(CliLinesE2E, AFailedLineGivesItsNumberAndExitOneOnFilesAndStdin) {
   const auto unary = Unary(*server_, texts, 4, 0);
   std::string too_long;
   while (too_long.size() <= 400) too_long += "A dog runs. ";
-  // Line 3 is above the server's max_text_bytes, line 7 is not UTF-8, line 5 is blank:
-  // retrying cannot fix the first two.
+  // Line 3 is above the server's max_text_bytes (refused by the server), line 7 is not UTF-8
+  // (refused before it is sent), line 5 is blank: retrying cannot fix the first two.
   const std::vector<std::string> lines = {texts[0], texts[1], too_long, texts[2], " ",
                                           texts[3], "A dog \xff runs.", texts[4], texts[5]};
   std::string text;
@@ -359,6 +359,7 @@ TEST_F(CliLinesE2E, AFailedLineGivesItsNumberAndExitOneOnFilesAndStdin) {
     EXPECT_NE(err.find("above the limit of 400"), std::string::npos) << err;
     EXPECT_NE(err.find("line 7: INVALID_ARGUMENT"), std::string::npos) << err;
     EXPECT_NE(err.find("UTF-8"), std::string::npos) << err;
+    EXPECT_EQ(err.find("libprotobuf"), std::string::npos) << "invalid UTF-8 sent:\n" << err;
     EXPECT_NE(err.find("2 of 9 lines not translated"), std::string::npos) << err;
     EXPECT_EQ(err.find("line 5:"), std::string::npos) << err;
   }
