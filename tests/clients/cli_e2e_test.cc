@@ -376,6 +376,33 @@ TEST_F(CliLinesE2E, AFailedLineGivesItsNumberAndExitOneOnFilesAndStdin) {
   EXPECT_EQ(jl[4], "");
 }
 
+TEST_F(CliLinesE2E, LinesUnansweredWithinTheirDeadlineFailByNumber) {
+  // Decoding held for good: no line is answered. Each line gets --deadline-ms from its first
+  // send; 100 lines are two windows of 64, so the run ends after about two deadlines.
+  const auto distinct = Sentences("en", 20);
+  ASSERT_EQ(distinct.size(), 20u);
+  std::string text;
+  for (size_t i = 0; i < 100; ++i) text += distinct[i % distinct.size()] + "\n";
+  server_->PauseDecoding();
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto r =
+      RunCli("--target=" + server_->address() + " --deadline-ms=1000" + kLinesArgs, text);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  server_->ResumeDecoding();
+  EXPECT_EQ(r.exit_code, 1) << r.all.substr(0, 2000);
+  EXPECT_EQ(Lines(r.out), std::vector<std::string>(100, ""));
+  const std::string err = r.all.substr(r.out.size());
+  for (int line : {1, 64, 65, 100})
+    EXPECT_NE(err.find("line " + std::to_string(line) + ": DEADLINE_EXCEEDED"),
+              std::string::npos)
+        << line << "\n" << err.substr(0, 2000);
+  EXPECT_NE(err.find("100 of 100 lines not translated"), std::string::npos);
+  EXPECT_LT(took, std::chrono::seconds(20));
+  // The server still answers the same lines once decoding goes on.
+  const auto again = RunCli("--target=" + server_->address() + kLinesArgs, text);
+  EXPECT_EQ(again.exit_code, 0) << again.all.substr(0, 2000);
+}
+
 TEST_F(CliLinesE2E, AServerRestartMidFileLosesNoLine) {
   // A server of its own, killed while it holds the file's lines and started again on the
   // same port: the client reopens the stream and sends the unanswered lines again.
