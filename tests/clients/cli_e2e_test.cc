@@ -1,8 +1,8 @@
 // mixserve-cli against the real mixserve-server (tiny random-weight models on loopback):
 // translation from arguments, stdin and files (streamed), JSON output, health, administration,
 // and the exit status and message of every kind of failure; files and stdin through a small
-// queue (every line translated, in order), failed lines, a server restart mid-file, and
-// documents.
+// queue (every line translated, in order), retries of rate-limited lines, per-line deadlines,
+// failed lines, a server restart mid-file, and documents.
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
