@@ -1,20 +1,21 @@
 // mixserve-cli: translate text and administer a mixserve server from the command line.
-#include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
 #include <fstream>
 #include <iostream>
-#include <map>
 #include <memory>
 #include <set>
 #include <sstream>
 #include <string>
-#include <thread>
+#include <utility>
 #include <vector>
 
 #include "clients/cli/args.h"
 #include "clients/cli/flags.h"
+#include "clients/cli/output.h"
+#include "clients/cli/translate_document.h"
+#include "clients/cli/translate_lines.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "mixserve/v1/model_service.grpc.pb.h"
 #include "mixserve/v1/translation.grpc.pb.h"
@@ -37,14 +38,6 @@ int RpcError(const grpc::Status& s) {
   std::cerr << "mixserve-cli: " << (code >= 0 && code <= 16 ? kNames[code] : "ERROR") << ": "
             << s.error_message() << "\n";
   return 1;
-}
-
-std::string ToJson(const google::protobuf::Message& m) {
-  std::string out;
-  google::protobuf::util::JsonPrintOptions o;
-  o.preserve_proto_field_names = true;
-  (void)google::protobuf::util::MessageToJsonString(m, &out, o);
-  return out;
 }
 
 bool ParseVariant(const std::string& s, std::string* name, int64_t* version) {
@@ -92,10 +85,14 @@ class Translator {
         return Usage("--length-penalty expects a number");
       }
     }
+    window_ = args_.GetInt("window", 64);
     if (!args_.ok()) return Usage(args_.error());
+    if (window_ < 1 || window_ > 100000) return Usage("--window must be between 1 and 100000");
     json_ = args_.Has("json");
     stub_ = pb::TranslationService::NewStub(conn_.channel);
 
+    if (args_.Has("document")) return Document(proto);
+    if (args_.Has("segments")) return Usage("--segments needs --document");
     if (args_.Has("file")) {
       std::ifstream in(args_.Get("file"));
       if (!in) return Usage("cannot read --file " + args_.Get("file"));
@@ -113,14 +110,42 @@ class Translator {
   }
 
  private:
-  void Print(const pb::TranslateResponse& r) {
-    if (json_) {
-      std::cout << ToJson(r) << "\n";
-    } else if (r.n_best_size() > 1) {
-      for (const auto& h : r.n_best()) std::cout << h.text() << "\t" << h.score() << "\n";
+  void Print(const pb::TranslateResponse& r) { PrintTranslation(r, json_, std::cout); }
+
+  std::vector<std::pair<std::string, std::string>> Metadata() const {
+    if (conn_.token.empty()) return {};
+    return {{"authorization", "Bearer " + conn_.token}};
+  }
+
+  // The whole input (TEXT, --file or stdin) as one document.
+  int Document(const pb::TranslateRequest& base) {
+    if (base.options().n_best() > 1) return Usage("--n-best is not available with --document");
+    if (args_.Has("reference")) return Usage("--reference is not available with --document");
+    DocumentOptions o;
+    std::stringstream text;
+    if (args_.Has("file")) {
+      std::ifstream in(args_.Get("file"));
+      if (!in) return Usage("cannot read --file " + args_.Get("file"));
+      text << in.rdbuf();
+    } else if (args_.positionals().size() > 1) {
+      for (size_t i = 1; i < args_.positionals().size(); ++i)
+        text << (i > 1 ? " " : "") << args_.positionals()[i];
     } else {
-      std::cout << r.translation() << "\n";
+      text << std::cin.rdbuf();
     }
+    o.stub = stub_.get();
+    auto& r = o.request;
+    r.set_text(text.str());
+    r.set_source_language(base.source_language());
+    r.set_target_language(base.target_language());
+    if (base.has_variant()) *r.mutable_variant() = base.variant();
+    r.set_routing_key(base.routing_key());
+    *r.mutable_options() = base.options();
+    r.set_return_segments(args_.Has("segments"));
+    o.deadline = std::chrono::milliseconds(conn_.deadline_ms);
+    o.json = json_;
+    o.metadata = Metadata();
+    return TranslateDocument(o, std::cout, std::cerr);
   }
 
   int Unary(const pb::TranslateRequest& req) {
@@ -133,43 +158,22 @@ class Translator {
     return 0;
   }
 
-  // Streams every line of `in` through TranslateStream and prints the answers in input order.
+  // Every line of `in` through TranslateStream (clients/cli/translate_lines.h).
   int Stream(const pb::TranslateRequest& base, std::istream& in) {
-    grpc::ClientContext ctx;
-    conn_.Prepare(&ctx);
-    auto stream = stub_->TranslateStream(&ctx);
-    std::map<std::string, pb::TranslateResponse> answers;
-    size_t sent = 0;
-    std::thread reader([&] {
-      pb::TranslateResponse r;
-      while (stream->Read(&r)) answers[r.request_id()] = r;
-    });
-    std::string line;
-    while (std::getline(in, line)) {
-      pb::TranslateRequest req = base;
-      req.set_text(line);
-      req.set_request_id("line-" + std::to_string(sent++));
-      if (!stream->Write(req)) break;
-    }
-    stream->WritesDone();
-    reader.join();
-    const grpc::Status s = stream->Finish();
-    for (size_t i = 0; i < sent; ++i) {
-      auto it = answers.find("line-" + std::to_string(i));
-      if (it != answers.end()) Print(it->second);
-    }
-    if (!s.ok()) return RpcError(s);
-    if (answers.size() != sent) {
-      std::cerr << "mixserve-cli: " << sent - answers.size() << " of " << sent
-                << " lines got no answer\n";
-      return 1;
-    }
-    return 0;
+    LineOptions o;
+    o.stub = stub_.get();
+    o.base = base;
+    o.window = static_cast<int>(window_);
+    o.line_deadline = std::chrono::milliseconds(conn_.deadline_ms);
+    o.json = json_;
+    o.metadata = Metadata();
+    return LineTranslator(std::move(o)).Run(in, std::cout, std::cerr);
   }
 
   const Connection& conn_;
   Args& args_;
   bool json_ = false;
+  long window_ = 64;
   std::unique_ptr<pb::TranslationService::Stub> stub_;
 };
 
