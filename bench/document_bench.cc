@@ -9,7 +9,8 @@
 //          sentences as documents; corpus BLEU of the paragraphs against the 5 references
 //          joined, the one-by-one translations joined the same way beside it; and the BLEU of
 //          the sentences over --long_tokens source tokens, with how they ran (whole or in
-//          pieces).
+//          pieces); and long sentences made of --joined consecutive sentences joined with
+//          "; " (references joined the same way), with their length and how they ran.
 #include <absl/flags/flag.h>
 #include <absl/flags/parse.h>
 #include <absl/flags/usage.h>
@@ -37,6 +38,9 @@ ABSL_FLAG(int, sentences, 1000, "speed: sentences of the document (the test set 
 ABSL_FLAG(int, repeats, 5, "speed: timed calls of each kind");
 ABSL_FLAG(int, paragraph, 5, "bleu: sentences joined into one paragraph");
 ABSL_FLAG(int, long_tokens, 40, "bleu: a long sentence has more source tokens than this");
+ABSL_FLAG(int, joined, 4,
+          "bleu: also translate long sentences made of this many consecutive test sentences "
+          "joined with \"; \" (0: not)");
 
 namespace mixserve {
 namespace {
@@ -185,6 +189,42 @@ int Bleu(pb::TranslationService::Stub& stub, const std::vector<std::string>& src
     std::printf("| sentences over %d tokens | 0 | - |\n", long_tokens);
   std::printf("\nparagraphs whose sentence count differs from %zu after segmentation: %zu\n", k,
               resegmented);
+  const size_t j = static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_joined)));
+  if (j > 1) {
+    auto join = [](const std::vector<std::string>& v, size_t from, size_t count) {
+      std::string out;
+      for (size_t i = from; i < from + count; ++i) {
+        std::string x = v[i];
+        while (!x.empty() && (x.back() == '.' || x.back() == ' ')) x.pop_back();
+        out += (out.empty() ? "" : "; ") + x;
+      }
+      return out + ".";
+    };
+    std::vector<std::string> hyp, ref_joined, one_joined;
+    double tokens_sum = 0;
+    size_t in_pieces = 0, count = 0;
+    for (size_t i = 0; i + j <= src.size(); i += j, ++count) {
+      pb::TranslateRequest r;
+      Fill(&r);
+      r.set_text(join(src, i, j));
+      pb::TranslateResponse out;
+      grpc::ClientContext c;
+      Prepare(&c);
+      Check(stub.Translate(&c, r, &out), "Translate");
+      hyp.push_back(out.translation());
+      tokens_sum += out.input_tokens();
+      in_pieces += out.pieces() > 1;
+      ref_joined.push_back(join(ref, i, j));
+      one_joined.push_back(join(one, i, j));
+    }
+    std::printf("\n| %zu sentences joined with \"; \" | units | mean tokens | in pieces | BLEU |\n"
+                "|---|---|---|---|---|\n", j);
+    std::printf("| translated as one sentence | %zu | %.1f | %zu | %.2f |\n", count,
+                tokens_sum / std::max<size_t>(1, count), in_pieces,
+                CorpusBleu(hyp, ref_joined).score);
+    std::printf("| the sentences one by one, joined | %zu | - | - | %.2f |\n", count,
+                CorpusBleu(one_joined, ref_joined).score);
+  }
   return 0;
 }
 

@@ -71,7 +71,6 @@ void ApplyServingDefaults(v1::ModelServingConfig* m) {
   if (!b->has_max_join_delay_us())
     b->set_max_join_delay_us(b->join_min_sentences() > 1 ? 5000 : 0);
   if (m->default_beam_size() == 0) m->set_default_beam_size(1);
-  if (m->max_sentence_tokens() == 0) m->set_max_sentence_tokens(510);
 }
 
 void ApplyServerDefaults(v1::ServerConfig* c) {
@@ -144,8 +143,8 @@ std::string ValidateServerConfig(const v1::ServerConfig& c) {
     if (m.default_beam_size() < 1 || m.default_beam_size() > 16)
       return "model " + m.name() + ": default_beam_size must be within 1..16";
     if (m.max_input_tokens() < 0) return "model " + m.name() + ": negative max_input_tokens";
-    if (m.max_sentence_tokens() < -1)
-      return "model " + m.name() + ": max_sentence_tokens must be -1 (off) or positive";
+    if (m.max_sentence_tokens() < 0)
+      return "model " + m.name() + ": max_sentence_tokens must not be negative (0: off)";
     if (m.max_sentence_tokens() > 65536)
       return "model " + m.name() + ": max_sentence_tokens above 65536";
   }

@@ -198,10 +198,10 @@ grpc::Status ModelRepository::LoadLocked(const std::string& name, int64_t versio
                   std::to_string(v->spec.vocab_size) + " (tokenizer and model do not match)");
   v->max_output_tokens = std::max(1, v->spec.max_len - 2);
   v->max_input_tokens = v->serving.max_input_tokens();
-  v->whole_tokens = v->max_output_tokens;
-  // Pieces of over-long sentences keep a quarter of the model's length free for the
-  // translation, which is often longer than its source.
+  // Whole sentences and the pieces of longer ones leave a quarter of the model's length free
+  // for the translation, which is often longer than its source.
   v->piece_tokens = std::max(1, v->max_output_tokens * 3 / 4);
+  v->whole_tokens = v->piece_tokens;
   const int sentence_tokens = v->serving.max_sentence_tokens();
   if (sentence_tokens > v->max_output_tokens) {
     // Long sentences get the same weights built for their length, translations half as long
@@ -218,11 +218,11 @@ grpc::Status ModelRepository::LoadLocked(const std::string& name, int64_t versio
       v->long_engine = Engine::Load(dir, lo);
       v->long_tokens = sentence_tokens;
       v->long_output_tokens = lo.max_len - 2;
-      v->whole_tokens = v->piece_tokens;
     } catch (const std::exception& e) {
-      LOG_INFO("model " << name << " version " << version
-                        << ": no long-sentence engine, sentences above " << v->whole_tokens
-                        << " tokens are translated in pieces: " << e.what());
+      LOG_WARNING("model " << name << " version " << version
+                           << ": max_sentence_tokens ignored, sentences above "
+                           << v->whole_tokens << " tokens are translated in pieces: "
+                           << e.what());
     }
   }
   v->metrics = metrics_->ForVariant(name, version, v->spec.source_language,

@@ -16,7 +16,7 @@ TEST(ServerConfig, DefaultsApplied) {
   EXPECT_EQ(c.limits().max_document_bytes(), 1 << 20);
   EXPECT_EQ(c.limits().max_document_sentences(), 10000);
   const auto& m = c.models(0);
-  EXPECT_EQ(m.max_sentence_tokens(), 510);
+  EXPECT_EQ(m.max_sentence_tokens(), 0);
   EXPECT_EQ(m.version_policy().latest(), 1);
   EXPECT_EQ(m.batching().max_batch_sentences(), 64);
   EXPECT_EQ(m.batching().max_queue_size(), 1024);
@@ -24,12 +24,12 @@ TEST(ServerConfig, DefaultsApplied) {
   EXPECT_EQ(m.default_beam_size(), 1);
 }
 
-TEST(ServerConfig, MaxSentenceTokensIsMinusOneOrPositive) {
+TEST(ServerConfig, MaxSentenceTokensIsNotNegative) {
   v1::ServerConfig c;
   std::string error;
-  EXPECT_TRUE(ParseServerConfig("models { name: \"a\" max_sentence_tokens: -1 }", &c, &error));
-  EXPECT_EQ(c.models(0).max_sentence_tokens(), -1);
-  EXPECT_FALSE(ParseServerConfig("models { name: \"a\" max_sentence_tokens: -2 }", &c, &error));
+  EXPECT_TRUE(ParseServerConfig("models { name: \"a\" max_sentence_tokens: 510 }", &c, &error));
+  EXPECT_EQ(c.models(0).max_sentence_tokens(), 510);
+  EXPECT_FALSE(ParseServerConfig("models { name: \"a\" max_sentence_tokens: -1 }", &c, &error));
   EXPECT_NE(error.find("max_sentence_tokens"), std::string::npos) << error;
   EXPECT_FALSE(ParseServerConfig("limits { max_document_sentences: -1 }", &c, &error));
 }

@@ -124,28 +124,37 @@ TEST_F(DocumentE2E, DocumentsOverTheLimitsAreRefusedNamingTheLimit) {
   EXPECT_EQ(out.sentences(), 4);
 }
 
-TEST_F(DocumentE2E, SentenceOf300PiecesIsTranslatedWholeByTheBaseVariant) {
-  Start();
+TEST_F(DocumentE2E, SentenceOf300PiecesIsTranslatedByTheBaseVariant) {
+  Start("models { name: \"en-de-base\" }\n"
+        "models { name: \"en-de-alt\" max_sentence_tokens: 510 }\n");
   const std::string s = LongSentence(300);
+  // By default in pieces of at most 34 tokens (three quarters of max_len 48 - 2).
   v1::TranslateResponse r = One(s);
   EXPECT_GE(r.input_tokens(), 300);
-  EXPECT_EQ(r.pieces(), 0);  // whole, on the long-sentence engine
+  EXPECT_GE(r.pieces(), 9);
   EXPECT_EQ(r.variant().name(), "en-de-base");
-  // Beam search too (the random test models end most greedy translations at once).
+  // With max_sentence_tokens, whole on the long-sentence engine, greedy and beam (the random
+  // test models end most greedy translations at once).
+  r = One(s, "en-de-alt");
+  EXPECT_GE(r.input_tokens(), 300);
+  EXPECT_EQ(r.pieces(), 0);
   v1::TranslateRequest beam = Request(s);
-  beam.mutable_variant()->set_name("en-de-base");
+  beam.mutable_variant()->set_name("en-de-alt");
   beam.mutable_options()->set_beam_size(4);
   v1::TranslateResponse b;
   grpc::ClientContext c;
   grpc::Status st = stub_->Translate(&c, beam, &b);
   ASSERT_TRUE(st.ok()) << st.error_message();
   EXPECT_EQ(b.pieces(), 0);
+  // Above max_sentence_tokens: pieces again.
+  EXPECT_GE(One(LongSentence(600), "en-de-alt").pieces(), 18);
 }
 
 TEST_F(DocumentE2E, LongSentencesOfFixedLengthMixersAreTranslatedInPieces) {
   ModelDef alr{"en-de-alr", 1, "en", "de", "alr", 44};
-  Start("models { name: \"en-de-alr\" }\nmodels { name: \"en-de-base\" max_sentence_tokens: -1 }\n"
-        "models { name: \"en-de-alt\" }\nmodels { name: \"de-en-base\" }\n",
+  // max_sentence_tokens cannot apply to a mixer of fixed length: it is ignored (logged).
+  Start("models { name: \"en-de-alr\" max_sentence_tokens: 510 }\n"
+        "models { name: \"en-de-base\" }\n",
         {alr});
   const std::string s = LongSentence(120);
   for (const std::string variant : {"en-de-alr", "en-de-base"}) {
@@ -154,6 +163,8 @@ TEST_F(DocumentE2E, LongSentencesOfFixedLengthMixersAreTranslatedInPieces) {
     EXPECT_GE(r.pieces(), 4) << "120 tokens in pieces of at most 34";
     EXPECT_GE(r.input_tokens(), 120);
   }
+  EXPECT_NE(server_.Log().find("model en-de-alr version 1: max_sentence_tokens ignored"),
+            std::string::npos);
   // In a document too, where the segment says so.
   v1::TranslateDocumentResponse doc;
   auto d = Document(Sentences("en", 1)[0] + "\n" + s + "\n");
