@@ -166,6 +166,26 @@ int Bleu(pb::TranslationService::Stub& stub, const std::vector<std::string>& src
     para_one.push_back(Joined(one, i, k));
     para_ref.push_back(Joined(ref, i, k));
   }
+  // The same paragraphs with a full stop at the end of every sentence that has no final
+  // punctuation (many captions have none, and ICU then reads two of them as one sentence).
+  std::vector<std::string> stopped(src);
+  for (auto& x : stopped) {
+    while (!x.empty() && x.back() == ' ') x.pop_back();
+    if (!x.empty() && x.back() != '.' && x.back() != '!' && x.back() != '?') x += '.';
+  }
+  std::vector<std::string> stop_hyp;
+  size_t stop_resegmented = 0;
+  for (size_t i = 0; i < src.size(); i += k) {
+    pb::TranslateDocumentRequest d;
+    Fill(&d);
+    d.set_text(Joined(stopped, i, k));
+    pb::TranslateDocumentResponse out;
+    grpc::ClientContext c;
+    Prepare(&c);
+    Check(stub.TranslateDocument(&c, d, &out), "TranslateDocument");
+    stop_resegmented += static_cast<size_t>(out.sentences()) != std::min(k, src.size() - i);
+    stop_hyp.push_back(out.translation());
+  }
   // Long sentences.
   const int long_tokens = absl::GetFlag(FLAGS_long_tokens);
   std::vector<std::string> long_hyp, long_ref;
@@ -182,13 +202,16 @@ int Bleu(pb::TranslationService::Stub& stub, const std::vector<std::string>& src
               CorpusBleu(para_hyp, para_ref).score);
   std::printf("| the same sentences one by one, joined | %zu | %.2f |\n", para_one.size(),
               CorpusBleu(para_one, para_ref).score);
+  std::printf("| paragraphs of %zu, every sentence ending in . ! or ? | %zu | %.2f |\n", k,
+              stop_hyp.size(), CorpusBleu(stop_hyp, para_ref).score);
   if (!long_hyp.empty())
     std::printf("| sentences over %d tokens, one by one (%zu of them in pieces) | %zu | %.2f |\n",
                 long_tokens, split, long_hyp.size(), CorpusBleu(long_hyp, long_ref).score);
   else
     std::printf("| sentences over %d tokens | 0 | - |\n", long_tokens);
-  std::printf("\nparagraphs whose sentence count differs from %zu after segmentation: %zu\n", k,
-              resegmented);
+  std::printf("\nparagraphs whose sentence count differs from %zu after segmentation: %zu (with "
+              "final punctuation everywhere: %zu)\n",
+              k, resegmented, stop_resegmented);
   const size_t j = static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_joined)));
   if (j > 1) {
     auto join = [](const std::vector<std::string>& v, size_t from, size_t count) {

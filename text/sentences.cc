@@ -49,7 +49,12 @@ std::unique_ptr<icu::BreakIterator> SentenceIterator(const std::string& language
     for (char& c : id)
       if (c == '-') c = '_';
     // ss=standard: the locale's list of abbreviations after which a period ends no sentence.
-    id += "@ss=standard";
+    // English only: measured on paragraphs of five Multi30k test sentences (2,000 of each
+    // language), it keeps "Mr. Smith" together and changes nothing else in English (13 of
+    // 400 paragraphs resegmented with or without it), while ICU's German list merges
+    // ordinary sentences (139 of 400 against 7 without it).
+    const std::string primary = id.substr(0, id.find('_'));
+    if (primary == "en") id += "@ss=standard";
     UErrorCode status = U_ZERO_ERROR;
     std::unique_ptr<icu::BreakIterator> bi(
         icu::BreakIterator::createSentenceInstance(icu::Locale(id.c_str()), status));

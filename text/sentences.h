@@ -17,8 +17,9 @@ struct TextSpan {
 };
 
 // Splits UTF-8 `text` into sentences with ICU's sentence break rules for `language` (BCP 47,
-// e.g. "en", "de"; "" or unknown: the root rules), with the locale's abbreviation suppressions
-// ("Mr. Smith" stays one sentence) where ICU has them. A line break always ends a sentence, so
+// e.g. "en", "de"; "" or unknown: the root rules), for English with ICU's abbreviation
+// suppressions ("Mr. Smith" stays one sentence; sentences.cc says why English only). A line
+// break always ends a sentence, so
 // a file of one sentence per line gives one span a line. Spans are in order, do not overlap,
 // hold no leading or trailing white space and together cover every character of `text` that is
 // not white space. Throws std::invalid_argument when `text` is not valid UTF-8.
