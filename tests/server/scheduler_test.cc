@@ -24,7 +24,7 @@ struct Trace {
   std::set<uint64_t> removed;
   int sessions = 0;   // created
   int destroyed = 0;  // sessions destroyed
-  int step_delay_ms = 0;
+  std::atomic<int> step_delay_ms{0};
   std::atomic<bool> fail{false};  // Step throws while set
 };
 
@@ -199,6 +199,7 @@ TEST(Scheduler, WhenRoomWakesWaitersInOrderOnceTheQueueDrains) {
   while (s.queued() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   ASSERT_EQ(submit(2), Scheduler::Admit::kAccepted);
   ASSERT_EQ(submit(1), Scheduler::Admit::kQueueFull);
+  ps.pop_back();  // refused: its callback is never called
   std::mutex mu;
   std::vector<int> woken;
   std::promise<void> both;
@@ -213,12 +214,26 @@ TEST(Scheduler, WhenRoomWakesWaitersInOrderOnceTheQueueDrains) {
   wait(2, 1);  // would fit earlier, but waits behind the first
   ASSERT_EQ(both.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
   EXPECT_EQ(woken, (std::vector<int>{1, 2}));
-  // A cancelled waiter is woken without room.
-  ASSERT_EQ(submit(2), Scheduler::Admit::kAccepted);
+  for (auto& p : ps) EXPECT_EQ(p->get_future().get().code, SentenceOutcome::Code::kOk);
+  // A cancelled waiter, and one whose deadline has passed, are woken without room: each of
+  // the three sentences below takes a second, and the waiters need the whole queue.
+  t.step_delay_ms = 1000;
+  ps.clear();
+  for (int i = 0; i < 3; ++i) {
+    ps.push_back(std::make_shared<std::promise<SentenceOutcome>>());
+    std::vector<SentenceJob> jobs;
+    jobs.push_back(Job({1}, ps.back()));
+    ASSERT_EQ(s.Submit(std::move(jobs)), Scheduler::Admit::kAccepted);
+  }
   auto cancel = std::make_shared<std::atomic<bool>>(true);
-  std::promise<void> gone;
-  s.WhenRoom(2, SteadyClock::time_point::max(), cancel, [&] { gone.set_value(); });
-  EXPECT_EQ(gone.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  std::promise<void> cancelled, expired;
+  s.WhenRoom(2, SteadyClock::time_point::max(), cancel, [&] { cancelled.set_value(); });
+  s.WhenRoom(2, SteadyClock::now() - std::chrono::milliseconds(1), nullptr,
+             [&] { expired.set_value(); });
+  EXPECT_EQ(cancelled.get_future().wait_for(std::chrono::milliseconds(900)),
+            std::future_status::ready);
+  EXPECT_EQ(expired.get_future().wait_for(std::chrono::milliseconds(900)),
+            std::future_status::ready);
   for (auto& p : ps) EXPECT_EQ(p->get_future().get().code, SentenceOutcome::Code::kOk);
 }
 
