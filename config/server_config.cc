@@ -79,6 +79,7 @@ void ApplyServerDefaults(v1::ServerConfig* c) {
   if (c->model_repository().empty()) c->set_model_repository("models");
   if (c->drain_grace_seconds() == 0) c->set_drain_grace_seconds(20);
   if (c->log_level().empty()) c->set_log_level("info");
+  if (c->log_format().empty()) c->set_log_format("text");
   auto* l = c->mutable_limits();
   if (l->max_text_bytes() == 0) l->set_max_text_bytes(4096);
   if (l->max_batch_texts() == 0) l->set_max_batch_texts(256);
@@ -169,6 +170,8 @@ std::vector<ConfigProblem> ServerConfigProblems(const v1::ServerConfig& c) {
   const std::string& lv = c.log_level();
   if (lv != "debug" && lv != "info" && lv != "warning" && lv != "error")
     add("log_level", "'" + lv + "' is not one of debug, info, warning, error");
+  if (c.log_format() != "text" && c.log_format() != "json")
+    add("log_format", "'" + c.log_format() + "' is not one of text, json");
   if (c.compute_threads() < 0) add("compute_threads", "must not be negative");
   if (c.tls().cert_file().empty() != c.tls().key_file().empty())
     add("tls", "needs both cert_file and key_file");

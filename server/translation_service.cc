@@ -117,7 +117,7 @@ grpc::ServerUnaryReactor* TranslationServiceImpl::Translate(
   call.cancelled = state->cancelled;
   call.texts.push_back(request->text());
   if (!request->reference().empty()) call.references.push_back(request->reference());
-  if (check.ok()) check = CheckRequest(*request, limits_);
+  if (check.ok()) check = CheckRequest(*request, limits_.Get());
   if (check.ok()) check = CheckRate(&rate_, context, 1);
   if (!check.ok()) {
     translator_->Reject(call, check);
@@ -147,7 +147,7 @@ grpc::ServerUnaryReactor* TranslationServiceImpl::TranslateBatch(
   TranslateCall call = CallFrom("TranslateBatch", context, request->request_id(),
                                 request->source_language(), request->target_language(),
                                 request->variant(), request->routing_key(), request->options());
-  if (check.ok()) check = CheckBatchRequest(*request, limits_);
+  if (check.ok()) check = CheckBatchRequest(*request, limits_.Get());
   if (check.ok()) check = CheckRate(&rate_, context, request->texts_size());
   if (!check.ok()) {
     translator_->Reject(call, check);
@@ -349,7 +349,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
 TranslationServiceImpl::TranslateStream(grpc::CallbackServerContext* context) {
-  return new StreamReactor(context, translator_, limits_, &rate_);
+  return new StreamReactor(context, translator_, limits_.Get(), &rate_);
 }
 
 }  // namespace mixserve

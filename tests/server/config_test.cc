@@ -98,6 +98,7 @@ TEST(ServerConfig, RejectsBadValues) {
        "targets { variant { name: \"b\" } weight: 1 } }",
        "two routes"},
       {"log_level: \"loud\"", "log_level"},
+      {"log_format: \"xml\"", "log_format"},
       {"listen_address: \"nocolon\"", "host:port"},
       {"tls { cert_file: \"c.pem\" }", "key_file"},
   };
