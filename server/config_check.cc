@@ -118,6 +118,7 @@ std::map<std::string, ModelOnDisk> CheckRepository(Checker* check, const std::st
 void CheckVariant(Checker* check, const std::string& file, const std::string& field,
                   const v1::VariantRefConfig& ref, const v1::RouteConfig& route,
                   const std::map<std::string, ModelOnDisk>& models, const std::string& repo) {
+  if (!IsSafeModelName(ref.name())) return;  // reported with the route's own checks
   auto it = models.find(ref.name());
   if (it == models.end()) {
     check->Problem(file, field + ".name: no model '" + ref.name() + "' in " + repo);
