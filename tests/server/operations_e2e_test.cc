@@ -153,12 +153,16 @@ TEST_F(ConfigReloadE2E, SighupAppliesRoutesLimitsAndTokenAndRefusesABadFile) {
   Write(token, "reload-token\n");
   Write(server_.config_path(),
         Config(Route("en-de-alt") + "limits { max_text_bytes: 20 }\n" +
-               "admin_token_file: \"" + token + "\"\nrepository_poll_seconds: 7\n"));
+               "admin_token_file: \"" + token + "\"\nrepository_poll_seconds: 7\n" +
+               "log_level: \"debug\"\n"));
   server_.Signal(SIGHUP);
   ASSERT_TRUE(WaitForLog(server_, "configuration reloaded")) << server_.Log();
+  // A request line with code=OK is written at debug only.
+  EXPECT_FALSE(Contains(server_.Log(), "code=OK sentences=")) << server_.Log();
   for (int i = 0; i < 3; ++i) EXPECT_EQ(Answer(), "en-de-alt");
   EXPECT_TRUE(Contains(Answer(long_text), "error " + std::to_string(StatusCode::INVALID_ARGUMENT)))
       << Answer(long_text);
+  EXPECT_TRUE(WaitForLog(server_, "code=OK sentences=")) << server_.Log();
   EXPECT_TRUE(Contains(server_.Log(), "repository_poll_seconds changed; it takes effect at the "
                                       "next start"))
       << server_.Log();
