@@ -7,6 +7,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <vector>
 
 namespace mixserve {
 namespace {
@@ -21,18 +22,17 @@ class ErrorCollector : public google::protobuf::io::ErrorCollector {
   std::string first;
 };
 
-std::string CheckBatching(const std::string& where, const v1::BatchingConfig& b) {
-  if (b.max_batch_sentences() <= 0)
-    return where + ": batching.max_batch_sentences must be positive";
-  if (b.max_batch_tokens() <= 0) return where + ": batching.max_batch_tokens must be positive";
-  if (b.max_queue_delay_us() < 0)
-    return where + ": batching.max_queue_delay_us must not be negative";
-  if (b.max_queue_size() <= 0) return where + ": batching.max_queue_size must be positive";
-  if (b.join_min_sentences() < 0)
-    return where + ": batching.join_min_sentences must not be negative";
-  if (b.max_join_delay_us() < 0)
-    return where + ": batching.max_join_delay_us must not be negative";
-  return "";
+void CheckBatching(const std::string& where, const v1::BatchingConfig& b,
+                   std::vector<ConfigProblem>* out) {
+  auto add = [&](const std::string& field, const std::string& problem) {
+    out->push_back({where + ".batching." + field, problem});
+  };
+  if (b.max_batch_sentences() <= 0) add("max_batch_sentences", "must be positive");
+  if (b.max_batch_tokens() <= 0) add("max_batch_tokens", "must be positive");
+  if (b.max_queue_delay_us() < 0) add("max_queue_delay_us", "must not be negative");
+  if (b.max_queue_size() <= 0) add("max_queue_size", "must be positive");
+  if (b.join_min_sentences() < 0) add("join_min_sentences", "must not be negative");
+  if (b.max_join_delay_us() < 0) add("max_join_delay_us", "must not be negative");
 }
 
 bool KnownDevice(const std::string& d) {
@@ -79,6 +79,7 @@ void ApplyServerDefaults(v1::ServerConfig* c) {
   if (c->model_repository().empty()) c->set_model_repository("models");
   if (c->drain_grace_seconds() == 0) c->set_drain_grace_seconds(20);
   if (c->log_level().empty()) c->set_log_level("info");
+  if (c->log_format().empty()) c->set_log_format("text");
   auto* l = c->mutable_limits();
   if (l->max_text_bytes() == 0) l->set_max_text_bytes(65536);
   if (l->max_document_bytes() == 0) l->set_max_document_bytes(1 << 20);
@@ -116,68 +117,97 @@ std::string ValidateRoute(const v1::RouteConfig& r) {
   return "";
 }
 
-std::string ValidateServerConfig(const v1::ServerConfig& c) {
+std::vector<ConfigProblem> ServerConfigProblems(const v1::ServerConfig& c) {
+  std::vector<ConfigProblem> out;
+  auto add = [&out](const std::string& field, const std::string& problem) {
+    out.push_back({field, problem});
+  };
   if (c.listen_address().find(':') == std::string::npos)
-    return "listen_address '" + c.listen_address() + "' needs host:port";
+    add("listen_address", "'" + c.listen_address() + "' needs host:port");
   if (c.metrics_address() != "off" && c.metrics_address().find(':') == std::string::npos)
-    return "metrics_address '" + c.metrics_address() + "' needs host:port or \"off\"";
+    add("metrics_address", "'" + c.metrics_address() + "' needs host:port or \"off\"");
   std::set<std::string> names;
-  for (const auto& m : c.models()) {
-    if (!IsSafeModelName(m.name())) return "models: bad model name '" + m.name() + "'";
-    if (!names.insert(m.name()).second) return "models: '" + m.name() + "' listed twice";
+  for (int i = 0; i < c.models_size(); ++i) {
+    const auto& m = c.models(i);
+    const std::string at = "models[" + std::to_string(i) + "]";
+    if (!IsSafeModelName(m.name())) add(at + ".name", "bad model name '" + m.name() + "'");
+    else if (!names.insert(m.name()).second) add(at + ".name", "'" + m.name() + "' listed twice");
     const auto& p = m.version_policy();
     if (p.policy_case() == v1::VersionPolicy::kLatest && p.latest() <= 0)
-      return "model " + m.name() + ": version_policy.latest must be positive";
+      add(at + ".version_policy.latest", "latest must be positive");
     if (p.policy_case() == v1::VersionPolicy::kSpecific) {
       if (p.specific().versions_size() == 0)
-        return "model " + m.name() + ": version_policy.specific lists no versions";
+        add(at + ".version_policy.specific", "lists no versions");
       for (auto v : p.specific().versions())
-        if (v <= 0) return "model " + m.name() + ": versions must be positive integers";
+        if (v <= 0)
+          add(at + ".version_policy.specific.versions",
+              "versions must be positive integers, not " + std::to_string(v));
     }
     if (!KnownDevice(m.device()))
-      return "model " + m.name() + ": unknown device '" + m.device() + "'";
+      add(at + ".device", "unknown device '" + m.device() + "' (auto, cpu, cuda, cuda:N)");
     if (m.dtype() != "fp32" && m.dtype() != "fp16" && m.dtype() != "bf16")
-      return "model " + m.name() + ": unknown dtype '" + m.dtype() + "' (fp32, fp16, bf16)";
-    std::string b = CheckBatching("model " + m.name(), m.batching());
-    if (!b.empty()) return b;
+      add(at + ".dtype", "unknown dtype '" + m.dtype() + "' (fp32, fp16, bf16)");
+    CheckBatching(at, m.batching(), &out);
     if (m.default_beam_size() < 1 || m.default_beam_size() > 16)
-      return "model " + m.name() + ": default_beam_size must be within 1..16";
-    if (m.max_input_tokens() < 0) return "model " + m.name() + ": negative max_input_tokens";
+      add(at + ".default_beam_size", "must be within 1..16");
+    if (m.max_input_tokens() < 0) add(at + ".max_input_tokens", "must not be negative");
     if (m.max_sentence_tokens() < 0)
-      return "model " + m.name() + ": max_sentence_tokens must not be negative (0: off)";
-    if (m.max_sentence_tokens() > 65536)
-      return "model " + m.name() + ": max_sentence_tokens above 65536";
+      add(at + ".max_sentence_tokens", "must not be negative (0: off)");
+    if (m.max_sentence_tokens() > 65536) add(at + ".max_sentence_tokens", "is above 65536");
   }
   std::set<std::string> pairs;
-  for (const auto& r : c.routes()) {
+  for (int i = 0; i < c.routes_size(); ++i) {
+    const auto& r = c.routes(i);
+    const std::string at = "routes[" + std::to_string(i) + "]";
     std::string e = ValidateRoute(r);
-    if (!e.empty()) return e;
+    if (!e.empty()) add(at, e);
     if (!pairs.insert(r.source_language() + "-" + r.target_language()).second)
-      return "routes: two routes for " + r.source_language() + "-" + r.target_language();
+      add(at, "two routes for " + r.source_language() + "-" + r.target_language());
   }
-  if (c.repository_poll_seconds() < 0) return "repository_poll_seconds must not be negative";
-  if (c.drain_grace_seconds() < 0) return "drain_grace_seconds must not be negative";
+  if (c.repository_poll_seconds() < 0) add("repository_poll_seconds", "must not be negative");
+  if (c.drain_grace_seconds() < 0) add("drain_grace_seconds", "must not be negative");
   const auto& l = c.limits();
-  if (l.max_text_bytes() < 0 || l.max_batch_texts() < 0 || l.max_message_bytes() < 0 ||
-      l.max_concurrent_streams() < 0 || l.rate_limit_rps() < 0 || l.max_document_bytes() < 0 ||
-      l.max_document_sentences() < 0)
-    return "limits must not be negative";
+  if (l.max_text_bytes() < 0) add("limits.max_text_bytes", "must not be negative");
+  if (l.max_batch_texts() < 0) add("limits.max_batch_texts", "must not be negative");
+  if (l.max_message_bytes() < 0) add("limits.max_message_bytes", "must not be negative");
+  if (l.max_concurrent_streams() < 0) add("limits.max_concurrent_streams", "must not be negative");
+  if (l.rate_limit_rps() < 0) add("limits.rate_limit_rps", "must not be negative");
+  if (l.max_document_bytes() < 0) add("limits.max_document_bytes", "must not be negative");
+  if (l.max_document_sentences() < 0)
+    add("limits.max_document_sentences", "must not be negative");
   const std::string& lv = c.log_level();
   if (lv != "debug" && lv != "info" && lv != "warning" && lv != "error")
-    return "log_level '" + lv + "' is not one of debug, info, warning, error";
-  if (c.compute_threads() < 0) return "compute_threads must not be negative";
+    add("log_level", "'" + lv + "' is not one of debug, info, warning, error");
+  if (c.log_format() != "text" && c.log_format() != "json")
+    add("log_format", "'" + c.log_format() + "' is not one of text, json");
+  if (c.compute_threads() < 0) add("compute_threads", "must not be negative");
   if (c.tls().cert_file().empty() != c.tls().key_file().empty())
-    return "tls needs both cert_file and key_file";
-  return "";
+    add("tls", "needs both cert_file and key_file");
+  return out;
 }
 
-bool ParseServerConfig(const std::string& text, v1::ServerConfig* config, std::string* error) {
+std::string ValidateServerConfig(const v1::ServerConfig& c) {
+  std::vector<ConfigProblem> problems = ServerConfigProblems(c);
+  if (problems.empty()) return "";
+  return problems[0].field + ": " + problems[0].problem;
+}
+
+bool ParseServerConfigText(const std::string& text, v1::ServerConfig* config,
+                           std::string* error) {
   google::protobuf::TextFormat::Parser parser;
   ErrorCollector errors;
   parser.RecordErrorsTo(&errors);
   config->Clear();
   if (!parser.ParseFromString(text, config)) {
-    *error = "server config: " + (errors.first.empty() ? "parse error" : errors.first);
+    *error = errors.first.empty() ? "parse error" : errors.first;
+    return false;
+  }
+  return true;
+}
+
+bool ParseServerConfig(const std::string& text, v1::ServerConfig* config, std::string* error) {
+  if (!ParseServerConfigText(text, config, error)) {
+    *error = "server config: " + *error;
     return false;
   }
   ApplyServerDefaults(config);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "mixserve/v1/config.pb.h"
 
@@ -17,7 +18,19 @@ bool ReadServerConfig(const std::string& path, v1::ServerConfig* config, std::st
 void ApplyServerDefaults(v1::ServerConfig* config);
 void ApplyServingDefaults(v1::ModelServingConfig* model);
 
-// Empty when valid, else a message naming the first problem.
+// Text-format parsing only (no defaults, no checks); *error: "line L:C: what".
+bool ParseServerConfigText(const std::string& text, v1::ServerConfig* config,
+                           std::string* error);
+
+// One problem of a configuration: the field's path (e.g. "models[0].device",
+// "limits.max_text_bytes") and what is wrong with its value.
+struct ConfigProblem {
+  std::string field;
+  std::string problem;
+};
+// Every problem of a configuration with its defaults applied; empty when it is valid.
+std::vector<ConfigProblem> ServerConfigProblems(const v1::ServerConfig& config);
+// Empty when valid, else the first problem as "field: problem".
 std::string ValidateServerConfig(const v1::ServerConfig& config);
 std::string ValidateRoute(const v1::RouteConfig& route);
 

@@ -209,6 +209,12 @@ torch::Device ResolveDevice(const std::string& name) {
 
 std::string TorchVersion() { return TORCH_VERSION; }
 
+std::string AutoDevice() {
+  if (!torch::cuda::is_available()) return "cpu";
+  const auto n = torch::cuda::device_count();
+  return n > 1 ? "cuda:0 (" + std::to_string(n) + " CUDA devices)" : "cuda:0";
+}
+
 std::unique_ptr<Engine> Engine::Load(const std::string& dir, const EngineOptions& options) {
   const torch::Device device = ResolveDevice(options.device);
   torch::ScalarType dtype;

@@ -81,6 +81,9 @@ class DecodeSession {
 
 // The LibTorch version the engine was built against, e.g. "1.13.1".
 std::string TorchVersion();
+// The device "auto" resolves to on this machine: "cpu" or "cuda:0", followed by the number of
+// CUDA devices when there are several ("cuda:0 (2 CUDA devices)").
+std::string AutoDevice();
 
 class Engine {
  public:

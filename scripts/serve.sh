@@ -24,4 +24,6 @@ fi
 
 echo "serve: starting mixserve-server on $repo (gRPC :8500, metrics :9500)"
 echo "serve: try  $build/clients/mixserve-cli --target=localhost:8500 translate --from=en --to=de 'A man is riding a bike.'"
+echo "serve: administration (mixserve-cli models/load/unload/set-route) is answered on this host only: no admin_token_file"
+echo "serve: check a changed config with  $build/server/mixserve-server --config=deploy/default.pbtxt --models=$repo --check-config"
 exec "$build/server/mixserve-server" --config=deploy/default.pbtxt --models="$repo" "$@"

@@ -252,4 +252,15 @@ void Metrics::CountLoadFailure(const std::string& model) {
   load_failures_.Add({{"model", model}}).Increment();
 }
 
+void Metrics::SetBuildInfo(const std::string& version, const std::string& commit,
+                           const std::string& torch, const std::string& device) {
+  BuildGauge()
+      .Name("mixserve_build_info")
+      .Help("The server's build: version, git commit, LibTorch version and the device "
+            "\"auto\" resolves to; always 1")
+      .Register(*registry_)
+      .Add({{"version", version}, {"commit", commit}, {"torch", torch}, {"device", device}})
+      .Set(1);
+}
+
 }  // namespace mixserve

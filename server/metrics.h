@@ -79,6 +79,9 @@ class Metrics {
   // current one.
   void SetModelState(const std::string& model, int64_t version, const std::string& state);
   void CountLoadFailure(const std::string& model);
+  // mixserve_build_info{version, commit, torch, device} = 1: what this server is (once).
+  void SetBuildInfo(const std::string& version, const std::string& commit,
+                    const std::string& torch, const std::string& device);
 
   std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
 

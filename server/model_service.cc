@@ -4,11 +4,31 @@
 
 #include "config/server_config.h"
 #include "server/log.h"
+#include "server/peer.h"
 
 namespace mixserve {
 
+void ModelServiceImpl::SetToken(std::string token) {
+  std::lock_guard<std::mutex> lock(token_mu_);
+  token_ = std::move(token);
+}
+
 grpc::Status ModelServiceImpl::Authorize(const grpc::CallbackServerContext* ctx) const {
-  if (token_.empty()) return grpc::Status::OK;
+  std::string token;
+  {
+    std::lock_guard<std::mutex> lock(token_mu_);
+    token = token_;
+  }
+  if (token.empty()) {
+    // No token configured: administration stays on this host (fail closed).
+    if (IsLocalPeer(ctx->peer())) return grpc::Status::OK;
+    LOG_WARNING("admin call refused reason=not-local peer=" << LogQuote(ctx->peer()));
+    return {grpc::StatusCode::PERMISSION_DENIED,
+            "ModelService answers only callers on the server's own host when no admin token "
+            "is configured; to administer it over the network set admin_token_file in "
+            "server.pbtxt and send authorization: Bearer <token> (docs/server.md, "
+            "Administration access)"};
+  }
   const auto& md = ctx->client_metadata();
   auto it = md.find("authorization");
   // Refusals are logged with the caller's address; the presented credential never is.
@@ -17,7 +37,7 @@ grpc::Status ModelServiceImpl::Authorize(const grpc::CallbackServerContext* ctx)
     return {grpc::StatusCode::UNAUTHENTICATED, "ModelService needs authorization: Bearer <token>"};
   }
   std::string value(it->second.data(), it->second.size());
-  std::string expected = "Bearer " + token_;
+  std::string expected = "Bearer " + token;
   // Constant-time comparison: the token must not leak through timing.
   unsigned diff = value.size() != expected.size();
   for (size_t i = 0; i < value.size() && i < expected.size(); ++i)

@@ -1,7 +1,9 @@
-// ModelService: repository and routing administration, guarded by a bearer token when the
-// server is configured with admin_token_file.
+// ModelService: repository and routing administration. With admin_token_file configured every
+// call needs "authorization: Bearer <token>"; without it only callers on the local host
+// (loopback, Unix socket) are answered and the others get PERMISSION_DENIED.
 #pragma once
 
+#include <mutex>
 #include <string>
 
 #include "mixserve/v1/model_service.grpc.pb.h"
@@ -12,9 +14,12 @@ namespace mixserve {
 
 class ModelServiceImpl final : public v1::ModelService::CallbackService {
  public:
-  // `token` empty: no authentication.
+  // `token` empty: local callers only.
   ModelServiceImpl(ModelRepository* repository, Router* router, std::string token)
       : repository_(repository), router_(router), token_(std::move(token)) {}
+
+  // A new token (configuration reloaded); "" returns to local callers only.
+  void SetToken(std::string token);
 
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* ctx,
                                        const v1::ListModelsRequest* request,
@@ -37,7 +42,8 @@ class ModelServiceImpl final : public v1::ModelService::CallbackService {
 
   ModelRepository* repository_;
   Router* router_;
-  std::string token_;
+  mutable std::mutex token_mu_;
+  std::string token_;  // guarded by token_mu_
 };
 
 }  // namespace mixserve

@@ -2,6 +2,7 @@
 // the port, so every connection of one host shares a bucket.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -13,7 +14,9 @@ class RateLimiter {
  public:
   // rps <= 0: unlimited. The bucket holds at most max(1, rps) tokens (one second's burst).
   explicit RateLimiter(double rps) : rps_(rps), burst_(rps < 1 ? 1 : rps) {}
-  bool enabled() const { return rps_ > 0; }
+  bool enabled() const { return rps_.load() > 0; }
+  // A new rate (configuration reload); buckets keep their tokens, capped at the new burst.
+  void SetRate(double rps);
   // Takes `cost` tokens from the client's bucket; false when it has too few.
   bool Allow(const std::string& peer, double cost = 1);
   // "ipv4:127.0.0.1:5555" -> "ipv4:127.0.0.1"; "ipv6:[::1]:5555" -> "ipv6:[::1]".
@@ -24,8 +27,9 @@ class RateLimiter {
     double tokens;
     std::chrono::steady_clock::time_point last;
   };
-  double rps_, burst_;
+  std::atomic<double> rps_;
   std::mutex mu_;
+  double burst_;  // guarded by mu_
   std::map<std::string, Bucket> buckets_;
 };
 

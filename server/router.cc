@@ -16,12 +16,20 @@ const LoadedVariant* FindLoaded(const std::vector<LoadedVariant>& loaded,
   return best;
 }
 
-Router::Router(const std::vector<v1::RouteConfig>& routes) {
-  for (const auto& r : routes) SetRoute(r);
-}
+Router::Router(const std::vector<v1::RouteConfig>& routes) { ReplaceRoutes(routes); }
 
 void Router::SetRoute(const v1::RouteConfig& route) {
   std::lock_guard<std::mutex> lock(mu_);
+  SetRouteLocked(route);
+}
+
+void Router::ReplaceRoutes(const std::vector<v1::RouteConfig>& routes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  routes_.clear();
+  for (const auto& r : routes) SetRouteLocked(r);
+}
+
+void Router::SetRouteLocked(const v1::RouteConfig& route) {
   auto key = std::make_pair(route.source_language(), route.target_language());
   if (route.targets_size() == 0) {
     routes_.erase(key);

@@ -47,6 +47,9 @@ class Router {
 
   // Replaces the route of the route's language pair; a route without targets removes it.
   void SetRoute(const v1::RouteConfig& route);
+  // Replaces every route at once (configuration reload): requests see the old set or the new
+  // one, never a mixture.
+  void ReplaceRoutes(const std::vector<v1::RouteConfig>& routes);
   std::vector<v1::RouteConfig> Routes() const;
 
   // `random` and `shadow_random` are uniform in [0, 1); they decide requests without a
@@ -60,6 +63,8 @@ class Router {
   static double KeyFraction(const std::string& key, uint64_t salt);
 
  private:
+  void SetRouteLocked(const v1::RouteConfig& route);  // mu_ held
+
   mutable std::mutex mu_;
   std::map<std::pair<std::string, std::string>, v1::RouteConfig> routes_;
 };

@@ -28,6 +28,12 @@ class Server {
   // "mixserve-server listening on HOST:PORT metrics HOST:PORT" ("metrics off" /
   // "metrics unavailable" when not served).
   std::string ReadyLine() const;
+  // Applies a new configuration (SIGHUP) where that needs no restart: routes (they replace
+  // every route, those set through ModelService included), limits other than
+  // max_message_bytes and max_concurrent_streams, log level and format, the admin token
+  // (admin_token_file is read again) and drain_grace_seconds. Each other field that differs
+  // is logged as waiting for a restart. Returns "" or the problem; nothing is applied then.
+  std::string Reload(const v1::ServerConfig& config);
   // Health turns NOT_SERVING, new calls get UNAVAILABLE, accepted calls complete within the
   // grace period, then the server stops.
   void Drain();

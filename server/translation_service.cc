@@ -118,7 +118,7 @@ grpc::ServerUnaryReactor* TranslationServiceImpl::Translate(
   call.cancelled = state->cancelled;
   call.texts.push_back(request->text());
   if (!request->reference().empty()) call.references.push_back(request->reference());
-  if (check.ok()) check = CheckRequest(*request, limits_);
+  if (check.ok()) check = CheckRequest(*request, limits_.Get());
   if (check.ok()) check = CheckRate(&rate_, context, 1);
   if (!check.ok()) {
     translator_->Reject(call, check);
@@ -148,7 +148,7 @@ grpc::ServerUnaryReactor* TranslationServiceImpl::TranslateBatch(
   TranslateCall call = CallFrom("TranslateBatch", context, request->request_id(),
                                 request->source_language(), request->target_language(),
                                 request->variant(), request->routing_key(), request->options());
-  if (check.ok()) check = CheckBatchRequest(*request, limits_);
+  if (check.ok()) check = CheckBatchRequest(*request, limits_.Get());
   if (check.ok()) check = CheckRate(&rate_, context, request->texts_size());
   if (!check.ok()) {
     translator_->Reject(call, check);
@@ -187,7 +187,8 @@ grpc::ServerUnaryReactor* TranslationServiceImpl::TranslateDocument(
   TranslateCall call = CallFrom("TranslateDocument", context, request->request_id(),
                                 request->source_language(), request->target_language(),
                                 request->variant(), request->routing_key(), request->options());
-  if (check.ok()) check = CheckDocumentRequest(*request, limits_);
+  const v1::LimitsConfig limits = limits_.Get();
+  if (check.ok()) check = CheckDocumentRequest(*request, limits);
   auto spans = std::make_shared<std::vector<TextSpan>>();
   if (check.ok()) {
     try {
@@ -198,11 +199,11 @@ grpc::ServerUnaryReactor* TranslationServiceImpl::TranslateDocument(
   }
   if (check.ok() && spans->empty())
     check = {grpc::StatusCode::INVALID_ARGUMENT, "text holds no sentence"};
-  if (check.ok() && limits_.max_document_sentences() > 0 &&
-      spans->size() > static_cast<size_t>(limits_.max_document_sentences()))
+  if (check.ok() && limits.max_document_sentences() > 0 &&
+      spans->size() > static_cast<size_t>(limits.max_document_sentences()))
     check = {grpc::StatusCode::INVALID_ARGUMENT,
              "text has " + std::to_string(spans->size()) + " sentences, above the limit of " +
-                 std::to_string(limits_.max_document_sentences()) +
+                 std::to_string(limits.max_document_sentences()) +
                  " (limits.max_document_sentences)"};
   if (check.ok()) check = CheckRate(&rate_, context, static_cast<double>(spans->size()));
   if (!check.ok()) {
@@ -461,7 +462,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
 TranslationServiceImpl::TranslateStream(grpc::CallbackServerContext* context) {
-  return new StreamReactor(context, translator_, limits_, &rate_);
+  return new StreamReactor(context, translator_, limits_.Get(), &rate_);
 }
 
 }  // namespace mixserve

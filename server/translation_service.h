@@ -11,6 +11,7 @@
 #include <grpcpp/support/byte_buffer.h>
 
 #include "mixserve/v1/translation.grpc.pb.h"
+#include "server/live_limits.h"
 #include "server/rate_limiter.h"
 #include "server/translator.h"
 
@@ -26,6 +27,13 @@ class TranslationServiceImpl final : public TranslationServiceBase {
  public:
   TranslationServiceImpl(Translator* translator, const v1::LimitsConfig& limits)
       : translator_(translator), limits_(limits), rate_(limits.rate_limit_rps()) {}
+
+  // New limits for calls that start from now on (configuration reload); open streams keep
+  // the limits they started with.
+  void SetLimits(const v1::LimitsConfig& limits) {
+    limits_.Set(limits);
+    rate_.SetRate(limits.rate_limit_rps());
+  }
 
   // Request: a serialized TranslateRequest; response: a serialized TranslateResponse.
   grpc::ServerUnaryReactor* Translate(grpc::CallbackServerContext* context,
@@ -49,7 +57,7 @@ class TranslationServiceImpl final : public TranslationServiceBase {
 
  private:
   Translator* translator_;
-  v1::LimitsConfig limits_;
+  LiveLimits limits_;
   RateLimiter rate_;
 };
 

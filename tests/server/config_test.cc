@@ -111,6 +111,7 @@ TEST(ServerConfig, RejectsBadValues) {
        "targets { variant { name: \"b\" } weight: 1 } }",
        "two routes"},
       {"log_level: \"loud\"", "log_level"},
+      {"log_format: \"xml\"", "log_format"},
       {"listen_address: \"nocolon\"", "host:port"},
       {"tls { cert_file: \"c.pem\" }", "key_file"},
   };
@@ -147,6 +148,44 @@ TEST(ServerConfig, ExampleDeployConfigIsValid) {
   EXPECT_TRUE(ReadServerConfig(std::string(MIXSERVE_SOURCE_DIR) + "/deploy/server.pbtxt", &c,
                                &error))
       << error;
+}
+
+}  // namespace
+}  // namespace mixserve
+
+namespace mixserve {
+namespace {
+
+TEST(ServerConfig, ProblemsListsEveryBadFieldWithItsPath) {
+  v1::ServerConfig c;
+  std::string error;
+  ASSERT_TRUE(ParseServerConfigText(
+      "models { name: \"a\" device: \"tpu\" batching { max_queue_size: -1 } }\n"
+      "models { name: \"b\" default_beam_size: 40 }\n"
+      "limits { max_text_bytes: -5 }\nlog_level: \"loud\"\n",
+      &c, &error))
+      << error;
+  ApplyServerDefaults(&c);
+  std::vector<ConfigProblem> problems = ServerConfigProblems(c);
+  std::vector<std::string> fields;
+  for (const auto& p : problems) fields.push_back(p.field);
+  EXPECT_EQ(fields, (std::vector<std::string>{
+                        "models[0].device", "models[0].batching.max_queue_size",
+                        "models[1].default_beam_size", "limits.max_text_bytes", "log_level"}));
+  EXPECT_EQ(ValidateServerConfig(c),
+            "models[0].device: unknown device 'tpu' (auto, cpu, cuda, cuda:N)");
+  v1::ServerConfig good;
+  ApplyServerDefaults(&good);
+  EXPECT_TRUE(ServerConfigProblems(good).empty());
+}
+
+TEST(ServerConfig, TextParseErrorNamesLineAndField) {
+  v1::ServerConfig c;
+  std::string error;
+  EXPECT_FALSE(ParseServerConfigText("listen_address: \"x:1\"\n  listen_adress: \"y\"\n", &c,
+                                     &error));
+  EXPECT_EQ(error.rfind("line 2:", 0), 0u) << error;
+  EXPECT_NE(error.find("listen_adress"), std::string::npos) << error;
 }
 
 }  // namespace

@@ -11,6 +11,8 @@
 #include <fstream>
 #include <thread>
 
+#include "base/build_info.h"
+#include "engine/engine.h"
 #include "tests/server/support/server_fixture.h"
 #include "text/bleu.h"
 
@@ -133,6 +135,19 @@ TEST(MetricsE2E, CountersMatchTrafficAndBleuReproducesCorpusBleu) {
     EXPECT_EQ(pclose(f), 0) << out;
     EXPECT_EQ(out, "");
   }
+}
+
+TEST(MetricsE2E, BuildInfoGaugeNamesVersionCommitTorchAndDevice) {
+  ServerProcess server;
+  std::string error;
+  ASSERT_TRUE(server.Start("model_repository: \"" + StandardRepository() + "\"\n", {}, &error))
+      << error;
+  const std::string m = HttpGet(server.metrics_port(), "/metrics");
+  const std::map<std::string, std::string> labels = {
+      {"version", Version()}, {"commit", GitCommit()}, {"torch", TorchVersion()},
+      {"device", AutoDevice()}};
+  EXPECT_EQ(MetricSum(m, "mixserve_build_info", labels), 1) << m;
+  EXPECT_EQ(MetricSum(m, "mixserve_build_info"), 1) << m;  // one series
 }
 
 TEST(MetricsE2E, BusyMetricsPortIsReportedAndServingGoesOn) {

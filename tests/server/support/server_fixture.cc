@@ -193,13 +193,36 @@ void ServerProcess::ResumeDecoding() {
   if (!pause_file_.empty()) fs::remove(pause_file_);
 }
 
+std::string ServerBinary() {
+  return std::string(MIXSERVE_BINARY_DIR) + "/server/mixserve-server";
+}
+
+int RunServerCommand(const std::vector<std::string>& args, std::string* output) {
+  std::string command = "'" + ServerBinary() + "'";
+  for (const auto& a : args) {
+    std::string quoted;
+    for (char c : a) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    command += " '" + quoted + "'";
+  }
+  command += " 2>&1";
+  output->clear();
+  FILE* p = popen(command.c_str(), "r");
+  if (!p) return -1;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) output->append(buf, n);
+  int status = pclose(p);
+  if (status == -1) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 bool ServerProcess::Start(const std::string& config_text, const std::vector<std::string>& args,
                           std::string* error) {
   dir_ = MakeTempDir("server");
   std::string config = dir_ + "/server.pbtxt";
   std::ofstream(config) << config_text;
   log_path_ = dir_ + "/server.log";
-  std::string bin = std::string(MIXSERVE_BINARY_DIR) + "/server/mixserve-server";
+  std::string bin = ServerBinary();
   std::vector<std::string> argv_s = {bin, "--config=" + config, "--listen=127.0.0.1:0",
                                      "--metrics=127.0.0.1:0"};
   argv_s.insert(argv_s.end(), args.begin(), args.end());

@@ -45,6 +45,12 @@ inline void BoundWhilePaused(grpc::ClientContext* c) {
   c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(90));
 }
 
+// The mixserve-server binary of this build.
+std::string ServerBinary();
+// Runs mixserve-server with `args` to its end (--version, --check-config); returns its exit
+// status (-1 when it cannot run) and sets *output to its stdout and stderr together.
+int RunServerCommand(const std::vector<std::string>& args, std::string* output);
+
 class ServerProcess {
  public:
   ServerProcess() = default;
@@ -81,6 +87,8 @@ class ServerProcess {
   long RssBytes() const;
   int metrics_port() const { return metrics_port_; }
   const std::string& ready_line() const { return ready_line_; }
+  // The server.pbtxt written by Start (rewrite it and Signal(SIGHUP) to reload).
+  std::string config_path() const { return dir_ + "/server.pbtxt"; }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   std::string Log() const;  // stderr so far
 
