@@ -382,6 +382,11 @@ Scheduler::Admit Translator::Submit(TranslateCall call, SteadyClock::time_point 
       std::lock_guard<std::mutex> lock(state->mu);
       ok = !state->failed;
     }
+    // Queue and compute time once a sentence (its longest piece), whole or in pieces.
+    if (!sp.pieces.empty()) {
+      m->queue_seconds->Observe(state->queue_s[i]);
+      if (ok) m->compute_seconds->Observe(state->compute_s[i]);
+    }
     if (ok) {
       auto& pieces = state->pieces[i];  // no piece of sentence i is written any more
       int out_tokens = 0;
@@ -483,11 +488,7 @@ Scheduler::Admit Translator::Submit(TranslateCall call, SteadyClock::time_point 
             }
           }
         }
-        m->queue_seconds->Observe(o.queue_seconds);
-        if (st.ok()) {
-          m->compute_seconds->Observe(o.compute_seconds);
-          m->output_tokens->Increment(piece.tokens);
-        }
+        if (st.ok()) m->output_tokens->Increment(piece.tokens);
         bool sentence_done;
         {
           std::lock_guard<std::mutex> lock(state->mu);

@@ -224,6 +224,8 @@ TEST(Scheduler, WhenRoomWakesWaitersInOrderOnceTheQueueDrains) {
     std::vector<SentenceJob> jobs;
     jobs.push_back(Job({1}, ps.back()));
     ASSERT_EQ(s.Submit(std::move(jobs)), Scheduler::Admit::kAccepted);
+    // The first one decodes, the other two fill the queue.
+    while (i == 0 && s.queued() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   auto cancel = std::make_shared<std::atomic<bool>>(true);
   std::promise<void> cancelled, expired;

@@ -452,7 +452,7 @@ v1::TranslateRequest Request(const std::string& text, const std::string& src,
   return r;
 }
 
-int MaxTestTokens() { return ModelDef{}.max_len - 2; }
+int MaxTestTokens() { return (ModelDef{}.max_len - 2) * 3 / 4; }
 
 std::vector<std::string> Sentences(const std::string& lang, size_t n, size_t offset) {
   if (lang != "en" && lang != "de") throw std::invalid_argument("no test sentences for " + lang);

@@ -123,7 +123,8 @@ bool MetricExists(const std::string& exposition, const std::string& name,
 v1::TranslateRequest Request(const std::string& text, const std::string& src = "en",
                              const std::string& tgt = "de");
 
-// The longest source the standard test models accept (max_len minus BOS/EOS).
+// The longest source the standard test models translate whole (three quarters of max_len
+// minus BOS/EOS; longer ones are cut into pieces: docs/server.md, "Long sentences").
 int MaxTestTokens();
 // Multi30k sentences (test_2016_flickr) of a language, for traffic: the first n lines from
 // line `offset` whose English and German sides both fit the test models (MaxTestTokens), so
