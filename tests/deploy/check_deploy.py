@@ -338,9 +338,13 @@ def check_consistency():
         fail("Dockerfile: the runtime image must run as a non-root USER")
     # LibTorch takes whatever libblas.so.3 the image has: the runtime must carry OpenBLAS, as
     # scripts/bootstrap.sh does, or CPU decoding falls back to the reference BLAS.
-    runtime = docker.split(" AS runtime", 1)[-1]
-    if "libopenblas0-openmp" not in runtime:
+    # The stages after `build` install the runtime packages (deps) and carry their libraries
+    # into the final image (runtime), which checks that libblas.so.3 is OpenBLAS.
+    after_build = "".join(re.split(r"^FROM ", docker, flags=re.M)[2:])
+    if "libopenblas0-openmp" not in after_build:
         fail("Dockerfile: the runtime image must install libopenblas0-openmp (LibTorch's BLAS)")
+    if "libopenblas" not in docker.split(" AS runtime", 1)[-1]:
+        fail("Dockerfile: the runtime stage must check that libblas.so.3 is OpenBLAS")
     if "libopenblas0-openmp" not in read(os.path.join(ROOT, "scripts", "bootstrap.sh")):
         fail("scripts/bootstrap.sh: libopenblas0-openmp (LibTorch's BLAS) is not installed")
     if "/opt/mixserve/models" != repo:
