@@ -19,6 +19,9 @@
 #   DRAIN_LINES [200]           sentences in flight (one TranslateStream) when SIGTERM comes
 #   HEALTHY_TIMEOUT [300]       seconds to wait for the container to report healthy
 #   KEEP [0]                    1: leave the container running afterwards
+#   CONFIG []                   a server configuration to mount over the image's
+#                               /etc/mixserve/server.pbtxt (e.g. one without admin_token_file:
+#                               the administration checks then report it as open)
 #   MIRROR [http://deb.debian.org/debian]   debootstrap mirror for the base images
 #
 # Base images: no image registry is needed. When debian:bookworm or debian:bookworm-slim is
@@ -38,15 +41,21 @@ DRAIN_LINES=${DRAIN_LINES:-200}
 HEALTHY_TIMEOUT=${HEALTHY_TIMEOUT:-300}
 KEEP=${KEEP:-0}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
+CONFIG=${CONFIG:-}
 NAME=mixserve-check-$$
 SECRET_PATH=/run/secrets/mixserve-admin-token   # admin_token_file of server-container.pbtxt
-GRACE=$(sed -n 's/^drain_grace_seconds: *\([0-9]*\).*/\1/p' deploy/server-container.pbtxt)
+GRACE=$(sed -n 's/^drain_grace_seconds: *\([0-9]*\).*/\1/p' "${CONFIG:-deploy/server-container.pbtxt}")
+config_mount=()
+if [ -n "$CONFIG" ]; then
+  [ -r "$CONFIG" ] || { echo "container_check: cannot read CONFIG $CONFIG" >&2; exit 2; }
+  config_mount=(-v "$(realpath "$CONFIG"):/etc/mixserve/server.pbtxt:ro")
+fi
 
 die() { echo "container_check: $*" >&2; exit 2; }
 if [ ! -f Dockerfile ] || [ ! -f deploy/server-container.pbtxt ]; then
   die "run it from the repository root"
 fi
-[ -n "$GRACE" ] || die "no drain_grace_seconds in deploy/server-container.pbtxt"
+[ -n "$GRACE" ] || die "no drain_grace_seconds in ${CONFIG:-deploy/server-container.pbtxt}"
 docker info >/dev/null 2>&1 || die "no Docker daemon answers (start one: dockerd >/tmp/dockerd.log 2>&1 &)"
 command -v curl >/dev/null || die "curl is needed for the /metrics check"
 
@@ -158,7 +167,8 @@ echo "client: ${MIXSERVE_CLI:-mixserve-cli of $IMAGE in a second container, host
 section "start $NAME (ports 127.0.0.1:$GRPC_PORT->8500, 127.0.0.1:$METRICS_PORT->9500)"
 t0=$(now)
 docker run -d --name "$NAME" -p "127.0.0.1:$GRPC_PORT:8500" -p "127.0.0.1:$METRICS_PORT:9500" \
-  -v "$work/admin-token:$SECRET_PATH:ro" "$IMAGE" >/dev/null || die "docker run failed"
+  -v "$work/admin-token:$SECRET_PATH:ro" "${config_mount[@]}" "$IMAGE" >/dev/null ||
+  die "docker run failed"
 
 status=""
 while :; do
@@ -234,7 +244,7 @@ out=$(cli --token-file=admin-token load "$model" 2>&1); rc=$?
 if [ $rc = 0 ]; then check admin_load_token ok "$out"; else check admin_load_token fail "exit $rc: $out"; fi
 
 # Without the secret the server must refuse to start (administration never silently open).
-docker run -d --name "$NAME-nosecret" "$IMAGE" >/dev/null
+docker run -d --name "$NAME-nosecret" "${config_mount[@]}" "$IMAGE" >/dev/null
 code=$(timeout 120 docker wait "$NAME-nosecret" 2>/dev/null)
 why=$(docker logs "$NAME-nosecret" 2>&1 | grep -m1 'admin_token_file')
 if [ -n "$code" ] && [ "$code" != 0 ] && [ -n "$why" ]; then
