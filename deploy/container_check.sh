@@ -23,10 +23,13 @@
 #                               /etc/mixserve/server.pbtxt (e.g. one without admin_token_file:
 #                               the administration checks then report it as open)
 #   MIRROR [http://deb.debian.org/debian]   debootstrap mirror for the base images
+#   NEW_BASE [0]                1: make the base images even when they exist (then nothing
+#                               of the build is cached: a build from scratch)
 #
 # Base images: no image registry is needed. When debian:bookworm or debian:bookworm-slim is
 # missing, both are made from Debian's packages with debootstrap (needs root and the
-# debootstrap package): bookworm is a minbase system, bookworm-slim the same without apt lists
+# debootstrap package): bookworm is a minbase system that keeps no .deb files after installs,
+# bookworm-slim the same without apt lists
 # and caches, documentation (copyright files kept), man pages and translations, with dpkg
 # told to leave those out of later installs (what Debian's official slim image does).
 set -uo pipefail
@@ -41,6 +44,7 @@ DRAIN_LINES=${DRAIN_LINES:-200}
 HEALTHY_TIMEOUT=${HEALTHY_TIMEOUT:-300}
 KEEP=${KEEP:-0}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
+NEW_BASE=${NEW_BASE:-0}
 CONFIG=${CONFIG:-}
 NAME=mixserve-check-$$
 SECRET_PATH=/run/secrets/mixserve-admin-token   # admin_token_file of server-container.pbtxt
@@ -80,10 +84,11 @@ check() {  # check NAME ok|fail DETAIL
 section() { echo; echo "== $* ($(date -u +%H:%M:%S))"; }
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+since_ms() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.0f", (b - a) * 1000 }'; }
 
 # ---- base images --------------------------------------------------------------------------
 section "base images"
-if docker image inspect debian:bookworm debian:bookworm-slim >/dev/null 2>&1; then
+if [ "$NEW_BASE" != 1 ] && docker image inspect debian:bookworm debian:bookworm-slim >/dev/null 2>&1; then
   echo "debian:bookworm and debian:bookworm-slim present, not rebuilt"
 else
   command -v debootstrap >/dev/null || die "debootstrap is missing (apt-get install debootstrap)"
@@ -91,6 +96,15 @@ else
   rootfs=$work/rootfs
   debootstrap --variant=minbase bookworm "$rootfs" "$MIRROR" >"$work/debootstrap.log" 2>&1 ||
     { tail -20 "$work/debootstrap.log"; die "debootstrap failed"; }
+  # As in Debian's official images: apt keeps no downloaded .deb files (else every
+  # `apt-get install` layer carries them; 286 MB for the runtime packages).
+  cat >"$rootfs/etc/apt/apt.conf.d/docker-clean" <<'EOF'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+EOF
+  rm -f "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/cache/apt/*.bin
   tar -C "$rootfs" -c . | docker import - debian:bookworm >/dev/null || die "docker import failed"
   cat >"$rootfs/etc/dpkg/dpkg.cfg.d/slim" <<'EOF'
 # Slim image: no documentation except copyright files, no man pages, no translations.
@@ -202,7 +216,7 @@ if [ $rc = 0 ]; then check health ok "$out"; else check health fail "exit $rc: $
 t0=$(now)
 out=$(cli translate --from=en --to=de 'A man is riding a bike.' 2>&1); rc=$?
 if [ $rc = 0 ] && [ -n "$out" ]; then
-  check translate ok "en-de in $(since "$t0") s: $out"
+  check translate ok "en-de in $(since_ms "$t0") ms (client start included): $out"
 else
   check translate fail "exit $rc: $out"
 fi
@@ -245,7 +259,7 @@ if [ $rc = 0 ]; then check admin_load_token ok "$out"; else check admin_load_tok
 
 # Without the secret the server must refuse to start (administration never silently open).
 docker run -d --name "$NAME-nosecret" "${config_mount[@]}" "$IMAGE" >/dev/null
-code=$(timeout 120 docker wait "$NAME-nosecret" 2>/dev/null)
+code=$(timeout 60 docker wait "$NAME-nosecret" 2>/dev/null)
 why=$(docker logs "$NAME-nosecret" 2>&1 | grep -m1 'admin_token_file')
 if [ -n "$code" ] && [ "$code" != 0 ] && [ -n "$why" ]; then
   check no_secret_refuses_start ok "exit $code: ${why##*] }"
@@ -282,7 +296,7 @@ echo "health right after SIGTERM: $(head -1 <<<"$during")"
 echo "server log: $(tr '\n' ' ' <<<"$drain_log")"
 if [ "$code" = 0 ] && [ "$client_rc" = 0 ] && [ "$lines" = "$DRAIN_LINES" ] &&
    [ "${inflight:-0}" -ge 1 ]; then
-  check drain ok "exit 0 ${stop_s} s after SIGTERM (grace $GRACE s); $inflight call in flight finished with all $lines translations"
+  check drain ok "exit 0 ${stop_s} s after SIGTERM (grace $GRACE s); in flight at SIGTERM (server log), all $lines translations came back"
 elif [ "${inflight:-0}" = 0 ] && [ "$code" = 0 ]; then
   check drain fail "exit 0, but no call was in flight at SIGTERM (raise DRAIN_LINES): the drain was not exercised"
 else
