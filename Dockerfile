@@ -1,7 +1,10 @@
 # syntax=docker/dockerfile:1
 # mixserve CPU image: Debian 12, LibTorch 1.13 (CPU) from Debian's packages.
 #   docker build -t mixserve:latest .
-#   docker run --rm -p 8500:8500 -p 9500:9500 mixserve:latest
+#   docker run --rm -p 8500:8500 -p 9500:9500 \
+#     -v "$PWD/admin-token:/run/secrets/mixserve-admin-token:ro" mixserve:latest
+#   (the administration token; the server does not start without it, docs/deploy.md)
+#   deploy/container_check.sh builds the image and checks a running container.
 # Build arguments:
 #   MODELS  which model repository the image carries (deploy/docker/stage-models.sh):
 #           auto (default: the shipped models/, else small models trained from data/multi30k
@@ -49,7 +52,7 @@ ARG MODELS=auto
 RUN MODELS=${MODELS} deploy/docker/stage-models.sh /stage/models /build
 
 # ---- deps: Debian's runtime packages, reduced to the shared libraries the binaries load ----
-# libtorch1.13 depends on OpenCV, FFmpeg, GDAL, Qt and more (about 1 GB installed); the server
+# libtorch1.13 depends on OpenCV, FFmpeg, GDAL, Qt and more (an 848 MB layer); the server
 # loads a fraction of that. deploy/docker/collect-libs.sh copies the ldd closure of the
 # binaries, the project's libraries (including the dlopen'ed SentencePiece shim) and tini.
 FROM ${DEBIAN_IMAGE}-slim AS deps
