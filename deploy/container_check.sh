@@ -15,7 +15,8 @@
 #   BUILD_ARGS []               extra docker build arguments, e.g. "--build-arg MODELS=train"
 #   GRPC_PORT [18500] METRICS_PORT [19500]   host ports (bound to 127.0.0.1)
 #   MIXSERVE_CLI [build/clients/mixserve-cli if present, else the image's own in a second
-#                 container on the host network]   client used for every gRPC check
+#                 container on the host network; "image" forces the latter]   client used for
+#                 every gRPC check
 #   DRAIN_LINES [200]           sentences in flight (one TranslateStream) when SIGTERM comes
 #   HEALTHY_TIMEOUT [300]       seconds to wait for the container to report healthy
 #   KEEP [0]                    1: leave the container running afterwards
@@ -139,7 +140,7 @@ else
   if ! DOCKER_BUILDKIT=0 docker build --cpu-shares "$CPU_SHARES" $BUILD_ARGS -t "$IMAGE" . \
       >"$work/build.log" 2>&1; then
     tail -30 "$work/build.log"
-    die "docker build failed (whole log above the last 30 lines: rerun with KEEP=1, $work/build.log)"
+    die "docker build failed (its last 30 lines above; with KEEP=1 the whole log stays in $work/build.log)"
   fi
   echo "build time: $(since "$t0") s"
 fi
@@ -159,7 +160,9 @@ docker run --rm --entrypoint sh "$IMAGE" -c \
 printf '%s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$work/admin-token"
 chmod 0644 "$work/admin-token"   # read by uid 10001 inside; $work itself is 0700
 printf 'not-the-token\n' >"$work/wrong-token"
-if [ -z "${MIXSERVE_CLI:-}" ] && [ -x build/clients/mixserve-cli ]; then
+if [ "${MIXSERVE_CLI:-}" = image ]; then
+  MIXSERVE_CLI=""
+elif [ -z "${MIXSERVE_CLI:-}" ] && [ -x build/clients/mixserve-cli ]; then
   MIXSERVE_CLI=build/clients/mixserve-cli
 fi
 cli() {  # cli [--token-file=admin-token|wrong-token] ARGS...  (token file names under $work)
@@ -248,6 +251,13 @@ refused() {  # refused NAME ARGS...: the call must fail with UNAUTHENTICATED or 
 refused admin_list_no_token models
 refused admin_load_no_token load "${model:-en-de-base}"
 refused admin_load_wrong_token --token-file=wrong-token load "${model:-en-de-base}"
+# The server must have seen a remote peer (loopback callers may be trusted by the server).
+peer=$(docker logs "$NAME" 2>&1 | sed -n 's/.*admin call refused.* peer=\([^ ]*\).*/\1/p' | head -1)
+case "$peer" in
+  "") check admin_peer_remote fail "no 'admin call refused' line with a peer in the server log" ;;
+  *127.0.0.1:*|*"[::1]"*) check admin_peer_remote fail "the server saw a loopback peer ($peer)" ;;
+  *) check admin_peer_remote ok "the server logged the refused calls from $peer" ;;
+esac
 out=$(cli --token-file=admin-token models 2>&1); rc=$?
 if [ $rc = 0 ] && [ -n "$model" ]; then
   check admin_list_token ok "$(wc -l <<<"$out") model versions listed, first ready: $model"
