@@ -338,9 +338,13 @@ def check_consistency():
         fail("Dockerfile: the runtime image must run as a non-root USER")
     # LibTorch takes whatever libblas.so.3 the image has: the runtime must carry OpenBLAS, as
     # scripts/bootstrap.sh does, or CPU decoding falls back to the reference BLAS.
-    runtime = docker.split(" AS runtime", 1)[-1]
-    if "libopenblas0-openmp" not in runtime:
+    # The stages after `build` install the runtime packages (deps) and carry their libraries
+    # into the final image (runtime), which checks that libblas.so.3 is OpenBLAS.
+    after_build = "".join(re.split(r"^FROM ", docker, flags=re.M)[2:])
+    if "libopenblas0-openmp" not in after_build:
         fail("Dockerfile: the runtime image must install libopenblas0-openmp (LibTorch's BLAS)")
+    if "libopenblas" not in docker.split(" AS runtime", 1)[-1]:
+        fail("Dockerfile: the runtime stage must check that libblas.so.3 is OpenBLAS")
     if "libopenblas0-openmp" not in read(os.path.join(ROOT, "scripts", "bootstrap.sh")):
         fail("scripts/bootstrap.sh: libopenblas0-openmp (LibTorch's BLAS) is not installed")
     if "/opt/mixserve/models" != repo:
@@ -532,6 +536,65 @@ def check_stage_models():
             print("ok: stage-models.sh")
 
 
+def check_container_files():
+    """deploy/container_check.sh parses and mounts the admin token where server-container.pbtxt
+    reads it, as compose and Kubernetes do; deploy/docker/collect-libs.sh copies a real ldd
+    closure. The container check itself needs a Docker daemon and many minutes: not run here."""
+    bash = shutil.which("bash")
+    script = os.path.join(DEPLOY, "container_check.sh")
+    text = read(script)
+    if not os.access(script, os.X_OK):
+        fail("deploy/container_check.sh is not executable")
+    if bash and subprocess.run([bash, "-n", script]).returncode != 0:
+        fail("deploy/container_check.sh: bash -n reports a syntax error")
+    token = server_config_value(read(os.path.join(DEPLOY, "server-container.pbtxt")), "admin_token_file")
+    if not token:
+        fail("deploy/server-container.pbtxt: admin_token_file must be set (administration closed)")
+        return
+    m = re.search(r"^SECRET_PATH=(\S+)", text, re.M)
+    if not m or m.group(1) != token:
+        fail("deploy/container_check.sh: SECRET_PATH must be %s (admin_token_file)" % token)
+    secret_dir, secret_name = token.rsplit("/", 1)
+    compose = read(os.path.join(DEPLOY, "compose", "docker-compose.yml"))
+    # Compose mounts a secret NAME at /run/secrets/NAME.
+    if secret_dir != "/run/secrets" or not re.search(r"^    secrets:\n      - %s$" % re.escape(secret_name),
+                                                     compose, re.M) \
+            or not re.search(r"^  %s:\n    file:" % re.escape(secret_name), compose, re.M):
+        fail("deploy/compose/docker-compose.yml: secret %s is not given to mixserve at %s"
+             % (secret_name, token))
+    dep = read(os.path.join(K8S, "deployment.yaml"))
+    if not re.search(r"mountPath: %s\n" % re.escape(secret_dir), dep) \
+            or not re.search(r"secretName: %s\n(?:.*\n)*?\s+path: %s\n" % (re.escape(secret_name),
+                                                                        re.escape(secret_name)), dep):
+        fail("deploy/k8s/deployment.yaml: Secret %s is not mounted at %s" % (secret_name, token))
+
+    collect = os.path.join(DEPLOY, "docker", "collect-libs.sh")
+    elf = os.path.realpath(shutil.which("true") or "/bin/true")
+    if bash is None or shutil.which("ldd") is None:
+        print("note: bash or ldd not found; collect-libs.sh not run")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        empty_list = os.path.join(tmp, "base-none.txt")
+        open(empty_list, "w").close()
+        p = subprocess.run([bash, collect, os.path.join(tmp, "all"), empty_list, elf],
+                           capture_output=True, text=True)
+        got = sorted(os.listdir(os.path.join(tmp, "all"))) if p.returncode == 0 else []
+        if "libc.so.6" not in got:
+            fail("collect-libs.sh did not copy libc.so.6 of %s (exit %d): %s %s"
+                 % (elf, p.returncode, got, p.stderr.strip()))
+            return
+        base_list = os.path.join(tmp, "base-all.txt")
+        with open(base_list, "w") as f:
+            f.write("\n".join(got) + "\n")
+        p = subprocess.run([bash, collect, os.path.join(tmp, "none"), base_list, elf],
+                           capture_output=True, text=True)
+        if p.returncode != 0 or os.listdir(os.path.join(tmp, "none")):
+            fail("collect-libs.sh copied libraries the base list names (exit %d): %s"
+                 % (p.returncode, p.stderr.strip()))
+        else:
+            print("ok: collect-libs.sh")
+
+
 def run_static():
     names, histograms, labels = server_metrics()
     if bleu_order() != 4:
@@ -543,6 +606,7 @@ def run_static():
     check_yaml()
     check_server_configs()
     check_stage_models()
+    check_container_files()
 
 
 # ------------------------------------------------------------------------------------------
