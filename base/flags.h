@@ -1,5 +1,4 @@
-// The command-line parser of every mixserve binary except the server (which calls
-// absl::ParseCommandLine itself), built on Abseil flags:
+// The command-line parser of every mixserve binary, built on Abseil flags:
 //  - flags are declared with ABSL_FLAG (names with '_'); on the command line '-' and '_' in a
 //    name are the same, so --deadline-ms and --deadline_ms both set FLAGS_deadline_ms;
 //  - --name=value, --name value (not for booleans), --name and --noname (booleans); "--" ends

@@ -1,8 +1,5 @@
 // mixserve-server: the gRPC translation server. Flags override server.pbtxt fields.
 #include <absl/flags/flag.h>
-#include <absl/flags/parse.h>
-#include <absl/flags/usage.h>
-#include <absl/flags/usage_config.h>
 
 #include <csignal>
 #include <cstdio>
@@ -11,6 +8,7 @@
 #include <string>
 
 #include "base/build_info.h"
+#include "base/flags.h"
 #include "config/server_config.h"
 #include "engine/engine.h"
 #include "server/config_check.h"
@@ -29,17 +27,23 @@ ABSL_FLAG(bool, check_config, false,
 
 namespace {
 
-// Flags may be spelt with '-' or '_' (--check-config, --log-level): Abseil knows the names
-// with '_' only, so the names (not the values) are rewritten before parsing.
-void AcceptDashedFlagNames(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    char* a = argv[i];
-    if (std::strcmp(a, "--") == 0) return;
-    if (a[0] != '-') continue;
-    char* name = a + (a[1] == '-' ? 2 : 1);
-    for (char* c = name; *c && *c != '='; ++c)
-      if (*c == '-' && c != name) *c = '_';
-  }
+// The command line: the flags above, through the parser every mixserve binary shares
+// (base/flags.h: '-' or '_' in names, Abseil's error lines, exit status 2 on usage errors).
+const mixserve::flags::Program& ServerProgram() {
+  static const mixserve::flags::Program kProgram = [] {
+    mixserve::flags::Program p;
+    p.name = "mixserve-server";
+    p.usage =
+        "usage: mixserve-server --config=server.pbtxt [flags]\n"
+        "The gRPC translation server (docs/server.md). Flags override server.pbtxt fields.\n"
+        "Exit status: 0 after a drain, 1 when start-up fails, 2 on usage and configuration "
+        "errors.\n";
+    p.flags = {"config", "listen", "metrics", "models", "log_level", "log_format", "check_config"};
+    p.separator = '-';
+    p.version_details = "LibTorch " + mixserve::TorchVersion() + "\n";
+    return p;
+  }();
+  return kProgram;
 }
 
 // The command line's overrides of server.pbtxt fields.
@@ -92,18 +96,9 @@ void Reload(mixserve::Server* server) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "mixserve-server --config server.pbtxt [--listen host:port] [--metrics host:port|off] "
-      "[--models dir] [--log_level level] [--log_format text|json] [--check-config] "
-      "[--version]");
-  absl::FlagsUsageConfig usage;
-  usage.version_string = [] {
-    return mixserve::VersionLine("mixserve-server") + "\nLibTorch " + mixserve::TorchVersion() +
-           "\n";
-  };
-  absl::SetFlagsUsageConfig(usage);
-  AcceptDashedFlagNames(argc, argv);
-  absl::ParseCommandLine(argc, argv);
+  mixserve::flags::Invocation invocation;
+  const int status = mixserve::flags::Parse(ServerProgram(), argc, argv, &invocation);
+  if (status >= 0) return status;
 
   if (absl::GetFlag(FLAGS_check_config)) {
     int problems = mixserve::CheckConfig(absl::GetFlag(FLAGS_config), ApplyFlags, std::cout);

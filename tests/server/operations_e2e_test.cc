@@ -46,6 +46,17 @@ TEST(VersionE2E, PrintsVersionCommitAndLibTorch) {
   EXPECT_TRUE(Contains(out, std::string("(commit ") + GitCommit() + ")")) << out;
 }
 
+// The parser every binary shares (base/flags.h): Abseil's error line, exit status 2.
+TEST(VersionE2E, UsageErrorsAndHelpAsEveryBinary) {
+  std::string out;
+  EXPECT_EQ(RunServerCommand({"--bogus=1"}, &out), 2) << out;
+  EXPECT_TRUE(Contains(out, "ERROR: Unknown command line flag 'bogus'")) << out;
+  EXPECT_EQ(RunServerCommand({"--check-config=maybe"}, &out), 2) << out;
+  EXPECT_TRUE(Contains(out, "Illegal value 'maybe' specified for flag 'check-config'")) << out;
+  EXPECT_EQ(RunServerCommand({"--help"}, &out), 0) << out;
+  EXPECT_TRUE(Contains(out, "--log-level")) << out;
+}
+
 class CheckConfigE2E : public ::testing::Test {
  protected:
   void SetUp() override {
