@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "base/utf8.h"
 #include "mixserve/v1/config.pb.h"
 #include "mixserve/v1/translation.pb.h"
 
@@ -16,9 +17,7 @@ constexpr int kMaxBeamSize = 16;
 constexpr size_t kMaxLanguageBytes = 35;   // the longest practical BCP 47 tag
 constexpr size_t kMaxRequestIdBytes = 128;
 
-// Byte offset of the first byte that is not part of valid UTF-8 (no overlongs, no
-// surrogates, nothing above U+10FFFF), or -1 when the whole text is valid.
-long InvalidUtf8Offset(const std::string& text);
+// InvalidUtf8Offset (the first byte that is not part of valid UTF-8): base/utf8.h.
 
 // `what` names the field in messages, e.g. "text" or "texts[3]".
 grpc::Status CheckText(const std::string& text, const std::string& what,

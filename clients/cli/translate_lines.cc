@@ -10,8 +10,8 @@
 #include <set>
 #include <thread>
 
+#include "base/utf8.h"
 #include "clients/cli/output.h"
-#include "clients/cli/utf8.h"
 
 namespace mixserve::cli {
 namespace {

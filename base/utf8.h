@@ -1,11 +1,19 @@
-#include "clients/cli/utf8.h"
+// UTF-8 validity as the server checks it, shared by the server (server/validation.h) and the
+// command-line client (which checks a line before it sends it). Torch- and protobuf-free.
+#pragma once
 
-namespace mixserve::cli {
+#include <cstddef>
+#include <string>
 
-long InvalidUtf8Offset(const std::string& s) {
+namespace mixserve {
+
+// Byte offset of the first invalid sequence (overlong forms, UTF-16 surrogates and code points
+// above U+10FFFF included), or -1 when `s` is valid UTF-8.
+inline long InvalidUtf8Offset(const std::string& s) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   const size_t n = s.size();
-  for (size_t i = 0; i < n;) {
+  size_t i = 0;
+  while (i < n) {
     const unsigned c = p[i];
     size_t len;
     unsigned cp;
@@ -14,11 +22,14 @@ long InvalidUtf8Offset(const std::string& s) {
       continue;
     }
     if ((c & 0xE0) == 0xC0) {
-      len = 2, cp = c & 0x1F;
+      len = 2;
+      cp = c & 0x1F;
     } else if ((c & 0xF0) == 0xE0) {
-      len = 3, cp = c & 0x0F;
+      len = 3;
+      cp = c & 0x0F;
     } else if ((c & 0xF8) == 0xF0) {
-      len = 4, cp = c & 0x07;
+      len = 4;
+      cp = c & 0x07;
     } else {
       return static_cast<long>(i);
     }
@@ -35,4 +46,4 @@ long InvalidUtf8Offset(const std::string& s) {
   return -1;
 }
 
-}  // namespace mixserve::cli
+}  // namespace mixserve
