@@ -281,8 +281,10 @@ docker rm -f "$NAME-nosecret" >/dev/null 2>&1
 # ---- SIGTERM drain --------------------------------------------------------------------------
 section "SIGTERM drain: $DRAIN_LINES sentences in flight in one TranslateStream"
 gzip -dc data/multi30k/test_2016_flickr.en.gz | head -n "$DRAIN_LINES" >"$work/drain.en"
-cli translate --from=en --to=de --file=/dev/stdin <"$work/drain.en" >"$work/drain.de" \
-  2>"$work/drain.err" &
+# A window above the line count: every line is in flight at SIGTERM (the CLI's default window
+# of 64 would still hold lines back, which a draining server then refuses, rightly).
+cli translate --from=en --to=de --window=$((DRAIN_LINES * 2)) --file=/dev/stdin \
+  <"$work/drain.en" >"$work/drain.de" 2>"$work/drain.err" &
 client=$!
 # SIGTERM once the server has sentences queued or in a batch (/metrics; at most 60 s).
 for _ in $(seq 600); do
