@@ -553,6 +553,7 @@ void Translator::RunShadow(const TranslateCall& call, const VariantId& primary,
     grpc::Status status;
   };
   auto state = std::make_shared<State>();
+  auto shared_call = std::make_shared<TranslateCall>(call);  // one copy for every job
   std::vector<SentenceJob> jobs;
   std::vector<size_t> skipped;
   for (size_t i = 0; i < n; ++i) {
@@ -568,7 +569,6 @@ void Translator::RunShadow(const TranslateCall& call, const VariantId& primary,
     std::shared_ptr<const Tokenizer> detok = v->target_tokenizer;
     VariantMetrics* m = v->metrics;
     const int input_tokens = plan.sentences[i].input_tokens;
-    auto shared_call = std::make_shared<TranslateCall>(call);
     job.done = [this, state, shared_call, start, i, detok, m, input_tokens, join,
                 shadow_id](SentenceOutcome&& o) {
       grpc::Status st = ToStatus(o);
