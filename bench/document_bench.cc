@@ -176,20 +176,28 @@ int Bleu(pb::TranslationService::Stub& stub, const std::vector<std::string>& src
     tokens[i] = out.input_tokens();
     pieces[i] = out.pieces();
   }
-  // Paragraphs as documents.
+  // Paragraphs as documents: `sentences` in groups of k, each group one TranslateDocument;
+  // returns how many came back with another sentence count than k.
   const size_t k = static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_paragraph)));
+  auto documents = [&](const std::vector<std::string>& sentences,
+                       std::vector<std::string>* hyps) {
+    size_t resegmented = 0;
+    for (size_t i = 0; i < sentences.size(); i += k) {
+      pb::TranslateDocumentRequest d;
+      Fill(&d);
+      d.set_text(Joined(sentences, i, k));
+      pb::TranslateDocumentResponse out;
+      grpc::ClientContext c;
+      Prepare(&c);
+      Check(stub.TranslateDocument(&c, d, &out), "TranslateDocument");
+      resegmented += static_cast<size_t>(out.sentences()) != std::min(k, sentences.size() - i);
+      hyps->push_back(out.translation());
+    }
+    return resegmented;
+  };
   std::vector<std::string> para_hyp, para_one, para_ref;
-  size_t resegmented = 0;
+  const size_t resegmented = documents(src, &para_hyp);
   for (size_t i = 0; i < src.size(); i += k) {
-    pb::TranslateDocumentRequest d;
-    Fill(&d);
-    d.set_text(Joined(src, i, k));
-    pb::TranslateDocumentResponse out;
-    grpc::ClientContext c;
-    Prepare(&c);
-    Check(stub.TranslateDocument(&c, d, &out), "TranslateDocument");
-    resegmented += static_cast<size_t>(out.sentences()) != std::min(k, src.size() - i);
-    para_hyp.push_back(out.translation());
     para_one.push_back(Joined(one, i, k));
     para_ref.push_back(Joined(ref, i, k));
   }
@@ -201,18 +209,7 @@ int Bleu(pb::TranslationService::Stub& stub, const std::vector<std::string>& src
     if (!x.empty() && x.back() != '.' && x.back() != '!' && x.back() != '?') x += '.';
   }
   std::vector<std::string> stop_hyp;
-  size_t stop_resegmented = 0;
-  for (size_t i = 0; i < src.size(); i += k) {
-    pb::TranslateDocumentRequest d;
-    Fill(&d);
-    d.set_text(Joined(stopped, i, k));
-    pb::TranslateDocumentResponse out;
-    grpc::ClientContext c;
-    Prepare(&c);
-    Check(stub.TranslateDocument(&c, d, &out), "TranslateDocument");
-    stop_resegmented += static_cast<size_t>(out.sentences()) != std::min(k, src.size() - i);
-    stop_hyp.push_back(out.translation());
-  }
+  const size_t stop_resegmented = documents(stopped, &stop_hyp);
   // Long sentences.
   const int long_tokens = absl::GetFlag(FLAGS_long_tokens);
   std::vector<std::string> long_hyp, long_ref;
