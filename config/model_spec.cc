@@ -1,6 +1,7 @@
 #include "config/model_spec.h"
 
 #include <set>
+#include <utility>
 
 namespace mixserve {
 
@@ -51,6 +52,27 @@ std::string ValidateSpec(const ModelSpec& s) {
   if (s.dropout < 0 || s.dropout >= 1) return "dropout must be in [0, 1)";
   if (s.encoder.empty()) return "encoder_layers must be > 0";
   if (s.decoder.empty()) return "decoder_layers must be > 0";
+  if (s.norm != "pre" && s.norm != "post") return "norm must be \"pre\" or \"post\"";
+  if (s.activation != "relu" && s.activation != "swish" && s.activation != "gelu")
+    return "activation '" + s.activation + "' is not supported (relu, swish, gelu)";
+  if (s.positions != "interleaved" && s.positions != "halves")
+    return "positions must be \"interleaved\" or \"halves\"";
+  for (const auto& [name, id] : {std::pair<const char*, int>{"pad", s.ids.pad},
+                                 {"unk", s.ids.unk},
+                                 {"decoder_start", s.ids.decoder_start},
+                                 {"eos", s.ids.eos}})
+    if (id < 0 || id >= s.vocab_size)
+      return std::string("special token ") + name + " id " + std::to_string(id) +
+             " is outside the vocabulary [0, " + std::to_string(s.vocab_size) + ")";
+  if (s.ids.eos == s.ids.pad) return "eos and pad must be different tokens";
+  if (s.decoding.beam_rule != "gnmt" && s.decoding.beam_rule != "huggingface")
+    return "decoding.beam_rule must be \"gnmt\" or \"huggingface\"";
+  if (!(s.decoding.length_penalty >= 0)) return "decoding.length_penalty must be >= 0";
+  for (int t : s.decoding.suppressed_tokens) {
+    if (t < 0 || t >= s.vocab_size)
+      return "decoding.suppressed_tokens: " + std::to_string(t) + " is outside the vocabulary";
+    if (t == s.ids.eos) return "decoding.suppressed_tokens: the EOS token cannot be suppressed";
+  }
   for (size_t i = 0; i < s.encoder.size(); ++i) {
     auto e = CheckMixer(s.encoder[i].self, "encoder layer " + std::to_string(i) + " self", s);
     if (!e.empty()) return e;

@@ -33,6 +33,28 @@ struct DecoderLayerSpec {
   MixerSpec cross;
 };
 
+// Token ids with a meaning of their own. mixserve's tokenizers fix them (ModelSpec::kPad ..
+// below); imported models bring theirs (MarianMT: EOS 0, UNK 1, pad = decoder start = the
+// last id).
+struct SpecialIds {
+  int pad = 0;
+  int unk = 1;
+  int decoder_start = 2;  // the decoder's first input (mixserve: BOS)
+  int eos = 3;
+};
+
+// How search ranks, stops and restricts hypotheses (model/search.h).
+struct DecodingSpec {
+  // "gnmt" (mixserve's own): score = log_prob / ((5 + len) / 6)^alpha, a sentence ends once
+  // beam_size hypotheses have finished. "huggingface": score = log_prob / len^alpha, and a
+  // sentence ends once no live hypothesis can beat the worst of beam_size finished ones
+  // (transformers' generate with early_stopping=False).
+  std::string beam_rule = "gnmt";
+  float length_penalty = 1.0f;       // alpha, where a request gives none
+  std::vector<int> suppressed_tokens;  // never generated (MarianMT: the pad token)
+  bool eos_at_max_len = false;       // the last token a hypothesis may take is EOS, forced
+};
+
 struct ModelSpec {
   std::string source_language;
   std::string target_language;
@@ -48,6 +70,21 @@ struct ModelSpec {
   std::string weights_file = "model.pt";
   std::string tokenizer_file = "spm.model";
   std::string target_tokenizer_file;  // empty: the joint tokenizer
+  // A JSON object of piece -> id (MarianMT's vocab.json): ids are the vocabulary's, the
+  // tokenizer files only cut text into pieces (source) and join pieces (target). Empty: the
+  // tokenizer's own ids.
+  std::string vocabulary_file;
+
+  // Layout options for imported architectures; the defaults are mixserve's own layout.
+  std::string norm = "pre";  // "pre": x + f(norm(x)), final norms; "post": norm(x + f(x)), none
+  std::string activation = "relu";  // feed-forward: "relu", "swish", "gelu"
+  // Sinusoid table: "interleaved" (sin, cos alternate) or "halves" (sin in the first half of
+  // the dimensions, cos in the second: MarianMT).
+  std::string positions = "interleaved";
+  bool scale_embeddings = true;    // embeddings times sqrt(d_model)
+  bool final_logits_bias = false;  // a bias over the vocabulary on the output logits
+  SpecialIds ids;
+  DecodingSpec decoding;
 
   // Special token ids, fixed for every mixserve tokenizer (text/tokenizer.h).
   static constexpr int kPad = 0;

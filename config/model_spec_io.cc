@@ -107,6 +107,23 @@ bool ParseModelSpec(const std::string& text, ModelSpec* spec, std::string* error
   if (!c.weights_file().empty()) s.weights_file = c.weights_file();
   if (!c.tokenizer_file().empty()) s.tokenizer_file = c.tokenizer_file();
   s.target_tokenizer_file = c.target_tokenizer_file();
+  s.vocabulary_file = c.vocabulary_file();
+  if (!c.norm().empty()) s.norm = c.norm();
+  if (!c.activation().empty()) s.activation = c.activation();
+  if (!c.positions().empty()) s.positions = c.positions();
+  if (c.has_scale_embeddings()) s.scale_embeddings = c.scale_embeddings();
+  s.final_logits_bias = c.final_logits_bias();
+  const auto& ids = c.special_tokens();
+  if (ids.has_pad()) s.ids.pad = ids.pad();
+  if (ids.has_unk()) s.ids.unk = ids.unk();
+  if (ids.has_decoder_start()) s.ids.decoder_start = ids.decoder_start();
+  if (ids.has_eos()) s.ids.eos = ids.eos();
+  const auto& dec = c.decoding();
+  if (!dec.beam_rule().empty()) s.decoding.beam_rule = dec.beam_rule();
+  if (dec.has_length_penalty()) s.decoding.length_penalty = dec.length_penalty();
+  s.decoding.suppressed_tokens.assign(dec.suppressed_tokens().begin(),
+                                      dec.suppressed_tokens().end());
+  s.decoding.eos_at_max_len = dec.eos_at_max_len();
   const std::string invalid = ValidateSpec(s);
   if (!invalid.empty()) {
     *error = "model config: " + invalid;
@@ -169,6 +186,27 @@ std::string FormatModelSpec(const ModelSpec& s) {
   c.set_weights_file(s.weights_file);
   c.set_tokenizer_file(s.tokenizer_file);
   c.set_target_tokenizer_file(s.target_tokenizer_file);
+  // Options at their defaults are left out, so that mixserve's own models read as before.
+  const ModelSpec d;
+  c.set_vocabulary_file(s.vocabulary_file);
+  if (s.norm != d.norm) c.set_norm(s.norm);
+  if (s.activation != d.activation) c.set_activation(s.activation);
+  if (s.positions != d.positions) c.set_positions(s.positions);
+  if (s.scale_embeddings != d.scale_embeddings) c.set_scale_embeddings(s.scale_embeddings);
+  c.set_final_logits_bias(s.final_logits_bias);
+  auto* ids = c.mutable_special_tokens();
+  if (s.ids.pad != d.ids.pad) ids->set_pad(s.ids.pad);
+  if (s.ids.unk != d.ids.unk) ids->set_unk(s.ids.unk);
+  if (s.ids.decoder_start != d.ids.decoder_start) ids->set_decoder_start(s.ids.decoder_start);
+  if (s.ids.eos != d.ids.eos) ids->set_eos(s.ids.eos);
+  if (ids->ByteSizeLong() == 0) c.clear_special_tokens();
+  auto* dec = c.mutable_decoding();
+  if (s.decoding.beam_rule != d.decoding.beam_rule) dec->set_beam_rule(s.decoding.beam_rule);
+  if (s.decoding.length_penalty != d.decoding.length_penalty)
+    dec->set_length_penalty(s.decoding.length_penalty);
+  for (int t : s.decoding.suppressed_tokens) dec->add_suppressed_tokens(t);
+  dec->set_eos_at_max_len(s.decoding.eos_at_max_len);
+  if (dec->ByteSizeLong() == 0) c.clear_decoding();
   std::string out;
   google::protobuf::TextFormat::PrintToString(c, &out);
   return out;
