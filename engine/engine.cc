@@ -109,18 +109,19 @@ class EngineImpl : public Engine {
                           std::to_string(spec.max_len - 2) + " (max_len " +
                           std::to_string(spec.max_len) + " minus BOS/EOS)");
       for (int t : srcs[i])
-        if (t < 0 || t >= spec.vocab_size || t == ModelSpec::kPad)
+        if (t < 0 || t >= spec.vocab_size || t == spec.ids.pad)
           throw EngineError("sentence " + std::to_string(i) + " has token id " +
-                            std::to_string(t) + " outside the vocabulary (1.." +
-                            std::to_string(spec.vocab_size - 1) + ")");
+                            std::to_string(t) + " outside the vocabulary [0, " +
+                            std::to_string(spec.vocab_size) + ") or the pad token " +
+                            std::to_string(spec.ids.pad));
       longest = std::max(longest, srcs[i].size());
     }
     auto t = torch::full({static_cast<int64_t>(srcs.size()), static_cast<int64_t>(longest + 1)},
-                         ModelSpec::kPad, torch::kLong);
+                         spec.ids.pad, torch::kLong);
     auto a = t.accessor<int64_t, 2>();
     for (size_t i = 0; i < srcs.size(); ++i) {
       for (size_t j = 0; j < srcs[i].size(); ++j) a[i][j] = srcs[i][j];
-      a[i][srcs[i].size()] = ModelSpec::kEos;
+      a[i][srcs[i].size()] = spec.ids.eos;
     }
     return t.to(device_);
   }

@@ -1,6 +1,7 @@
 #include "model/transformer.h"
 
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -18,8 +19,20 @@ std::string Where(Site site, int layer) {
   return std::string(SiteName(site)) + " layer " + std::to_string(layer);
 }
 
-// pe[p, 2i] = sin(p / 10000^(2i/d)), pe[p, 2i+1] = cos(p / 10000^(2i/d)).
-torch::Tensor Sinusoids(int max_len, int d) {
+// pe[p, 2i] = sin(p / 10000^(2i/d)), pe[p, 2i+1] = cos(p / 10000^(2i/d)) ("interleaved"), or
+// pe[p, i] = sin(p / 10000^(2i/d)) and pe[p, ceil(d/2) + i] = cos(p / 10000^(2i/d)) ("halves",
+// MarianMT's layout, computed in double precision as transformers does before its fp32 cast).
+torch::Tensor HalvesSinusoids(int max_len, int d) {
+  const int half = (d + 1) / 2;
+  auto pos = torch::arange(max_len, torch::kDouble).unsqueeze(1);
+  auto freq = torch::pow(10000.0, torch::arange(0, d, 2, torch::kDouble) / d);  // [half]
+  auto angle = pos / freq;
+  auto pe = torch::cat({torch::sin(angle), torch::cos(angle).narrow(1, 0, d - half)}, 1);
+  return pe.to(torch::kFloat);
+}
+
+torch::Tensor Sinusoids(int max_len, int d, const std::string& layout) {
+  if (layout == "halves") return HalvesSinusoids(max_len, d);
   auto pos = torch::arange(max_len, torch::kFloat).unsqueeze(1);
   auto freq = torch::exp(torch::arange(0, d, 2, torch::kFloat) * (-std::log(10000.0) / d));
   auto angle = pos * freq;  // [max_len, ceil(d/2)]
@@ -29,24 +42,34 @@ torch::Tensor Sinusoids(int max_len, int d) {
   return pe;
 }
 
-// Position-wise feed-forward sub-block: y = x + drop(W2 relu(W1 norm(x))).
+// The feed-forward activation (ModelSpec::activation), in place where it can be.
+torch::Tensor Activate(torch::Tensor h, const std::string& activation) {
+  if (activation == "swish") return torch::silu_(h);
+  if (activation == "gelu") return torch::gelu(h);
+  return h.relu_();
+}
+
+// Position-wise feed-forward sub-block: y = x + drop(W2 act(W1 norm(x))) (pre-norm), or
+// y = norm(x + drop(W2 act(W1 x))) (post-norm).
 class FeedForwardImpl : public torch::nn::Module {
  public:
-  FeedForwardImpl(int d, int ffn, float dropout)
-      : norm_(register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})))),
+  FeedForwardImpl(int d, int ffn, float dropout, bool post_norm = false,
+                  std::string activation = "relu")
+      : post_(post_norm), activation_(std::move(activation)), norm_(register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})))),
         fc1_(register_module("fc1", torch::nn::Linear(d, ffn))),
         fc2_(register_module("fc2", torch::nn::Linear(ffn, d))),
         drop_(register_module("dropout", torch::nn::Dropout(dropout))) {}
   torch::Tensor forward(const torch::Tensor& x) {
     const int64_t d = x.size(-1);
-    auto n = norm_(x).reshape({d > 0 ? x.numel() / d : 0, d});  // the products on rows
+    auto n = (post_ ? x : norm_(x)).reshape({d > 0 ? x.numel() / d : 0, d});  // rows
     torch::Tensor h;
     // Inference on CUDA: the ReLU in the first product's epilogue.
-    if (x.is_cuda() && !is_training() && !torch::GradMode::is_enabled())
+    if (relu() && x.is_cuda() && !is_training() && !torch::GradMode::is_enabled())
       h = at::_addmm_activation(fc1_->bias, n, fc1_->weight.t());
     else
-      h = drop_(torch::relu(Affine(n, fc1_)));
-    return x + drop_(Affine(h, fc2_)).view(x.sizes());
+      h = drop_(Activate(Affine(n, fc1_), activation_));
+    auto y = x + drop_(Affine(h, fc2_)).view(x.sizes());
+    return post_ ? norm_(y) : y;
   }
   // One decoding step ([B, D]) for inference, adding the sub-block's output to `x` in place
   // (`x` must be a tensor nothing else reads): two products in all. The first yields, after
@@ -56,14 +79,23 @@ class FeedForwardImpl : public torch::nn::Module {
   // forward.
   torch::Tensor Step(torch::Tensor x) {
     if (torch::GradMode::is_enabled() || is_training()) return forward(x);
+    auto n = post_ ? x : norm_(x);
+    if (!relu()) {  // the constant column below would not survive another activation
+      auto h = Activate(Affine(n, fc1_), activation_);
+      auto y = x.add_(Affine(h, fc2_));
+      return post_ ? norm_(y) : y;
+    }
     const auto w = Augmented();
-    auto n = norm_(x);
     auto h = x.is_cuda() ? at::_addmm_activation(w[1], n, w[0].t())
                          : torch::addmm(w[1], n, w[0].t()).relu_();
-    return x.addmm_(h, w[2].t());
+    auto y = x.addmm_(h, w[2].t());
+    return post_ ? norm_(y) : y;
   }
 
  private:
+  bool relu() const { return activation_ == "relu"; }
+  bool post_;
+  std::string activation_;
   static constexpr int64_t kOnes = 8;  // the constant column and its padding
   std::vector<torch::Tensor> Augmented() {
     return augmented_.Get({&fc1_->weight, &fc1_->bias, &fc2_->weight, &fc2_->bias}, [this] {
@@ -89,10 +121,11 @@ TORCH_MODULE(FeedForward);
 // One mixer site with the part of the residual block its role leaves to the layer:
 //   kMixer: y = x + drop(mixer(norm(x)))   (owns the norm)
 //   kBlock / kLayer: y = mixer(x)
+//   post-norm kMixer: y = norm(x + drop(mixer(x)))
 class MixerBlockImpl : public torch::nn::Module {
  public:
-  MixerBlockImpl(int d, float dropout)
-      : d_(d), drop_(register_module("dropout", torch::nn::Dropout(dropout))) {}
+  MixerBlockImpl(int d, float dropout, bool post_norm = false)
+      : d_(d), post_(post_norm), drop_(register_module("dropout", torch::nn::Dropout(dropout))) {}
 
   void SetMixer(std::shared_ptr<TokenMixer> m) {
     if (mixer_)
@@ -123,9 +156,10 @@ class MixerBlockImpl : public torch::nn::Module {
       return y;
     }
     MixerInput mi = in;
-    mi.x = norm_(in.x);
+    if (!post_) mi.x = norm_(in.x);
     auto out = mixer_->Forward(mi);
     auto y = in.x + drop_(out);
+    if (post_) y = norm_(y);
     if (act) {
       act->mixer_in = mi;
       act->mixer_out = out;
@@ -137,11 +171,13 @@ class MixerBlockImpl : public torch::nn::Module {
 
   torch::Tensor Step(const torch::Tensor& x, const torch::Tensor& pos, MixerState& state) {
     if (role() != MixerRole::kMixer) return mixer_->Step(x, pos, state);
+    if (post_) return norm_(x + drop_(mixer_->Step(x, pos, state)));
     return x + drop_(mixer_->Step(norm_(x), pos, state));
   }
 
  private:
   int d_;
+  bool post_;
   std::shared_ptr<TokenMixer> mixer_;
   torch::nn::LayerNorm norm_{nullptr};
   torch::nn::Dropout drop_;
@@ -162,12 +198,13 @@ class EncoderLayerImpl : public torch::nn::Module {
  public:
   explicit EncoderLayerImpl(const ModelSpec& spec)
       : d_(spec.d_model), ffn_dim_(spec.ffn_dim), dropout_(spec.dropout),
-        self_(register_module("self", MixerBlock(spec.d_model, spec.dropout))) {}
+        post_(spec.norm == "post"), activation_(spec.activation),
+        self_(register_module("self", MixerBlock(spec.d_model, spec.dropout, post_))) {}
   void SetMixer(std::shared_ptr<TokenMixer> m) {
     self_->SetMixer(std::move(m));
     const bool need_ffn = self_->role() != MixerRole::kLayer;
     if (need_ffn && !ffn_)
-      ffn_ = register_module("ffn", FeedForward(d_, ffn_dim_, dropout_));
+      ffn_ = register_module("ffn", FeedForward(d_, ffn_dim_, dropout_, post_, activation_));
     if (!need_ffn && ffn_) {
       unregister_module("ffn");
       ffn_ = nullptr;
@@ -192,6 +229,8 @@ class EncoderLayerImpl : public torch::nn::Module {
  private:
   int d_, ffn_dim_;
   float dropout_;
+  bool post_;
+  std::string activation_;
   MixerBlock self_;
   FeedForward ffn_{nullptr};
 };
@@ -200,9 +239,12 @@ TORCH_MODULE(EncoderLayer);
 class DecoderLayerImpl : public torch::nn::Module {
  public:
   explicit DecoderLayerImpl(const ModelSpec& spec)
-      : self_(register_module("self", MixerBlock(spec.d_model, spec.dropout))),
-        cross_(register_module("cross", MixerBlock(spec.d_model, spec.dropout))),
-        ffn_(register_module("ffn", FeedForward(spec.d_model, spec.ffn_dim, spec.dropout))) {}
+      : self_(register_module("self",
+                              MixerBlock(spec.d_model, spec.dropout, spec.norm == "post"))),
+        cross_(register_module("cross",
+                               MixerBlock(spec.d_model, spec.dropout, spec.norm == "post"))),
+        ffn_(register_module("ffn", FeedForward(spec.d_model, spec.ffn_dim, spec.dropout,
+                                                spec.norm == "post", spec.activation))) {}
   torch::Tensor Forward(const torch::Tensor& x, const torch::Tensor& mask, const Encoded& enc,
                         int layer, const SiteTap& tap) {
     SiteActivations a{Site::kDecoderSelf, layer, {}, {}, {}, {}, {}, {}};
@@ -351,7 +393,13 @@ struct TransformerImpl::Layers {
   torch::nn::Dropout drop{nullptr};
   std::vector<EncoderLayer> enc;
   std::vector<DecoderLayer> dec;
-  torch::nn::LayerNorm enc_norm{nullptr}, dec_norm{nullptr};
+  torch::nn::LayerNorm enc_norm{nullptr}, dec_norm{nullptr};  // pre-norm models only
+  torch::Tensor logits_bias;  // [V] buffer with ModelSpec::final_logits_bias
+  // [V]: 0, or -inf at ModelSpec::decoding.suppressed_tokens, added to each step's
+  // log-probabilities; moved to the model's device before a step (never inside a graph's
+  // capture). Undefined without suppressed tokens.
+  torch::Tensor suppress;
+  bool scale = true;  // ModelSpec::scale_embeddings
   DerivedWeights scaled_src, scaled_tgt;  // embedding tables times sqrt(d), for inference
                                           // (scaled_tgt only, when shared)
 
@@ -359,6 +407,7 @@ struct TransformerImpl::Layers {
   // operator less in each decoding step and start).
   torch::Tensor Embed(torch::nn::Embedding& e, DerivedWeights& scaled,
                       const torch::Tensor& tokens, int64_t d) {
+    if (!scale) return e(tokens);
     const double factor = std::sqrt(static_cast<double>(d));
     if (torch::GradMode::is_enabled()) return e(tokens) * factor;
     auto table = scaled.Get({&e->weight}, [&] {
@@ -388,7 +437,15 @@ TransformerImpl::TransformerImpl(const ModelSpec& spec)
     L.out_proj = register_module(
         "out_proj", torch::nn::Linear(torch::nn::LinearOptions(d, spec_.vocab_size).bias(false)));
   }
-  L.pe = register_buffer("positions", Sinusoids(spec_.max_len, d));
+  L.pe = register_buffer("positions", Sinusoids(spec_.max_len, d, spec_.positions));
+  L.scale = spec_.scale_embeddings;
+  if (spec_.final_logits_bias)
+    L.logits_bias = register_buffer("final_logits_bias", torch::zeros({spec_.vocab_size}));
+  if (!spec_.decoding.suppressed_tokens.empty()) {
+    L.suppress = torch::zeros({spec_.vocab_size});
+    for (int t : spec_.decoding.suppressed_tokens)
+      L.suppress[t] = -std::numeric_limits<float>::infinity();
+  }
   L.drop = register_module("dropout", torch::nn::Dropout(spec_.dropout));
   auto enc_list = register_module("encoder", torch::nn::ModuleList());
   for (size_t i = 0; i < spec_.encoder.size(); ++i) {
@@ -407,10 +464,12 @@ TransformerImpl::TransformerImpl(const ModelSpec& spec)
     dec_list->push_back(layer);
     L.dec.push_back(layer);
   }
-  L.enc_norm = register_module("encoder_norm",
-                               torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
-  L.dec_norm = register_module("decoder_norm",
-                               torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
+  if (spec_.norm == "pre") {  // post-norm layers end normalised
+    L.enc_norm = register_module("encoder_norm",
+                                 torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
+    L.dec_norm = register_module("decoder_norm",
+                                 torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
+  }
 }
 
 namespace {
@@ -428,25 +487,32 @@ void CheckTokens(const torch::Tensor& t, const ModelSpec& spec, const char* what
 Encoded TransformerImpl::Encode(const torch::Tensor& src) {
   CheckTokens(src, spec_, "source");
   auto& L = *layers_;
-  const auto mask = src.ne(ModelSpec::kPad);
+  const auto mask = src.ne(spec_.ids.pad);
   auto x = L.Embed(L.src_embed, spec_.share_embeddings ? L.scaled_tgt : L.scaled_src, src,
                    spec_.d_model) +
            L.pe.narrow(0, 0, src.size(1)).to(L.src_embed->weight.scalar_type());
   x = L.drop(x);
   for (size_t i = 0; i < L.enc.size(); ++i) x = L.enc[i]->Forward(x, mask, i, tap_);
-  return Encoded{L.enc_norm(x), mask};
+  return Encoded{L.enc_norm ? L.enc_norm(x) : x, mask};
 }
 
 torch::Tensor TransformerImpl::DecodeFull(const torch::Tensor& tgt_in, const Encoded& enc) {
   CheckTokens(tgt_in, spec_, "target");
   auto& L = *layers_;
-  const auto mask = tgt_in.ne(ModelSpec::kPad);
+  // Key padding; the first input is the decoder start token, never padding (MarianMT's start
+  // token is its pad token).
+  auto mask = tgt_in.ne(spec_.ids.pad);
+  if (mask.size(1) > 0) mask.select(1, 0).fill_(true);
   auto x = L.Embed(L.tgt_embed, L.scaled_tgt, tgt_in, spec_.d_model) +
            L.pe.narrow(0, 0, tgt_in.size(1)).to(L.tgt_embed->weight.scalar_type());
   x = L.drop(x);
   for (size_t i = 0; i < L.dec.size(); ++i) x = L.dec[i]->Forward(x, mask, enc, i, tap_);
-  x = L.dec_norm(x);
-  return L.out_proj ? L.out_proj(x) : F::linear(x, L.tgt_embed->weight);
+  return Logits(L.dec_norm ? L.dec_norm(x) : x);
+}
+
+torch::Tensor TransformerImpl::Logits(const torch::Tensor& x) {
+  const auto& L = *layers_;
+  return F::linear(x, L.out_proj ? L.out_proj->weight : L.tgt_embed->weight, L.logits_bias);
 }
 
 torch::Tensor TransformerImpl::Forward(const torch::Tensor& src, const torch::Tensor& tgt_in) {
@@ -500,7 +566,7 @@ torch::Tensor RepeatRows(const torch::Tensor& t, int64_t width) {
 std::vector<torch::Tensor> TransformerImpl::StartFromGraph(const torch::Tensor& src,
                                                            int64_t width) {
   if (!starts_ || !graphable_ || !src.is_cuda() || torch::GradMode::is_enabled()) return {};
-  return starts_->Run(src, width, spec_.max_len, ModelSpec::kPad, ModelSpec::kEos,
+  return starts_->Run(src, width, spec_.max_len, spec_.ids.pad, spec_.ids.eos,
                       [&](const torch::Tensor& s) {
                         auto st = StartState(s, width, /*graph=*/true);
                         std::vector<torch::Tensor> out;
@@ -656,15 +722,18 @@ torch::Tensor TransformerImpl::RunStep(const torch::Tensor& tokens, DecoderState
       else
         x = L.dec[i]->ffn()->forward(x);
     }
-    x = L.dec_norm(x);
-    auto logits = L.out_proj ? L.out_proj(x) : F::linear(x, L.tgt_embed->weight);
+    auto logits = Logits(L.dec_norm ? L.dec_norm(x) : x);
     s->pos_dev = s->pos_dev + 1;
     auto logp = torch::log_softmax(logits, -1, torch::kFloat);  // fp32, one operator
+    // Suppressed tokens after the softmax, as transformers' logits processors do: the other
+    // tokens' log-probabilities keep the suppressed ones' share.
+    if (L.suppress.defined()) logp = logp + L.suppress;
     if (!greedy) return logp;
     auto best = logp.max(-1);
     return torch::stack({std::get<0>(best), std::get<1>(best).to(torch::kFloat)}, 1);
   };
   const auto device = L.tgt_embed->weight.device();
+  if (L.suppress.defined() && L.suppress.device() != device) L.suppress = L.suppress.to(device);
   torch::Tensor out;
   graphed = graphable_ && device.is_cuda() && !torch::GradMode::is_enabled() && s->rows() > 0;
   if (graphed)
@@ -732,7 +801,7 @@ std::vector<TransformerImpl::PartParameters> TransformerImpl::ParameterBreakdown
                    Count(*L.dec[i]->block(Site::kDecoderCross))});
     out.push_back({p + ".ffn", "", Count(*L.dec[i]->ffn())});
   }
-  out.push_back({"final_norms", "", Count(*L.enc_norm) + Count(*L.dec_norm)});
+  if (L.enc_norm) out.push_back({"final_norms", "", Count(*L.enc_norm) + Count(*L.dec_norm)});
   return out;
 }
 

@@ -169,6 +169,8 @@ class TransformerImpl : public torch::nn::Module {
   // and token as fp32) on the device; `graphed`: the result is a graph's output.
   torch::Tensor RunStep(const torch::Tensor& tokens, DecoderState& state, bool greedy,
                         bool& graphed);
+  // The output projection (tied or not) with the final logits bias, over decoder outputs.
+  torch::Tensor Logits(const torch::Tensor& x);
   // The mixer states of a new DecoderState over `enc`'s rows.
   void InitMixerStates(const Encoded& enc, DecoderState& state);
 };

@@ -99,7 +99,7 @@ MseReport EvalMse(model::Transformer& teacher, std::vector<Student>& students,
     n[it->second] += cnt;
   });
   for (const auto& rows : MakeBatches(pairs, max_tokens, false, 0)) {
-    auto b = MakeBatch(pairs, rows, device);
+    auto b = MakeBatch(pairs, rows, device, teacher->spec().ids);
     teacher->Forward(b.src, b.tgt_in);
   }
   teacher->SetTap(nullptr);
@@ -293,7 +293,7 @@ int RunDistill(const Args& args) {
       ++step;
       const double lr = InverseSqrtLr(step, peak, warmup);
       SetLr(opt, lr);
-      auto b = MakeBatch(train.pairs, rows, device);
+      auto b = MakeBatch(train.pairs, rows, device, teacher->spec().ids);
       records.clear();
       teacher->SetTap([&](const model::SiteActivations& a) {
         if (index.count({static_cast<int>(a.site), a.layer})) records.push_back(a);

@@ -40,16 +40,16 @@ void SetThreads(int threads) {
 }
 
 BatchTensors MakeBatch(const std::vector<TokenPair>& pairs, const std::vector<int>& rows,
-                       torch::Device device) {
+                       torch::Device device, const SpecialIds& ids) {
   const int64_t B = static_cast<int64_t>(rows.size());
   size_t S = 0, T = 0;
   for (int r : rows) {
     S = std::max(S, pairs[r].src.size() + 1);
     T = std::max(T, pairs[r].tgt.size() + 1);
   }
-  auto src = torch::full({B, static_cast<int64_t>(S)}, ModelSpec::kPad, torch::kLong);
-  auto tin = torch::full({B, static_cast<int64_t>(T)}, ModelSpec::kPad, torch::kLong);
-  auto tout = torch::full({B, static_cast<int64_t>(T)}, ModelSpec::kPad, torch::kLong);
+  auto src = torch::full({B, static_cast<int64_t>(S)}, ids.pad, torch::kLong);
+  auto tin = torch::full({B, static_cast<int64_t>(T)}, ids.pad, torch::kLong);
+  auto tout = torch::full({B, static_cast<int64_t>(T)}, ids.pad, torch::kLong);
   auto s = src.accessor<int64_t, 2>();
   auto ti = tin.accessor<int64_t, 2>();
   auto to = tout.accessor<int64_t, 2>();
@@ -57,13 +57,13 @@ BatchTensors MakeBatch(const std::vector<TokenPair>& pairs, const std::vector<in
   for (int64_t i = 0; i < B; ++i) {
     const auto& p = pairs[rows[i]];
     for (size_t j = 0; j < p.src.size(); ++j) s[i][j] = p.src[j];
-    s[i][p.src.size()] = ModelSpec::kEos;
-    ti[i][0] = ModelSpec::kBos;
+    s[i][p.src.size()] = ids.eos;
+    ti[i][0] = ids.decoder_start;
     for (size_t j = 0; j < p.tgt.size(); ++j) {
       ti[i][j + 1] = p.tgt[j];
       to[i][j] = p.tgt[j];
     }
-    to[i][p.tgt.size()] = ModelSpec::kEos;
+    to[i][p.tgt.size()] = ids.eos;
     b.src_tokens += static_cast<int64_t>(p.src.size()) + 1;
     b.tgt_tokens += static_cast<int64_t>(p.tgt.size()) + 1;
   }
@@ -74,24 +74,24 @@ BatchTensors MakeBatch(const std::vector<TokenPair>& pairs, const std::vector<in
 }
 
 torch::Tensor SourceTensor(const std::vector<std::vector<int>>& srcs, int max_len,
-                           torch::Device device) {
+                           torch::Device device, const SpecialIds& ids) {
   size_t S = 1;
   for (const auto& x : srcs) S = std::max(S, std::min<size_t>(x.size(), max_len - 1) + 1);
   auto t = torch::full({static_cast<int64_t>(srcs.size()), static_cast<int64_t>(S)},
-                       ModelSpec::kPad, torch::kLong);
+                       ids.pad, torch::kLong);
   auto a = t.accessor<int64_t, 2>();
   for (size_t i = 0; i < srcs.size(); ++i) {
     const size_t n = std::min<size_t>(srcs[i].size(), max_len - 1);
     for (size_t j = 0; j < n; ++j) a[i][j] = srcs[i][j];
-    a[i][n] = ModelSpec::kEos;
+    a[i][n] = ids.eos;
   }
   return t.to(device);
 }
 
 LossSums SmoothedCrossEntropy(const torch::Tensor& logits, const torch::Tensor& target,
-                              double epsilon) {
+                              double epsilon, int pad) {
   auto lp = torch::log_softmax(logits.to(torch::kFloat), -1);  // [B, T, V]
-  auto mask = target.ne(ModelSpec::kPad);                      // [B, T]
+  auto mask = target.ne(pad);                                  // [B, T]
   auto nll = -lp.gather(-1, target.unsqueeze(-1)).squeeze(-1);  // [B, T]
   auto smooth = -lp.mean(-1);                                   // [B, T]
   auto per_token = (1.0 - epsilon) * nll + epsilon * smooth;
@@ -104,11 +104,11 @@ LossSums SmoothedCrossEntropy(const torch::Tensor& logits, const torch::Tensor& 
 
 torch::Tensor DistillationKl(const torch::Tensor& student_logits,
                              const torch::Tensor& teacher_logits, const torch::Tensor& target,
-                             double temperature) {
+                             double temperature, int pad) {
   auto ls = torch::log_softmax(student_logits.to(torch::kFloat) / temperature, -1);
   auto lt = torch::log_softmax(teacher_logits.to(torch::kFloat) / temperature, -1);
   auto kl = (lt.exp() * (lt - ls)).sum(-1);  // [B, T]
-  auto mask = target.ne(ModelSpec::kPad);
+  auto mask = target.ne(pad);
   return kl.masked_select(mask).sum() * (temperature * temperature);
 }
 
@@ -156,12 +156,13 @@ std::vector<std::string> Translate(model::Transformer& model, const Tokenizer& t
                    [&](size_t a, size_t b) { return ids[a].size() < ids[b].size(); });
   model::SearchOptions so;
   so.beam_size = beam;
+  so.length_penalty = model->spec().decoding.length_penalty;
   std::vector<std::string> out(sources.size());
   for (size_t start = 0; start < order.size(); start += batch_size) {
     const size_t end = std::min(order.size(), start + static_cast<size_t>(batch_size));
     std::vector<std::vector<int>> batch;
     for (size_t k = start; k < end; ++k) batch.push_back(ids[order[k]]);
-    auto src = SourceTensor(batch, model->spec().max_len, device);
+    auto src = SourceTensor(batch, model->spec().max_len, device, model->spec().ids);
     auto hyps = beam > 1 ? model::BeamSearch(model, src, so) : model::GreedySearch(model, src, so);
     for (size_t k = start; k < end; ++k) {
       const auto& h = hyps[k - start];

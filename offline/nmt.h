@@ -24,10 +24,10 @@ struct BatchTensors {
   int64_t src_tokens = 0, tgt_tokens = 0;  // real tokens (with EOS)
 };
 BatchTensors MakeBatch(const std::vector<TokenPair>& pairs, const std::vector<int>& rows,
-                       torch::Device device);
+                       torch::Device device, const SpecialIds& ids = {});
 // Sources only: ids truncated to max_len - 1, EOS appended, padded.
 torch::Tensor SourceTensor(const std::vector<std::vector<int>>& srcs, int max_len,
-                           torch::Device device);
+                           torch::Device device, const SpecialIds& ids = {});
 
 // Label-smoothed cross-entropy summed over real target tokens:
 //   loss_t = (1 - eps) * (-log p(y_t)) + eps * mean_v(-log p(v))
@@ -38,12 +38,12 @@ struct LossSums {
   int64_t tokens = 0;
 };
 LossSums SmoothedCrossEntropy(const torch::Tensor& logits, const torch::Tensor& target,
-                              double epsilon);
+                              double epsilon, int pad = SpecialIds{}.pad);
 
 // Knowledge distillation term summed over real tokens: T^2 * KL(p_teacher^T || p_student^T).
 torch::Tensor DistillationKl(const torch::Tensor& student_logits,
                              const torch::Tensor& teacher_logits, const torch::Tensor& target,
-                             double temperature);
+                             double temperature, int pad = SpecialIds{}.pad);
 
 // Linear warmup to `peak` over `warmup` steps, then peak * sqrt(warmup / step).
 double InverseSqrtLr(int64_t step, double peak, int64_t warmup);

@@ -221,13 +221,13 @@ void TrainLoop(model::Transformer& model, const Tokenizer& tok, const Corpus& tr
       ++st.step;
       const double lr = InverseSqrtLr(st.step, c.lr, c.warmup);
       SetLr(opt, lr);
-      auto b = MakeBatch(train.pairs, batches[st.batch], c.device);
+      auto b = MakeBatch(train.pairs, batches[st.batch], c.device, model->spec().ids);
       LossSums ce;
       torch::Tensor loss;
       {
         AutocastScope autocast(c.precision, c.device);
         auto logits = model->Forward(b.src, b.tgt_in);
-        ce = SmoothedCrossEntropy(logits, b.tgt_out, c.epsilon);
+        ce = SmoothedCrossEntropy(logits, b.tgt_out, c.epsilon, model->spec().ids.pad);
         loss = ce.loss / static_cast<double>(ce.tokens);
         if (teacher) {
           torch::Tensor tl;
@@ -235,7 +235,8 @@ void TrainLoop(model::Transformer& model, const Tokenizer& tok, const Corpus& tr
             torch::NoGradGuard ng;
             tl = teacher->Forward(b.src, b.tgt_in);
           }
-          auto kd = DistillationKl(logits, tl, b.tgt_out, c.temperature) / static_cast<double>(ce.tokens);
+          auto kd = DistillationKl(logits, tl, b.tgt_out, c.temperature, model->spec().ids.pad) /
+                    static_cast<double>(ce.tokens);
           loss = (1 - c.kd_alpha) * loss + c.kd_alpha * kd;
         }
       }

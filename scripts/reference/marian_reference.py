@@ -8,10 +8,10 @@ itself never imports any of them. Two commands:
       A MarianMT model with random weights, in the Hugging Face layout (config.json,
       generation_config.json, model.safetensors, source.spm, target.spm, vocab.json,
       tokenizer_config.json; --bin adds pytorch_model.bin). vocab.json is the union of both
-      SentencePiece models' pieces, "</s>" 0, "<unk>" 1, "<pad>" last, as in OPUS-MT. The
-      weights are drawn so that translations are neither constant nor empty: a larger init_std
-      than training would use, and an EOS bias searched so that greedy outputs of the first
-      64 sentences have a median length between 8 and 24 tokens.
+      SentencePiece models' pieces, "</s>" 0, "<unk>" 1, "<pad>" last, as in OPUS-MT. With
+      --train-steps the random model is then trained on the given pairs (AdamW, bf16 autocast
+      on CUDA), so that translations end at varied lengths as a real model's do (a random
+      model repeats one token to the length limit).
 
   goldens MODEL_DIR SENTENCES OUT_TSV [--device cpu|cuda] [--dtype fp32|fp16] [--limit N]
       MarianTokenizer's ids of each sentence and `generate` greedy and beam-4 outputs (ids,
@@ -28,9 +28,9 @@ import sys
 import time
 
 SHAPES = {
-    # d_model, layers (enc = dec), heads, ffn, max positions, init_std
-    "tiny": (32, 2, 4, 64, 128, 0.3),
-    "base": (512, 6, 8, 2048, 512, 0.1),
+    # d_model, layers (enc = dec), heads, ffn, max positions, init_std (transformers' default)
+    "tiny": (32, 2, 4, 64, 128, 0.02),
+    "base": (512, 6, 8, 2048, 512, 0.02),
 }
 MAX_NEW_TOKENS = 48
 
@@ -95,32 +95,52 @@ def cmd_make(a):
         forced_eos_token_id=0, share_encoder_decoder_embeddings=True,
         dropout=0.1, attention_dropout=0.0, activation_dropout=0.0)
     torch.manual_seed(a.seed)
-    model = MarianMTModel(config).eval()
+    model = MarianMTModel(config)
     model.generation_config.bad_words_ids = [[pad]]
     model.generation_config.num_beams = 4
     model.generation_config.max_length = positions
-    gen = torch.Generator().manual_seed(a.seed + 1)
-    bias = torch.randn(1, len(vocab), generator=gen) * 0.5
-    probe = read_lines(a.probe, 64)
-    chosen = None
-    for eos_bias in [x * 0.5 for x in range(0, 41)]:
-        b = bias.clone()
-        b[0, 0] += eos_bias
-        model.final_logits_bias.copy_(b)
-        m = median_greedy_length(model, tok, probe)
-        print(f"make {a.shape}: eos bias {eos_bias:.1f}: median greedy length {m}", flush=True)
-        if 8 <= m <= 24:
-            chosen = eos_bias
-            break
-    if chosen is None:
-        sys.exit("make: no EOS bias gives a median length in [8, 24]")
+    if a.train_steps:
+        train(model, tok, a)
+    model = model.float().cpu().eval()
     model.save_pretrained(a.out_dir)
     tok.save_pretrained(a.out_dir)
     if a.bin:
         torch.save(model.state_dict(), os.path.join(a.out_dir, "pytorch_model.bin"))
     print(f"make {a.shape}: {sum(p.numel() for p in model.parameters())} parameters, "
-          f"vocab {len(vocab)}, EOS bias {chosen}, saved to {a.out_dir}: "
+          f"vocab {len(vocab)}, median greedy length "
+          f"{median_greedy_length(model, tok, read_lines(a.probe, 64))}, saved to {a.out_dir}: "
           f"{sorted(os.listdir(a.out_dir))}", flush=True)
+
+
+def train(model, tok, a):
+    """Adam on Multi30k pairs, so that outputs end at varied lengths like a real model's."""
+    import random
+    import torch
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    src = read_lines(a.train_src)
+    tgt = read_lines(a.train_tgt)
+    pairs = list(zip(src, tgt))
+    rng = random.Random(a.seed)
+    model.to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / 200) * max(0.05, 1 - s / a.train_steps))
+    started = time.time()
+    for step in range(a.train_steps):
+        batch = rng.sample(pairs, a.batch)
+        enc = tok([p[0] for p in batch], text_target=[p[1] for p in batch], return_tensors="pt",
+                  padding=True, truncation=True, max_length=64).to(device)
+        enc["labels"][enc["labels"] == model.config.pad_token_id] = -100
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
+            loss = model(**enc).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad()
+        if step % 250 == 0 or step == a.train_steps - 1:
+            print(f"train step {step}: loss {loss.item():.3f} ({time.time() - started:.0f} s)",
+                  flush=True)
 
 
 def ids_text(row, start_dropped=True):
@@ -175,7 +195,12 @@ def main():
     m.add_argument("--shape", choices=sorted(SHAPES), required=True)
     m.add_argument("--source-spm", required=True)
     m.add_argument("--target-spm", required=True)
-    m.add_argument("--probe", required=True, help="sentences for the EOS-bias search")
+    m.add_argument("--probe", required=True, help="sentences for the length report")
+    m.add_argument("--train-src", help="source side of training pairs")
+    m.add_argument("--train-tgt", help="target side of training pairs")
+    m.add_argument("--train-steps", type=int, default=0)
+    m.add_argument("--batch", type=int, default=64)
+    m.add_argument("--lr", type=float, default=5e-4)
     m.add_argument("--seed", type=int, default=1)
     m.add_argument("--bin", action="store_true", help="also write pytorch_model.bin")
     g = sub.add_parser("goldens")
