@@ -182,6 +182,7 @@ std::vector<DecodeSession::Finished> SessionImpl::Step() {
       Hypothesis y;
       y.tokens.assign(h.tokens.begin(), h.tokens.end());
       y.score = h.score;
+      y.ended_with_eos = h.ended_with_eos;
       f.hyps.push_back(std::move(y));
     }
     out.push_back(std::move(f));

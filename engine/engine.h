@@ -46,6 +46,7 @@ struct DecodeOptions {
 struct Hypothesis {
   std::vector<int> tokens;  // without BOS/EOS
   float score = 0;          // length-normalised log-probability
+  bool ended_with_eos = false;  // false: stopped at the length limit
 };
 
 struct ModelInfo {
