@@ -40,9 +40,19 @@ void ValidateSearchOptions(const SearchOptions& o) {
                                         : "beam_size (" + std::to_string(width) + ")"));
 }
 
-float LengthPenalty(int len, float alpha) {
+BeamRule BeamRuleOf(const ModelSpec& spec) {
+  const std::string& rule = spec.decoding.beam_rule;
+  if (rule == "gnmt") return BeamRule::kGnmt;
+  if (rule == "huggingface") return BeamRule::kHuggingFace;
+  throw std::invalid_argument("decoding.beam_rule must be \"gnmt\" or \"huggingface\", got \"" +
+                              rule + "\"");
+}
+
+float LengthPenalty(int len, float alpha, BeamRule rule) {
   if (alpha == 0) return 1.0f;
-  return std::pow((5.0f + static_cast<float>(len)) / 6.0f, alpha);
+  if (rule == BeamRule::kGnmt) return std::pow((5.0f + static_cast<float>(len)) / 6.0f, alpha);
+  // transformers divides an fp32 score by Python's float len ** alpha (a double).
+  return static_cast<float>(std::pow(static_cast<double>(len), static_cast<double>(alpha)));
 }
 
 struct IncrementalSearch::Impl {
@@ -54,12 +64,16 @@ struct IncrementalSearch::Impl {
     uint64_t id;
     int max_out;
     std::vector<Hyp> live;  // `width` rows in the decoder state, in row order
-    std::vector<SearchHypothesis> finished;
+    std::vector<SearchHypothesis> finished;  // huggingface rule: best first, at most `width`
     bool dead = false;      // answered or removed; its row waits to be dropped (keep_dead)
+    int generated = 0;      // tokens of the live hypotheses (beam search)
   };
 
   Transformer model{nullptr};
   SearchOptions opt;
+  BeamRule rule = BeamRule::kGnmt;
+  bool eos_at_max_len = false;  // DecodingSpec::eos_at_max_len
+  int64_t start = 0, eos = 0;   // the model's decoder start and EOS ids
   bool beam = false;
   int width = 1;  // rows per sentence
   std::unique_ptr<DecoderState> state;
@@ -96,13 +110,13 @@ struct IncrementalSearch::Impl {
     Compact(index, kept);
   }
 
-  SearchHypothesis Finish(const Hyp& h, bool eos) const {
+  SearchHypothesis Finish(const Hyp& h, bool with_eos) const {
     SearchHypothesis r;
     r.tokens = h.tokens;
     r.log_prob = h.log_prob;
-    r.ended_with_eos = eos;
-    const int len = static_cast<int>(h.tokens.size()) + (eos ? 1 : 0);
-    r.score = h.log_prob / LengthPenalty(len, opt.length_penalty);
+    r.ended_with_eos = with_eos;
+    const int len = static_cast<int>(h.tokens.size()) + (with_eos ? 1 : 0);
+    r.score = h.log_prob / LengthPenalty(len, opt.length_penalty, rule);
     return r;
   }
 
@@ -122,8 +136,7 @@ struct IncrementalSearch::Impl {
     t.reserve(sentences.size() * width);
     for (const auto& s : sentences)
       for (const auto& h : s.live)
-        t.push_back(s.dead ? ModelSpec::kEos
-                           : h.tokens.empty() ? ModelSpec::kBos : h.tokens.back());
+        t.push_back(s.dead ? eos : h.tokens.empty() ? start : h.tokens.back());
     return torch::tensor(t, torch::kLong);
   }
 
@@ -152,11 +165,14 @@ struct IncrementalSearch::Impl {
       }
       auto& h = s.live[0];
       h.log_prob += v[i];
-      if (t[i] == ModelSpec::kEos) {
+      if (t[i] == eos) {
         s.finished.push_back(Finish(h, true));
       } else {
         h.tokens.push_back(t[i]);
-        if (static_cast<int>(h.tokens.size()) >= s.max_out) s.finished.push_back(Finish(h, false));
+        // With eos_at_max_len the next step could only take EOS, at log-probability 0: it is
+        // appended here, without a decoder step.
+        if (static_cast<int>(h.tokens.size()) >= s.max_out)
+          s.finished.push_back(Finish(h, eos_at_max_len));
       }
       if (!s.finished.empty()) {
         done.push_back(Result(s));
@@ -198,6 +214,52 @@ struct IncrementalSearch::Impl {
     return done;
   }
 
+  // After a beam step under the gnmt rule: whether sentence `s` has ended (finishing its live
+  // hypotheses at the length limit).
+  bool GnmtEnds(Sentence& s) const {
+    if (static_cast<int>(s.finished.size()) >= width) return true;
+    if (s.live[0].log_prob == kNegInf) return true;  // nothing left alive
+    if (s.generated < s.max_out) return false;
+    for (const auto& h : s.live)
+      if (h.log_prob != kNegInf) s.finished.push_back(Finish(h, eos_at_max_len));
+    return true;
+  }
+
+  // Keeps the best `width` of `s`'s finished hypotheses and `fresh` (old ones first among
+  // equal scores).
+  void KeepBest(Sentence& s, std::vector<SearchHypothesis>& fresh) const {
+    auto& f = s.finished;
+    f.insert(f.end(), std::make_move_iterator(fresh.begin()), std::make_move_iterator(fresh.end()));
+    fresh.clear();
+    std::stable_sort(f.begin(), f.end(), [](const SearchHypothesis& a,
+                                            const SearchHypothesis& b) {
+      return a.score > b.score;
+    });
+    if (static_cast<int>(f.size()) > width) f.resize(width);
+  }
+
+  // After a beam step under the huggingface rule, given the hypotheses it finished: whether
+  // sentence `s` has ended. `last`: the length limit's step.
+  bool HuggingFaceEnds(Sentence& s, std::vector<SearchHypothesis>& fresh, bool last) const {
+    KeepBest(s, fresh);
+    if (last) return true;
+    const float best = s.live[0].log_prob;
+    if (best == kNegInf) return true;  // nothing left alive
+    // transformers' early-stop heuristic: no live hypothesis, scored at its current length,
+    // beats the worst of `width` finished ones.
+    if (static_cast<int>(s.finished.size()) >= width &&
+        !(best / LengthPenalty(s.generated, opt.length_penalty, rule) > s.finished.back().score))
+      return true;
+    if (s.generated < s.max_out) return false;
+    // eos_at_max_len: the next step could only take EOS, at log-probability 0, so each live
+    // hypothesis (at most `width`: all among the step's first `width`) is finished with it,
+    // without a decoder step.
+    for (const auto& h : s.live)
+      if (h.log_prob != kNegInf) fresh.push_back(Finish(h, true));
+    KeepBest(s, fresh);
+    return true;
+  }
+
   std::vector<SearchResult> StepBeam(const torch::Tensor& logp) {
     const int64_t n = static_cast<int64_t>(sentences.size());
     const int64_t v = logp.size(1);
@@ -216,18 +278,32 @@ struct IncrementalSearch::Impl {
     std::vector<SearchResult> done;
     std::vector<Sentence> kept;
     std::vector<int64_t> index;
+    const bool hf = rule == BeamRule::kHuggingFace;
     for (int64_t i = 0; i < n; ++i) {
       auto& s = sentences[i];
+      ++s.generated;
+      // The huggingface rule's last step (without eos_at_max_len): each of the first `width`
+      // extensions is finished, EOS or not.
+      const bool last = hf && !eos_at_max_len && s.generated >= s.max_out;
       std::vector<Hyp> live;
       std::vector<int64_t> origin;
+      std::vector<SearchHypothesis> fresh;  // finished in this step (huggingface rule)
+      auto& finished = hf ? fresh : s.finished;
       for (int64_t j = 0; j < k2; ++j) {
         const float score = ts[i][j];
         if (score == kNegInf) break;
         const int64_t beam = ti[i][j] / v, tok = ti[i][j] % v;
         const Hyp& parent = s.live[beam];
-        if (tok == ModelSpec::kEos) {
+        if (tok == eos) {
           // Only an EOS among the best `width` extensions finishes a hypothesis.
-          if (j < width) s.finished.push_back(Finish(Hyp{parent.tokens, score}, true));
+          if (j < width) finished.push_back(Finish(Hyp{parent.tokens, score}, true));
+          continue;
+        }
+        if (last) {
+          if (j >= width) break;
+          Hyp h{parent.tokens, score};
+          h.tokens.push_back(tok);
+          finished.push_back(Finish(h, false));
           continue;
         }
         if (static_cast<int>(live.size()) < width) {
@@ -243,13 +319,7 @@ struct IncrementalSearch::Impl {
         origin.push_back(i * width);
       }
       s.live = std::move(live);
-      bool end = static_cast<int>(s.finished.size()) >= width;
-      if (!end && s.live[0].log_prob == kNegInf) end = true;  // nothing left alive
-      if (!end && static_cast<int>(s.live[0].tokens.size()) >= s.max_out) {
-        for (const auto& h : s.live)
-          if (h.log_prob != kNegInf) s.finished.push_back(Finish(h, false));
-        end = true;
-      }
+      const bool end = hf ? HuggingFaceEnds(s, fresh, last) : GnmtEnds(s);
       if (end) {
         done.push_back(Result(s));
       } else {
@@ -267,6 +337,11 @@ IncrementalSearch::IncrementalSearch(Transformer model, const SearchOptions& opt
   ValidateSearchOptions(options);
   impl_->model = std::move(model);
   impl_->opt = options;
+  const ModelSpec& spec = impl_->model->spec();
+  impl_->rule = BeamRuleOf(spec);
+  impl_->eos_at_max_len = spec.decoding.eos_at_max_len;
+  impl_->start = spec.ids.decoder_start;
+  impl_->eos = spec.ids.eos;
   impl_->beam = options.algorithm == SearchOptions::Algorithm::kBeam ||
                 (options.algorithm == SearchOptions::Algorithm::kAuto && options.beam_size > 1);
   impl_->width = impl_->beam ? options.beam_size : 1;

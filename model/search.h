@@ -2,18 +2,37 @@
 // batching: sentences join (Add) and leave (Remove, or on finishing) between steps, and
 // finished rows are dropped from the decoder state (at once, or later: dead_rows below).
 //
-// Scores: a hypothesis's log-probability is the sum of the log-probabilities of its tokens,
-// EOS included. Hypotheses are ranked by log_prob / lp(len) with the GNMT length penalty
-//   lp(len) = ((5 + len) / 6) ^ alpha
-// where len counts the generated tokens including EOS and alpha = length_penalty (alpha 0
-// ranks by raw log-probability). A hypothesis that reaches max_output_tokens without EOS is
-// finished as it is (no EOS appended, len = its token count).
+// The model's spec brings the special ids (decoding starts from ids.decoder_start, EOS is
+// ids.eos) and the decoding rules (DecodingSpec): the beam rule, below, and eos_at_max_len.
 //
-// Beam search keeps beam_size live hypotheses per sentence. Each step takes the best
-// 2 * beam_size extensions; an EOS extension ranked within the first beam_size finishes a
-// hypothesis, the best non-EOS extensions stay live. A sentence ends when beam_size
-// hypotheses have finished or at max length (its live hypotheses are then finished too); the
-// n_best best by normalised score are returned. Beam size 1 picks the same tokens as greedy.
+// Scores: a hypothesis's log-probability is the sum of the log-probabilities of its tokens,
+// EOS included. Hypotheses are ranked by log_prob / lp(len), where len counts the generated
+// tokens including EOS and alpha = length_penalty (alpha 0 ranks by raw log-probability).
+// Length: a hypothesis holds at most max_output_tokens (M) tokens without EOS. One that
+// reaches M without EOS is finished as it is (no EOS appended, len = M), or, with
+// eos_at_max_len, takes EOS as its last token with log-probability 0 (every other token is
+// impossible there: transformers' forced_eos_token_id), so that len = M + 1 and its
+// log_prob is unchanged. Greedy search picks the most probable token (argmax) under both
+// rules.
+//
+// Beam rule "gnmt" (the default): lp(len) = ((5 + len) / 6) ^ alpha. Beam search keeps
+// beam_size live hypotheses per sentence. Each step takes the best 2 * beam_size extensions;
+// an EOS extension ranked within the first beam_size finishes a hypothesis, the best non-EOS
+// extensions stay live. A sentence ends when beam_size hypotheses have finished or at max
+// length (its live hypotheses are then finished too); the n_best best by normalised score
+// are returned. Beam size 1 picks the same tokens as greedy.
+//
+// Beam rule "huggingface" (transformers' generate, num_beams = beam_size = k,
+// early_stopping=False): lp(len) = len ^ alpha. Each sentence keeps k live hypotheses
+// (raw scores) and a list of at most k finished ones (normalised scores). A step from t
+// generated tokens takes the best 2k extensions; among the first k of them every EOS
+// extension is finished with score raw / (t + 1)^alpha, and at the last step the length
+// limit allows (t + 1 = M; with eos_at_max_len the step after it, where only EOS is
+// possible) every one of the first k is; the finished list keeps the best k. The best k
+// non-EOS extensions stay live. After the step the sentence is done once the list holds k
+// hypotheses and the best live raw score / (t + 1)^alpha is no better than the worst
+// finished score, or at the length limit; its n_best best finished hypotheses are returned.
+// Beam size 1 picks the same tokens as greedy here too.
 #pragma once
 
 #include <cstdint>
@@ -29,7 +48,7 @@ struct SearchOptions {
   Algorithm algorithm = Algorithm::kAuto;  // kAuto: greedy when beam_size == 1
   int beam_size = 1;
   int max_output_tokens = 0;  // without EOS; 0 or more than max_len - 2: max_len - 2
-  float length_penalty = 1.0f;  // alpha of the GNMT penalty
+  float length_penalty = 1.0f;  // alpha of the length penalty (the model's beam rule)
   int n_best = 1;               // <= beam_size
   // Greedy search with continuous batching: a finished or removed sentence's row may stay in
   // the decoder state as a dead row (fed EOS, its output ignored) until the live rows fit a
@@ -54,12 +73,17 @@ struct SearchOptions {
 
 // Throws std::invalid_argument naming the bad option.
 void ValidateSearchOptions(const SearchOptions& options);
-float LengthPenalty(int len, float alpha);
+
+enum class BeamRule { kGnmt, kHuggingFace };
+// DecodingSpec::beam_rule; throws std::invalid_argument for an unknown name.
+BeamRule BeamRuleOf(const ModelSpec& spec);
+// lp(len) of `rule` (above): what a hypothesis's log_prob is divided by.
+float LengthPenalty(int len, float alpha, BeamRule rule = BeamRule::kGnmt);
 
 struct SearchHypothesis {
-  std::vector<int64_t> tokens;  // without BOS/EOS
+  std::vector<int64_t> tokens;  // without the decoder start and EOS
   float log_prob = 0;           // sum over tokens, EOS included when generated
-  float score = 0;              // log_prob / LengthPenalty(len, alpha)
+  float score = 0;              // log_prob / LengthPenalty(len, alpha, rule)
   bool ended_with_eos = false;
 };
 
