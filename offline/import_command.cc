@@ -55,9 +55,6 @@ int RunImport(const Args& args) {
   }
   model::Transformer& model = imported.model;
   const ModelSpec& spec = model->spec();
-  // The tokenizers must load (a corrupt .spm fails here, not in the server).
-  for (const std::string& tok : {spec.tokenizer_file, spec.target_tokenizer_file})
-    LoadTokenizer((fs::path(from) / tok).string());
 
   const std::string tmp = model_dir + "/.tmp-" + std::to_string(version);
   mixserve::RemoveTree(tmp);
