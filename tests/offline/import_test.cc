@@ -610,5 +610,58 @@ TEST_F(MarianDirTest, CommandLineErrorsExitNonZero) {
   testing::internal::GetCapturedStderr();
 }
 
+// ---- the model transformers wrote (tests/data/marian-tiny) ----
+
+const std::string kTiny = MIXSERVE_SOURCE_DIR "/tests/data/marian-tiny";
+
+TEST(MarianTinyTest, ImportTakesEveryTensorOfTheSafetensorsFile) {
+  const model::MarianImport imp = model::ImportMarian(kTiny);
+  EXPECT_EQ(imp.weights_file, kTiny + "/model.safetensors");
+  std::map<std::string, torch::Tensor> got;
+  for (const auto& p : imp.model->named_parameters(true)) got.emplace(p.key(), p.value());
+  for (const auto& b : imp.model->named_buffers(true)) got.emplace(b.key(), b.value());
+  const auto spec = imp.model->spec();
+  EXPECT_EQ(spec.ids.unk, 1);
+  EXPECT_EQ(spec.source_language, "en");
+  std::vector<model::NamedShape> ms;
+  for (const auto& [n, t] : got) ms.push_back({n, t.sizes().vec()});
+  const NamedTensors file = model::ReadSafetensors(imp.weights_file);
+  std::vector<model::NamedShape> hf;
+  std::map<std::string, torch::Tensor> by_name;
+  for (const auto& [n, t] : file) {
+    hf.push_back({n, t.sizes().vec()});
+    by_name[n] = t;
+  }
+  for (const auto& s : model::MapMarianTensors(spec, hf, ms, "f").tensors) {
+    if (s.source.empty()) continue;
+    auto want = by_name.at(s.source);
+    if (s.fill == model::Fill::kRow) want = want[0];
+    EXPECT_TRUE(torch::equal(got.at(s.target), want)) << s.target;
+  }
+  // transformers does not save the position table: computed, as the Transformer computes it.
+  model::Transformer fresh(spec);
+  std::map<std::string, torch::Tensor> buffers;
+  for (const auto& b : fresh->named_buffers(true)) buffers.emplace(b.key(), b.value());
+  EXPECT_TRUE(torch::allclose(got.at("positions"), buffers.at("positions"), 0, 1e-6));
+}
+
+TEST(MarianTinyTest, PytorchModelBinIsReadOrRefusedWithTheReason) {
+  const std::string bin = kTiny + "/pytorch_model.bin";
+  NamedTensors tensors;
+  const std::string e = ErrorOf([&] { tensors = model::ReadTorchStateDict(bin); });
+  if (!e.empty()) {  // LibTorch 1.13: the OrderedDict of torch.save comes back as None
+    EXPECT_CONTAINS(e, bin + ": LibTorch");
+    EXPECT_CONTAINS(e, "collections.OrderedDict");
+    return;
+  }
+  std::map<std::string, torch::Tensor> st;
+  for (const auto& [n, t] : model::ReadSafetensors(kTiny + "/model.safetensors")) st[n] = t;
+  for (const auto& [n, t] : tensors) {
+    if (st.count(n)) {
+      EXPECT_TRUE(torch::equal(t, st.at(n))) << n;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace mixserve
