@@ -254,6 +254,15 @@ std::map<std::string, std::string> ExpectedNames() {
   return m;
 }
 
+// The parameters and buffers of the Transformer of `spec`.
+std::vector<model::NamedShape> TransformerNames(const ModelSpec& spec) {
+  model::Transformer m(spec);
+  std::vector<model::NamedShape> out;
+  for (const auto& p : m->named_parameters(true)) out.push_back({p.key(), p.value().sizes().vec()});
+  for (const auto& b : m->named_buffers(true)) out.push_back({b.key(), b.value().sizes().vec()});
+  return out;
+}
+
 class MarianDirTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -313,17 +322,6 @@ class MarianDirTest : public ::testing::Test {
       if (n == name) return t;
     throw std::runtime_error("no " + name);
   }
-  // Until the Transformer builds norm "post" models (no final norms), whole imports cannot
-  // succeed; the tests of refusals still run.
-  static bool PostNormTransformer() {
-    ModelSpec s = UniformSpec(16, 32, 2, 1, 1, 12);
-    s.norm = "post";
-    model::Transformer m(s);
-    for (const auto& p : m->named_parameters(true))
-      if (p.key().rfind("encoder_norm", 0) == 0) return false;
-    return true;
-  }
-
   static std::string* spm_dir_;
   std::string root_, dir_;
   NamedTensors tensors_;
@@ -376,26 +374,17 @@ TEST_F(MarianDirTest, MapsEveryTensorOfTheStateDict) {
   const auto vocab = ReadHfVocabularySummary(dir_ + "/vocab.json", {"<unk>"});
   const auto config = ReadHfJsonObject(dir_ + "/config.json");
   ModelSpec spec = model::MarianSpec(config, config, vocab);
-  // The names and shapes of a Transformer of this spec; norm "pre" adds final norms, which
-  // a MarianMT model lacks (dropped here, refused below).
+  const std::vector<model::NamedShape> ms = TransformerNames(spec);
+  // norm "pre" adds final norms, which a MarianMT model lacks (refused below).
   ModelSpec pre = spec;
   pre.norm = "pre";
-  model::Transformer m(pre);
-  std::vector<model::NamedShape> ms, ms_no_final;
-  for (const auto& p : m->named_parameters(true)) ms.push_back({p.key(), p.value().sizes().vec()});
-  for (const auto& b : m->named_buffers(true)) ms.push_back({b.key(), b.value().sizes().vec()});
-  bool has_bias = false;
-  for (const auto& t : ms) has_bias |= t.name == "final_logits_bias";
-  if (!has_bias) ms.push_back({"final_logits_bias", {kV}});  // a buffer of spec.final_logits_bias
-  for (const auto& t : ms)
-    if (t.name.rfind("encoder_norm.", 0) != 0 && t.name.rfind("decoder_norm.", 0) != 0)
-      ms_no_final.push_back(t);
+  const std::vector<model::NamedShape> ms_pre = TransformerNames(pre);
   std::vector<model::NamedShape> hf;
   for (const auto& [n, t] : tensors_) hf.push_back({n, t.sizes().vec()});
 
-  const model::MarianMapping map = model::MapMarianTensors(spec, hf, ms_no_final, "w");
+  const model::MarianMapping map = model::MapMarianTensors(spec, hf, ms, "w");
   const auto expected = ExpectedNames();
-  ASSERT_EQ(map.tensors.size(), ms_no_final.size());
+  ASSERT_EQ(map.tensors.size(), ms.size());
   std::set<std::string> seen;
   for (const auto& s : map.tensors) {
     seen.insert(s.target);
@@ -424,14 +413,14 @@ TEST_F(MarianDirTest, MapsEveryTensorOfTheStateDict) {
   for (const auto& t : hf)
     if (t.name.find("embed_positions") == std::string::npos && t.name != "final_logits_bias")
       hf_less.push_back(t);
-  auto short_ms = ms_no_final;
+  auto short_ms = ms;
   for (auto& t : short_ms)
     if (t.name == "positions") t.shape[0] = 8;
   for (const auto& s : model::MapMarianTensors(spec, hf, short_ms, "w").tensors)
     if (s.target == "positions") {
       EXPECT_EQ(s.fill, model::Fill::kFirstRows);
     }
-  for (const auto& s : model::MapMarianTensors(spec, hf_less, ms_no_final, "w").tensors) {
+  for (const auto& s : model::MapMarianTensors(spec, hf_less, ms, "w").tensors) {
     if (s.target == "positions") {
       EXPECT_EQ(s.fill, model::Fill::kSinusoids);
     }
@@ -441,24 +430,52 @@ TEST_F(MarianDirTest, MapsEveryTensorOfTheStateDict) {
   }
 
   // Refusals name the tensor.
-  EXPECT_CONTAINS(ErrorOf([&] { model::MapMarianTensors(spec, hf, ms, "w"); }),
+  EXPECT_CONTAINS(ErrorOf([&] { model::MapMarianTensors(spec, hf, ms_pre, "w"); }),
                   "mixserve tensor 'encoder_norm.weight'");
   auto hf_missing = hf;
   hf_missing.erase(std::find_if(hf_missing.begin(), hf_missing.end(), [](const auto& t) {
     return t.name == "model.decoder.layers.1.encoder_attn.v_proj.bias";
   }));
-  EXPECT_CONTAINS(ErrorOf([&] { model::MapMarianTensors(spec, hf_missing, ms_no_final, "w"); }),
+  EXPECT_CONTAINS(ErrorOf([&] { model::MapMarianTensors(spec, hf_missing, ms, "w"); }),
                   "w lacks tensor 'model.decoder.layers.1.encoder_attn.v_proj.bias' "
                   "(mixserve's 'decoder.1.cross.mixer.v.bias', shape [16])");
   auto hf_extra = hf;
   hf_extra.push_back({"model.encoder.layernorm_embedding.weight", {kD}});
-  EXPECT_CONTAINS(ErrorOf([&] { model::MapMarianTensors(spec, hf_extra, ms_no_final, "w"); }),
+  EXPECT_CONTAINS(ErrorOf([&] { model::MapMarianTensors(spec, hf_extra, ms, "w"); }),
                   "w: tensor 'model.encoder.layernorm_embedding.weight' (shape [16]) has no "
                   "place");
 }
 
+TEST_F(MarianDirTest, UnsharedEmbeddingsMapToTheirOwnTables) {
+  auto f = ConfigFields();
+  f["share_encoder_decoder_embeddings"] = "false";
+  WriteConfig(f);
+  const auto vocab = ReadHfVocabularySummary(dir_ + "/vocab.json", {"<unk>"});
+  const auto config = ReadHfJsonObject(dir_ + "/config.json");
+  ModelSpec spec = model::MarianSpec(config, config, vocab);
+  ASSERT_FALSE(spec.share_embeddings);
+  const std::vector<model::NamedShape> ms = TransformerNames(spec);
+  // transformers' unshared model has no model.shared; lm_head separate, or tied to the
+  // decoder's embeddings and then absent from the file.
+  std::vector<model::NamedShape> hf;
+  for (const auto& [n, t] : tensors_)
+    if (n != "model.shared.weight") hf.push_back({n, t.sizes().vec()});
+  auto source_of = [](const model::MarianMapping& map, const std::string& target) {
+    for (const auto& s : map.tensors)
+      if (s.target == target) return s.source;
+    return std::string("(none)");
+  };
+  auto map = model::MapMarianTensors(spec, hf, ms, "w");
+  EXPECT_EQ(source_of(map, "src_embed.weight"), "model.encoder.embed_tokens.weight");
+  EXPECT_EQ(source_of(map, "tgt_embed.weight"), "model.decoder.embed_tokens.weight");
+  EXPECT_EQ(source_of(map, "out_proj.weight"), "lm_head.weight");
+  hf.erase(std::find_if(hf.begin(), hf.end(),
+                        [](const auto& t) { return t.name == "lm_head.weight"; }));
+  map = model::MapMarianTensors(spec, hf, ms, "w");
+  EXPECT_EQ(source_of(map, "out_proj.weight"), "model.decoder.embed_tokens.weight");
+}
+
 TEST_F(MarianDirTest, ImportWritesAVersionWithTheSourceTensors) {
-  if (!PostNormTransformer()) GTEST_SKIP() << "the Transformer does not build norm \"post\" yet";
   const std::string repo = root_ + "/repo";
   testing::internal::CaptureStdout();
   const int code = offline::Main(
@@ -496,7 +513,6 @@ TEST_F(MarianDirTest, ImportWritesAVersionWithTheSourceTensors) {
 }
 
 TEST_F(MarianDirTest, WithoutPositionTableOrBiasTheyAreComputed) {
-  if (!PostNormTransformer()) GTEST_SKIP() << "the Transformer does not build norm \"post\" yet";
   NamedTensors less;
   for (const auto& [n, t] : tensors_)
     if (n.find("embed_positions") == std::string::npos && n != "final_logits_bias" &&
@@ -579,10 +595,8 @@ TEST_F(MarianDirTest, WeightRefusalsNameTheFileAndTensor) {
   for (auto& [n, v] : t)
     if (n == "lm_head.weight") v = torch::randn({kV, kD});
   WriteWeights(t);
-  if (PostNormTransformer()) {
-    EXPECT_CONTAINS(ImportError(), st + ": tensor 'lm_head.weight' differs from "
-                                        "'model.shared.weight'");
-  }
+  EXPECT_CONTAINS(ImportError(), st + ": tensor 'lm_head.weight' differs from "
+                                      "'model.shared.weight'");
   // A truncated file.
   WriteWeights(tensors_);
   fs::resize_file(st, fs::file_size(st) - 100);
