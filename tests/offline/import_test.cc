@@ -81,6 +81,9 @@ TEST(SafetensorsTest, RoundTripKeepsNamesDtypesShapesAndValues) {
   EXPECT_EQ(n % 8, 0u);
   std::string json(n, ' ');
   f.read(json.data(), static_cast<std::streamsize>(n));
+  // Offsets and sizes as JSON integers, which other readers (serde's u64) require.
+  EXPECT_CONTAINS(json, "\"data_offsets\":[0,48]");
+  EXPECT_CONTAINS(json, "\"shape\":[3,4]");
   const SafetensorsHeader h = ParseSafetensorsHeader(json, "m");
   EXPECT_EQ(h.metadata.at("format"), "pt");
   ASSERT_EQ(h.tensors.size(), 4u);
