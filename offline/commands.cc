@@ -26,6 +26,7 @@ const std::map<std::string, Command>& Commands() {
       {"finetune", {RunFinetune, "fine-tune a model end to end (cross-entropy + distillation)"}},
       {"eval", {RunEval, "BLEU (greedy, beam), latency and throughput on test sets"}},
       {"export", {RunExport, "write a versioned model directory into a model repository"}},
+      {"import", {RunImport, "a Hugging Face MarianMT directory as a versioned model directory"}},
       {"sweep", {RunSweep, "distill + eval over a grid; ablation table (md, csv) and plot (svg)"}},
   };
   return kCommands;

@@ -16,6 +16,7 @@ int RunDistill(const Args& args);   // fit attention replacements to a teacher, 
 int RunFinetune(const Args& args);  // end-to-end fine-tuning with knowledge distillation
 int RunEval(const Args& args);      // BLEU greedy/beam, latency, throughput
 int RunExport(const Args& args);    // versioned model directory in a repository
+int RunImport(const Args& args);    // Hugging Face MarianMT directory -> repository version
 int RunSweep(const Args& args);     // grid of distill + eval, table and plot
 
 // Dispatches argv[1] to a subcommand. Exit codes: 0 success, 1 failure, 2 bad command line.

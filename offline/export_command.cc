@@ -10,35 +10,12 @@
 #include "offline/common.h"
 #include "offline/evaluate.h"
 #include "offline/progress.h"
+#include "offline/repository.h"
 #include "base/remove_tree.h"
 
 namespace mixserve::offline {
 
 namespace fs = std::filesystem;
-
-namespace {
-
-int NextVersion(const std::string& dir) {
-  int v = 0;
-  if (fs::is_directory(dir)) {
-    for (const auto& e : fs::directory_iterator(dir)) {
-      const std::string n = e.path().filename().string();
-      if (!e.is_directory() || n.empty() || n.find_first_not_of("0123456789") != std::string::npos)
-        continue;
-      v = std::max(v, std::stoi(n));
-    }
-  }
-  return v + 1;
-}
-
-bool ValidName(const std::string& n) {
-  if (n.empty() || n[0] == '.') return false;
-  for (char c : n)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) return false;
-  return true;
-}
-
-}  // namespace
 
 int RunExport(const Args& args) {
   FlagSet f("export",
@@ -61,12 +38,12 @@ int RunExport(const Args& args) {
   }
   const std::string from = f.Get("model"), repo = f.Get("repo"), name = f.Get("name");
   RequireModelDir(from, "model");
-  if (!ValidName(name))
+  if (!ValidModelName(name))
     throw UsageError("--name '" + name + "' must be letters, digits, '-', '_' or '.'");
   int version = f.GetInt("version");
   if (version < 0) throw UsageError("--version must be >= 0");
   const std::string model_dir = repo + "/" + name;
-  if (version == 0) version = NextVersion(model_dir);
+  if (version == 0) version = NextModelVersion(model_dir);
   const std::string final_dir = model_dir + "/" + std::to_string(version);
   if (fs::exists(final_dir))
     throw std::runtime_error("version " + final_dir + " already exists (use --version=0 for the next free one)");

@@ -78,10 +78,13 @@ ABSL_FLAG(std::string, dtype, "fp32", "fp32, fp16, bf16");
 ABSL_FLAG(std::string, hyps_dir, "", "also write the translations here");
 ABSL_FLAG(std::string, repo, "", "model repository root");
 ABSL_FLAG(std::string, name, "", "model name");
-ABSL_FLAG(int32_t, export_version, 0, "export --version: version number (0: next free)");
+ABSL_FLAG(int32_t, export_version, 0, "export/import --version: version number (0: next free)");
 ABSL_FLAG(bool, fp16, false, "store weights as fp16");
 ABSL_FLAG(std::string, test_split, "test_2016_flickr", "split for the BLEU in metadata.json");
 ABSL_FLAG(int64_t, test_limit, 0, "first N test sentences (0: all)");
+// import.
+ABSL_FLAG(std::string, hf_dir, "", "Hugging Face MarianMT model directory");
+ABSL_FLAG(std::string, repository, "", "model repository root");
 // sweep.
 ABSL_FLAG(std::string, teachers, "", "teacher model folders, comma-separated");
 ABSL_FLAG(std::string, mixers, "alr", "mixer types, comma-separated");

@@ -31,7 +31,8 @@ Outcome RunOffline(const std::string& args) {
   return o;
 }
 
-const char* const kCommands[] = {"spm", "train", "distill", "finetune", "eval", "export", "sweep"};
+const char* const kCommands[] = {"spm",    "train",  "distill", "finetune",
+                                 "eval",   "export", "import",  "sweep"};
 
 TEST(OfflineCommandLine, VersionPrintsTheVersionAndLibTorch) {
   const Outcome o = RunOffline("--version");
