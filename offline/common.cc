@@ -30,14 +30,14 @@ std::vector<FlagDef> Concat(std::vector<std::vector<FlagDef>> parts) {
   return out;
 }
 
-Corpus LoadCorpus(const std::string& src_path, const std::string& tgt_path, const Tokenizer& tok,
-                  size_t limit, int max_len) {
+Corpus LoadCorpus(const std::string& src_path, const std::string& tgt_path,
+                  const ModelTokenizers& tok, size_t limit, int max_len) {
   Corpus c;
   c.text = ReadParallel(src_path, tgt_path, limit);
   std::vector<TokenPair> pairs(c.text.src.size());
   for (size_t i = 0; i < pairs.size(); ++i) {
-    pairs[i].src = tok.Encode(c.text.src[i]);
-    pairs[i].tgt = tok.Encode(c.text.tgt[i]);
+    pairs[i].src = tok.source->Encode(c.text.src[i]);
+    pairs[i].tgt = tok.target->Encode(c.text.tgt[i]);
     pairs[i].index = static_cast<int>(i);
   }
   c.pairs = FilterByLength(std::move(pairs), max_len, &c.dropped);
@@ -54,6 +54,21 @@ std::unique_ptr<Tokenizer> LoadTokenizer(const std::string& path) {
   return Tokenizer::Load(path);
 }
 
+ModelTokenizers JointTokenizers(std::shared_ptr<const Tokenizer> tok) {
+  ModelTokenizers t;
+  t.source = tok;
+  t.target = std::move(tok);
+  return t;
+}
+
+ModelTokenizers LoadTokenizers(const std::string& dir, const ModelSpec& spec) {
+  for (const auto& file : TokenizerFiles(spec)) {
+    if (!std::filesystem::is_regular_file(dir + "/" + file))
+      throw std::runtime_error("tokenizer file '" + dir + "/" + file + "' does not exist");
+  }
+  return mixserve::LoadModelTokenizers(dir, spec);
+}
+
 void CheckVocab(const Tokenizer& tok, const ModelSpec& spec, const std::string& what) {
   if (tok.vocab_size() != spec.vocab_size)
     throw std::runtime_error("vocabulary mismatch: tokenizer '" + tok.path() + "' has " +
@@ -61,8 +76,19 @@ void CheckVocab(const Tokenizer& tok, const ModelSpec& spec, const std::string& 
                              std::to_string(spec.vocab_size));
 }
 
+void CheckVocab(const ModelTokenizers& tok, const ModelSpec& spec, const std::string& what) {
+  CheckVocab(*tok.source, spec, what);
+  if (tok.target != tok.source) CheckVocab(*tok.target, spec, what);
+}
+
 std::string TokenizerPath(const std::string& dir, const ModelSpec& spec) {
   return dir + "/" + (spec.tokenizer_file.empty() ? "spm.model" : spec.tokenizer_file);
+}
+
+void CopyTokenizerFiles(const std::string& from_dir, const ModelSpec& spec,
+                        const std::string& to_dir) {
+  for (const auto& file : TokenizerFiles(spec))
+    CopyFileTo(from_dir + "/" + file, to_dir + "/" + file);
 }
 
 void RequireModelDir(const std::string& dir, const std::string& flag) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "config/model_spec.h"
+#include "config/model_tokenizers.h"
 #include "offline/batching.h"
 #include "offline/flags.h"
 #include "offline/text_io.h"
@@ -21,21 +22,33 @@ std::vector<FlagDef> DeviceFlags();
 std::vector<FlagDef> Concat(std::vector<std::vector<FlagDef>> parts);
 
 // Tokenised, length-filtered pairs of one split, plus the raw text (references for BLEU).
+// Sources go through tok.source, targets through tok.target.
 struct Corpus {
   ParallelText text;
   std::vector<TokenPair> pairs;
   size_t dropped = 0;  // longer than max_len
 };
-Corpus LoadCorpus(const std::string& src_path, const std::string& tgt_path, const Tokenizer& tok,
-                  size_t limit, int max_len);
+Corpus LoadCorpus(const std::string& src_path, const std::string& tgt_path,
+                  const ModelTokenizers& tok, size_t limit, int max_len);
 
-// Loads a tokenizer; throws naming the path when it is missing or unreadable.
+// Loads a joint SentencePiece model (--spm); throws naming the path when it is missing or
+// unreadable.
 std::unique_ptr<Tokenizer> LoadTokenizer(const std::string& path);
-// Throws when the tokenizer's vocabulary differs from the model's.
+// One joint tokenizer on both sides.
+ModelTokenizers JointTokenizers(std::shared_ptr<const Tokenizer> tok);
+// The tokenizers of the model in `dir` (config/model_tokenizers.h); throws naming a missing
+// file.
+ModelTokenizers LoadTokenizers(const std::string& dir, const ModelSpec& spec);
+// Throws when a tokenizer's vocabulary differs from the model's.
 void CheckVocab(const Tokenizer& tok, const ModelSpec& spec, const std::string& what);
+void CheckVocab(const ModelTokenizers& tok, const ModelSpec& spec, const std::string& what);
 
-// The tokenizer stored with a model directory (<dir>/<spec.tokenizer_file>).
+// The (source) tokenizer file of a model directory (<dir>/<spec.tokenizer_file>).
 std::string TokenizerPath(const std::string& dir, const ModelSpec& spec);
+// Copies every tokenizer file `spec` names (TokenizerFiles: source and target SentencePiece
+// models, vocabulary) from from_dir to to_dir, under the same names.
+void CopyTokenizerFiles(const std::string& from_dir, const ModelSpec& spec,
+                        const std::string& to_dir);
 
 // Throws "not a model directory" naming the missing file when <dir>/model.pbtxt is absent.
 void RequireModelDir(const std::string& dir, const std::string& flag);

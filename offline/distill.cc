@@ -192,9 +192,8 @@ int RunDistill(const Args& args) {
   model::Transformer teacher = model::LoadCheckpoint(teacher_dir);
   const ModelSpec tspec = teacher->spec();
   const int64_t teacher_params = teacher->ParameterCount();
-  const std::string spm = TokenizerPath(teacher_dir, tspec);
-  auto tok = LoadTokenizer(spm);
-  CheckVocab(*tok, tspec, "teacher '" + teacher_dir + "'");
+  const ModelTokenizers tok = LoadTokenizers(teacher_dir, tspec);
+  CheckVocab(tok, tspec, "teacher '" + teacher_dir + "'");
   std::string src, tgt;
   ResolveLanguages(f, tspec, &src, &tgt);
 
@@ -249,9 +248,9 @@ int RunDistill(const Args& args) {
   const size_t limit = static_cast<size_t>(f.GetInt64("limit"));
   const std::string train_src = DataFile(f.Get("data"), "train", src);
   const std::string train_tgt = DataFile(f.Get("data"), "train", tgt);
-  Corpus train = LoadCorpus(train_src, train_tgt, *tok, limit, tspec.max_len);
+  Corpus train = LoadCorpus(train_src, train_tgt, tok, limit, tspec.max_len);
   Corpus valid = LoadCorpus(DataFile(f.Get("data"), f.Get("valid_split"), src),
-                            DataFile(f.Get("data"), f.Get("valid_split"), tgt), *tok,
+                            DataFile(f.Get("data"), f.Get("valid_split"), tgt), tok,
                             static_cast<size_t>(f.GetInt64("valid_limit")), tspec.max_len);
   const int max_tokens = f.GetInt("max_tokens");
   if (max_tokens < 8) throw UsageError("--max_tokens must be at least 8");
@@ -356,7 +355,7 @@ int RunDistill(const Args& args) {
 
   double teacher_bleu = -1;
   const bool bleu = f.GetBool("bleu");
-  if (bleu) teacher_bleu = GreedyBleu(teacher, *tok, valid.text.src, valid.text.tgt, 64, device);
+  if (bleu) teacher_bleu = GreedyBleu(teacher, tok, valid.text.src, valid.text.tgt, 64, device);
   // Assembly: the teacher's weights with the distilled mixers substituted.
   for (auto& s : students) {
     s.mixer->eval();
@@ -365,7 +364,7 @@ int RunDistill(const Args& args) {
   model::Transformer& student = teacher;
   double student_bleu = -1;
   if (bleu) {
-    student_bleu = GreedyBleu(student, *tok, valid.text.src, valid.text.tgt, 64, device);
+    student_bleu = GreedyBleu(student, tok, valid.text.src, valid.text.tgt, 64, device);
     Print("validation BLEU (greedy, %zu sentences): teacher %.2f, student %.2f\n",
           valid.text.src.size(), teacher_bleu, student_bleu);
   }
@@ -387,7 +386,7 @@ int RunDistill(const Args& args) {
     so.numeric_metadata["teacher_val_bleu"] = teacher_bleu;
   }
   model::SaveCheckpoint(student, out, so);
-  CopyFileTo(spm, TokenizerPath(out, student->spec()));
+  CopyTokenizerFiles(teacher_dir, student->spec(), out);
   log.Write("done", MetricsFields()
                         .Set("steps", step)
                         .Set("seconds", run.Seconds())

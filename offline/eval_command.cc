@@ -29,6 +29,7 @@ struct Decoded {
   double seconds = 0;
 };
 
+// Output ids become text through the target tokenizer.
 Decoded DecodeAll(Engine& engine, const Tokenizer& tok, const std::vector<std::vector<int>>& srcs,
                   int batch_size, const DecodeOptions& opt) {
   Decoded d;
@@ -78,8 +79,8 @@ EvalResult EvaluateModel(const EvalConfig& c) {
   eo.threads = c.threads;
   std::unique_ptr<Engine> engine = Engine::Load(c.model_dir, eo);
   const ModelInfo& info = engine->info();
-  auto tok = LoadTokenizer(TokenizerPath(c.model_dir, info.spec));
-  CheckVocab(*tok, info.spec, "model '" + c.model_dir + "'");
+  const ModelTokenizers tok = LoadTokenizers(c.model_dir, info.spec);
+  CheckVocab(tok, info.spec, "model '" + c.model_dir + "'");
   EvalResult r;
   r.model_dir = c.model_dir;
   r.name = ModelName(c.model_dir);
@@ -105,7 +106,7 @@ EvalResult EvaluateModel(const EvalConfig& c) {
     auto text = ReadParallel(DataFile(c.data, split, r.src), DataFile(c.data, split, r.tgt), c.limit);
     std::vector<std::vector<int>> srcs(text.src.size());
     for (size_t i = 0; i < srcs.size(); ++i) {
-      srcs[i] = tok->Encode(text.src[i]);
+      srcs[i] = tok.source->Encode(text.src[i]);
       if (static_cast<int>(srcs[i].size()) > max_src) srcs[i].resize(max_src);
     }
     if (si == 0 && c.latency_sentences > 0) {
@@ -127,14 +128,14 @@ EvalResult EvaluateModel(const EvalConfig& c) {
     }
     SplitResult sr;
     sr.sentences = srcs.size();
-    Decoded g = DecodeAll(*engine, *tok, srcs, c.batch_size, greedy);
+    Decoded g = DecodeAll(*engine, *tok.target, srcs, c.batch_size, greedy);
     sr.bleu_greedy = CorpusBleu(g.text, text.tgt).score;
     batched_seconds += g.seconds;
     batched_sentences += static_cast<int64_t>(srcs.size());
     batched_tokens += g.tokens;
     Decoded b;
     if (c.beam > 1) {
-      b = DecodeAll(*engine, *tok, srcs, c.batch_size, beam);
+      b = DecodeAll(*engine, *tok.target, srcs, c.batch_size, beam);
       sr.bleu_beam = CorpusBleu(b.text, text.tgt).score;
     }
     if (!c.hyps_dir.empty()) {

@@ -52,8 +52,7 @@ int RunExport(const Args& args) {
 
   model::Transformer model = model::LoadCheckpoint(from);
   const ModelSpec& spec = model->spec();
-  auto tok = LoadTokenizer(TokenizerPath(from, spec));
-  CheckVocab(*tok, spec, "model '" + from + "'");
+  CheckVocab(LoadTokenizers(from, spec), spec, "model '" + from + "'");
 
   model::SaveOptions so;
   so.fp16 = f.GetBool("fp16");
@@ -76,7 +75,7 @@ int RunExport(const Args& args) {
   so.metadata["target_language"] = spec.target_language;
   so.metadata["created_by"] = "mixserve-offline export";
   model::SaveCheckpoint(model, tmp, so);
-  CopyFileTo(TokenizerPath(from, spec), TokenizerPath(tmp, spec));
+  CopyTokenizerFiles(from, spec, tmp);
 
   if (f.GetBool("bleu")) {
     // BLEU of exactly what was written (fp16 weights included), through the engine.

@@ -142,14 +142,14 @@ double ValidationNll(model::Transformer& model, const std::vector<TokenPair>& pa
   return tokens ? nll / tokens : 0.0;
 }
 
-std::vector<std::string> Translate(model::Transformer& model, const Tokenizer& tok,
+std::vector<std::string> Translate(model::Transformer& model, const ModelTokenizers& tok,
                                    const std::vector<std::string>& sources, int batch_size,
                                    int beam, torch::Device device) {
   torch::NoGradGuard ng;
   const bool was_training = model->is_training();
   model->eval();
   std::vector<std::vector<int>> ids(sources.size());
-  for (size_t i = 0; i < sources.size(); ++i) ids[i] = tok.Encode(sources[i]);
+  for (size_t i = 0; i < sources.size(); ++i) ids[i] = tok.source->Encode(sources[i]);
   std::vector<size_t> order(sources.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
@@ -168,14 +168,14 @@ std::vector<std::string> Translate(model::Transformer& model, const Tokenizer& t
       const auto& h = hyps[k - start];
       std::vector<int> t;
       if (!h.empty()) t.assign(h[0].tokens.begin(), h[0].tokens.end());
-      out[order[k]] = tok.Decode(t);
+      out[order[k]] = tok.target->Decode(t);
     }
   }
   model->train(was_training);
   return out;
 }
 
-double GreedyBleu(model::Transformer& model, const Tokenizer& tok,
+double GreedyBleu(model::Transformer& model, const ModelTokenizers& tok,
                   const std::vector<std::string>& sources, const std::vector<std::string>& refs,
                   int batch_size, torch::Device device) {
   auto hyps = Translate(model, tok, sources, batch_size, 1, device);

@@ -9,6 +9,7 @@
 
 #include "model/transformer.h"
 #include "offline/batching.h"
+#include "config/model_tokenizers.h"
 #include "text/tokenizer.h"
 
 namespace mixserve::offline {
@@ -55,12 +56,12 @@ double ValidationNll(model::Transformer& model, const std::vector<TokenPair>& pa
 
 // Greedy (beam 1) or beam translation of raw sentences through the search module; results
 // detokenised, in input order. Sentences are decoded in length-sorted batches.
-std::vector<std::string> Translate(model::Transformer& model, const Tokenizer& tok,
+std::vector<std::string> Translate(model::Transformer& model, const ModelTokenizers& tok,
                                    const std::vector<std::string>& sources, int batch_size,
                                    int beam, torch::Device device);
 
 // Corpus BLEU (sacreBLEU defaults) of greedy translations against raw references.
-double GreedyBleu(model::Transformer& model, const Tokenizer& tok,
+double GreedyBleu(model::Transformer& model, const ModelTokenizers& tok,
                   const std::vector<std::string>& sources, const std::vector<std::string>& refs,
                   int batch_size, torch::Device device);
 

@@ -59,7 +59,8 @@ struct LoopConfig {
   int bleu_batch = 64;
   uint64_t seed = 1;
   bool resume = false;
-  std::string spm;
+  std::string spm;            // train: the joint SentencePiece model (--spm)
+  std::string tokenizer_dir;  // finetune: the model whose tokenizer files are copied
   model::Transformer teacher{nullptr};  // finetune: KD towards this model
   double kd_alpha = 0;
   double temperature = 1;
@@ -105,7 +106,7 @@ struct Splits {
   std::string train_files, valid_files;
 };
 Splits LoadSplits(const FlagSet& f, const std::string& src, const std::string& tgt,
-                  const Tokenizer& tok, int max_len) {
+                  const ModelTokenizers& tok, int max_len) {
   const std::string data = f.Get("data"), valid = f.Get("valid_split");
   const std::string ts = DataFile(data, "train", src), tt = DataFile(data, "train", tgt);
   const std::string vs = DataFile(data, valid, src), vt = DataFile(data, valid, tgt);
@@ -145,10 +146,13 @@ void SaveModelDir(model::Transformer& model, const std::string& dir, const LoopC
   model::SaveOptions so = c.save;
   for (const auto& [k, v] : numbers) so.numeric_metadata[k] = v;
   model::SaveCheckpoint(model, dir, so);
-  CopyFileTo(c.spm, TokenizerPath(dir, model->spec()));
+  if (!c.tokenizer_dir.empty())
+    CopyTokenizerFiles(c.tokenizer_dir, model->spec(), dir);
+  else
+    CopyFileTo(c.spm, TokenizerPath(dir, model->spec()));
 }
 
-void TrainLoop(model::Transformer& model, const Tokenizer& tok, const Corpus& train,
+void TrainLoop(model::Transformer& model, const ModelTokenizers& tok, const Corpus& train,
                const Corpus& valid, const LoopConfig& c, MetricsLog& log) {
   model->to(c.device);
   model->train();
@@ -348,19 +352,19 @@ int RunTrain(const Args& args) {
   }
   LoopConfig c = StartLoop(f);
   c.spm = f.Get("spm");
-  auto tok = LoadTokenizer(c.spm);
+  const ModelTokenizers tok = JointTokenizers(LoadTokenizer(c.spm));
   const std::string src = f.Get("src"), tgt = f.Get("tgt");
 
   model::Transformer model{nullptr};
   const std::string last = c.out + "/last";
   if (c.resume && fs::exists(last + "/train_state.json")) {
     model = model::LoadCheckpoint(last);
-    CheckVocab(*tok, model->spec(), "checkpoint '" + last + "'");
+    CheckVocab(tok, model->spec(), "checkpoint '" + last + "'");
   } else {
     if (c.resume) Print("resume: nothing to resume in %s, starting fresh\n", last.c_str());
     ModelSpec spec = UniformSpec(f.GetInt("d_model"), f.GetInt("ffn_dim"), f.GetInt("heads"),
                                  f.GetInt("encoder_layers"), f.GetInt("decoder_layers"),
-                                 tok->vocab_size(), MixerFromFlags(f, "encoder_mixer"),
+                                 tok.source->vocab_size(), MixerFromFlags(f, "encoder_mixer"),
                                  MixerFromFlags(f, "decoder_self_mixer"),
                                  MixerFromFlags(f, "decoder_cross_mixer"));
     spec.max_len = f.GetInt("max_len");
@@ -371,7 +375,7 @@ int RunTrain(const Args& args) {
     if (!err.empty()) throw UsageError("invalid model shape: " + err);
     model = model::Transformer(spec);
   }
-  Splits data = LoadSplits(f, src, tgt, *tok, model->spec().max_len);
+  Splits data = LoadSplits(f, src, tgt, tok, model->spec().max_len);
 
   bool scratch = false;
   for (const auto& l : model->spec().encoder) scratch |= l.self.type != "mha";
@@ -384,7 +388,7 @@ int RunTrain(const Args& args) {
                      {"training_precision", PrecisionName(c.precision)}};
   MetricsLog log = OpenLog(f, c);
   log.WriteConfig(f.Values());
-  TrainLoop(model, *tok, data.train, data.valid, c, log);
+  TrainLoop(model, tok, data.train, data.valid, c, log);
   return 0;
 }
 
@@ -413,9 +417,9 @@ int RunFinetune(const Args& args) {
   const std::string last = c.out + "/last";
   const bool resuming = c.resume && fs::exists(last + "/train_state.json");
   model::Transformer model = model::LoadCheckpoint(resuming ? last : student_dir);
-  c.spm = TokenizerPath(student_dir, model->spec());
-  auto tok = LoadTokenizer(c.spm);
-  CheckVocab(*tok, model->spec(), "model '" + student_dir + "'");
+  c.tokenizer_dir = student_dir;
+  const ModelTokenizers tok = LoadTokenizers(student_dir, model->spec());
+  CheckVocab(tok, model->spec(), "model '" + student_dir + "'");
   if (!f.Get("teacher").empty()) {
     RequireModelDir(f.Get("teacher"), "teacher");
     c.teacher = model::LoadCheckpoint(f.Get("teacher"));
@@ -428,7 +432,7 @@ int RunFinetune(const Args& args) {
   }
   std::string src, tgt;
   ResolveLanguages(f, model->spec(), &src, &tgt);
-  Splits data = LoadSplits(f, src, tgt, *tok, model->spec().max_len);
+  Splits data = LoadSplits(f, src, tgt, tok, model->spec().max_len);
   // Keep the student's lineage (parent teacher, data) and add the fine-tuning facts.
   if (fs::exists(student_dir + "/metadata.json")) {
     const FlatRecord meta = ReadModelMetadata(student_dir + "/metadata.json");
@@ -442,7 +446,7 @@ int RunFinetune(const Args& args) {
   c.save.metadata["training_precision"] = PrecisionName(c.precision);
   if (c.teacher) c.save.metadata["kd_teacher"] = f.Get("teacher");
   MetricsLog log = OpenLog(f, c);
-  TrainLoop(model, *tok, data.train, data.valid, c, log);
+  TrainLoop(model, tok, data.train, data.valid, c, log);
   return 0;
 }
 

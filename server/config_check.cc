@@ -64,7 +64,8 @@ void CheckModelFiles(Checker* check, const std::string& file, const fs::path& di
   const std::pair<const char*, std::string> files[] = {
       {"weights_file", spec.weights_file},
       {"tokenizer_file", spec.tokenizer_file},
-      {"target_tokenizer_file", spec.target_tokenizer_file}};
+      {"target_tokenizer_file", spec.target_tokenizer_file},
+      {"vocabulary_file", spec.vocabulary_file}};
   for (const auto& [field, name] : files) {
     if (name.empty()) continue;
     std::error_code ec;

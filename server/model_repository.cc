@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "config/model_spec_io.h"
+#include "config/model_tokenizers.h"
 #include "config/server_config.h"
 #include "server/log.h"
 
@@ -168,12 +169,9 @@ grpc::Status ModelRepository::LoadLocked(const std::string& name, int64_t versio
     return fail(spec_path + ": source_language and target_language are required");
   ReadFile((fs::path(dir) / "metadata.json").string(), &v->metadata_json);
   try {
-    v->tokenizer = Tokenizer::Load((fs::path(dir) / v->spec.tokenizer_file).string());
-    v->target_tokenizer =
-        v->spec.target_tokenizer_file.empty()
-            ? v->tokenizer
-            : std::shared_ptr<const Tokenizer>(
-                  Tokenizer::Load((fs::path(dir) / v->spec.target_tokenizer_file).string()));
+    ModelTokenizers tokenizers = LoadModelTokenizers(dir, v->spec);
+    v->tokenizer = std::move(tokenizers.source);
+    v->target_tokenizer = std::move(tokenizers.target);
     EngineOptions eo;
     eo.device = v->serving.device();
     eo.dtype = v->serving.dtype();
@@ -187,11 +185,14 @@ grpc::Status ModelRepository::LoadLocked(const std::string& name, int64_t versio
     return fail(e.what());
   }
   // Ids beyond either tokenizer would fail or crash at detokenization: refuse them here.
+  const auto ids_file = [&](const std::string& tokenizer_file) {
+    return !v->spec.vocabulary_file.empty() ? v->spec.vocabulary_file : tokenizer_file;
+  };
   for (const auto& [tok, file] :
-       {std::make_pair(v->tokenizer, v->spec.tokenizer_file),
-        std::make_pair(v->target_tokenizer, v->spec.target_tokenizer_file.empty()
-                                                ? v->spec.tokenizer_file
-                                                : v->spec.target_tokenizer_file)})
+       {std::make_pair(v->tokenizer, ids_file(v->spec.tokenizer_file)),
+        std::make_pair(v->target_tokenizer, ids_file(v->spec.target_tokenizer_file.empty()
+                                                         ? v->spec.tokenizer_file
+                                                         : v->spec.target_tokenizer_file))})
     if (tok->vocab_size() != v->spec.vocab_size)
       return fail(file + " has " + std::to_string(tok->vocab_size()) +
                   " pieces but model.pbtxt says vocab_size " +

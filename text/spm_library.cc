@@ -119,6 +119,7 @@ SpmApi LoadApi() {
     Resolve(handle, path, "mixserve_spm_encode_ids", &api.encode_ids);
     Resolve(handle, path, "mixserve_spm_encode_pieces", &api.encode_pieces);
     Resolve(handle, path, "mixserve_spm_decode_ids", &api.decode_ids);
+    Resolve(handle, path, "mixserve_spm_decode_pieces", &api.decode_pieces);
     Resolve(handle, path, "mixserve_spm_train", &api.train);
     if (api.abi_version() != MIXSERVE_SPM_SHIM_ABI_VERSION) {
       throw std::runtime_error("SentencePiece shim " + path + " has ABI version " +

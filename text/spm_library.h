@@ -21,6 +21,7 @@ struct SpmApi {
   decltype(&mixserve_spm_encode_ids) encode_ids = nullptr;
   decltype(&mixserve_spm_encode_pieces) encode_pieces = nullptr;
   decltype(&mixserve_spm_decode_ids) decode_ids = nullptr;
+  decltype(&mixserve_spm_decode_pieces) decode_pieces = nullptr;
   decltype(&mixserve_spm_train) train = nullptr;
 
   std::string path;    // the shim file that was loaded

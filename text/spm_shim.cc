@@ -175,6 +175,40 @@ int mixserve_spm_decode_ids(const MixserveSpm* model, const int* ids, size_t n_i
   });
 }
 
+int mixserve_spm_decode_pieces(const MixserveSpm* model, const char* data, const size_t* ends,
+                               size_t n_pieces, char** text, size_t* text_len) {
+  if (model == nullptr || text == nullptr || text_len == nullptr ||
+      (n_pieces > 0 && (data == nullptr || ends == nullptr))) {
+    SetError("decode: null argument");
+    return -1;
+  }
+  return Guard<int>(-1, [&]() {
+    std::vector<std::string> pieces;
+    pieces.reserve(n_pieces);
+    size_t begin = 0;
+    for (size_t i = 0; i < n_pieces; ++i) {
+      if (ends[i] < begin) {
+        SetError("decode: piece ends are not ascending at piece " + std::to_string(i));
+        return -1;
+      }
+      pieces.emplace_back(data + begin, ends[i] - begin);
+      begin = ends[i];
+    }
+    std::string out;
+    const auto status = model->processor.Decode(pieces, &out);
+    if (!status.ok()) {
+      SetError(status.ToString());
+      return -1;
+    }
+    char* t = CopyOut(out.data(), out.size());
+    if (t == nullptr) throw std::bad_alloc();
+    t[out.size()] = '\0';
+    *text = t;
+    *text_len = out.size();
+    return 0;
+  });
+}
+
 int mixserve_spm_train(const char* const* keys, const char* const* values, size_t n) {
   if (n > 0 && (keys == nullptr || values == nullptr)) {
     SetError("train: null argument");

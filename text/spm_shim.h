@@ -56,6 +56,13 @@ MIXSERVE_SPM_API int mixserve_spm_encode_pieces(const MixserveSpm* model, const 
 MIXSERVE_SPM_API int mixserve_spm_decode_ids(const MixserveSpm* model, const int* ids,
                                              size_t n_ids, char** text, size_t* text_len);
 
+/* Joins pieces into text (*text_len bytes, NUL-terminated), as SentencePiece's DecodePieces:
+ * piece i is data[(i ? ends[i-1] : 0), ends[i]); a piece the model lacks is kept as it is.
+ * Returns 0 or -1. */
+MIXSERVE_SPM_API int mixserve_spm_decode_pieces(const MixserveSpm* model, const char* data,
+                                                const size_t* ends, size_t n_pieces,
+                                                char** text, size_t* text_len);
+
 /* Runs the SentencePiece trainer with n flag=value pairs (the flags of spm_train without the
  * leading dashes, e.g. "input", "model_prefix", "vocab_size"). Returns 0 or -1. Not meant to
  * run concurrently with itself. */

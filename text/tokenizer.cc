@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <system_error>
 #include <thread>
+#include <unordered_map>
 
 #include "text/spm_library.h"
 #include "text/text_files.h"
@@ -27,6 +28,12 @@ struct Tokenizer::Impl {
   ~Impl() {
     if (model != nullptr) api->free_model(model);
   }
+
+  // LoadWithVocabulary only: id -> piece, piece -> id, the special ids.
+  bool mapped = false;
+  std::vector<std::string> pieces;
+  std::unordered_map<std::string, int> ids;
+  int pad = kPad, unk = kUnk, eos = kEos;
 };
 
 namespace {
@@ -136,6 +143,70 @@ void CheckOptions(const Tokenizer::TrainOptions& o) {
   }
 }
 
+MixserveSpm* LoadSpm(const SpmApi& api, const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) {
+    throw std::runtime_error("Tokenizer: SentencePiece model " + path + " does not exist");
+  }
+  MixserveSpm* model = api.load(path.c_str());
+  if (model == nullptr) {
+    throw std::runtime_error("Tokenizer: cannot load SentencePiece model " + path + ": " +
+                             api.Error());
+  }
+  return model;
+}
+
+// Python's str.isspace() for one code point (MarianTokenizer strips decoded text with
+// str.strip()).
+bool IsPythonSpace(char32_t c) {
+  switch (c) {
+    case 0x09: case 0x0A: case 0x0B: case 0x0C: case 0x0D: case 0x1C: case 0x1D: case 0x1E:
+    case 0x1F: case 0x20: case 0x85: case 0xA0: case 0x1680: case 0x2028: case 0x2029:
+    case 0x202F: case 0x205F: case 0x3000:
+      return true;
+    default:
+      return c >= 0x2000 && c <= 0x200A;
+  }
+}
+
+// The code point starting at s[i] and its length in bytes; a byte that does not start a
+// well-formed sequence counts as one (non-space) character.
+std::pair<char32_t, size_t> CodePointAt(const std::string& s, size_t i) {
+  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = b(i);
+  size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+  if (n == 0 || i + n > s.size()) return {0xFFFD, 1};
+  char32_t cp = n == 1 ? c : c & (0xFF >> (n + 1));
+  for (size_t k = 1; k < n; ++k) {
+    if ((b(i + k) & 0xC0) != 0x80) return {0xFFFD, 1};
+    cp = (cp << 6) | (b(i + k) & 0x3F);
+  }
+  return {cp, n};
+}
+
+// Python's str.strip() on UTF-8 text.
+std::string StripPythonSpace(const std::string& s) {
+  size_t begin = 0;
+  while (begin < s.size()) {
+    const auto [cp, n] = CodePointAt(s, begin);
+    if (!IsPythonSpace(cp)) break;
+    begin += n;
+  }
+  size_t end = begin;  // one past the last non-space character
+  for (size_t i = begin; i < s.size();) {
+    const auto [cp, n] = CodePointAt(s, i);
+    i += n;
+    if (!IsPythonSpace(cp)) end = i;
+  }
+  return s.substr(begin, end - begin);
+}
+
+void ReplaceAll(std::string* s, const std::string& from, const std::string& to) {
+  for (size_t pos = 0; (pos = s->find(from, pos)) != std::string::npos; pos += to.size()) {
+    s->replace(pos, from.size(), to);
+  }
+}
+
 }  // namespace
 
 void Tokenizer::Train(const std::vector<std::string>& inputs, const std::string& model_prefix,
@@ -211,15 +282,7 @@ void Tokenizer::Train(const std::vector<std::string>& inputs, const std::string&
 
 std::unique_ptr<Tokenizer> Tokenizer::Load(const std::string& path) {
   const SpmApi& api = Spm();
-  std::error_code ec;
-  if (!fs::exists(path, ec)) {
-    throw std::runtime_error("Tokenizer: SentencePiece model " + path + " does not exist");
-  }
-  MixserveSpm* model = api.load(path.c_str());
-  if (model == nullptr) {
-    throw std::runtime_error("Tokenizer: cannot load SentencePiece model " + path + ": " +
-                             api.Error());
-  }
+  MixserveSpm* model = LoadSpm(api, path);
   std::unique_ptr<Tokenizer> t(new Tokenizer());
   t->impl_ = std::make_unique<Impl>();
   t->impl_->api = &api;
@@ -236,9 +299,52 @@ std::unique_ptr<Tokenizer> Tokenizer::Load(const std::string& path) {
   return t;
 }
 
+std::unique_ptr<Tokenizer> Tokenizer::LoadWithVocabulary(const std::string& spm_path,
+                                                         std::vector<std::string> pieces,
+                                                         const VocabularyIds& ids) {
+  const int size = static_cast<int>(pieces.size());
+  for (const auto& [name, id] : {std::make_pair("pad", ids.pad), std::make_pair("unk", ids.unk),
+                                 std::make_pair("eos", ids.eos)}) {
+    if (id < 0 || id >= size) {
+      throw std::runtime_error("Tokenizer(" + spm_path + "): the " + name + " id " +
+                               std::to_string(id) + " is outside the vocabulary [0, " +
+                               std::to_string(size) + ")");
+    }
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->mapped = true;
+  impl->ids.reserve(pieces.size());
+  for (int i = 0; i < size; ++i) {
+    const auto [it, inserted] = impl->ids.emplace(pieces[i], i);
+    if (!inserted) {
+      throw std::runtime_error("Tokenizer(" + spm_path + "): the vocabulary has piece '" +
+                               pieces[i] + "' twice (ids " + std::to_string(it->second) +
+                               " and " + std::to_string(i) + ")");
+    }
+  }
+  impl->pieces = std::move(pieces);
+  impl->pad = ids.pad;
+  impl->unk = ids.unk;
+  impl->eos = ids.eos;
+  const SpmApi& api = Spm();
+  impl->api = &api;
+  impl->model = LoadSpm(api, spm_path);
+  std::unique_ptr<Tokenizer> t(new Tokenizer());
+  t->impl_ = std::move(impl);
+  t->path_ = spm_path;
+  return t;
+}
+
 Tokenizer::~Tokenizer() = default;
 
 std::vector<int> Tokenizer::Encode(const std::string& text) const {
+  if (impl_->mapped) {
+    const auto pieces = EncodePieces(text);
+    std::vector<int> ids;
+    ids.reserve(pieces.size());
+    for (const auto& p : pieces) ids.push_back(PieceToId(p));
+    return ids;
+  }
   const SpmApi& api = *impl_->api;
   int* ids = nullptr;
   size_t n = 0;
@@ -250,6 +356,48 @@ std::vector<int> Tokenizer::Encode(const std::string& text) const {
 }
 
 std::vector<std::string> Tokenizer::EncodePieces(const std::string& text) const {
+  if (!impl_->mapped) return SpmPieces(text);
+  // MarianTokenizer.tokenize: the special pieces split the text first (leftmost match; none
+  // of "</s>", "<unk>", "<pad>" overlaps another), then each other part loses a leading
+  // language code (remove_language_code) and goes through SentencePiece.
+  const std::string* specials[] = {&impl_->pieces[impl_->eos], &impl_->pieces[impl_->unk],
+                                   &impl_->pieces[impl_->pad]};
+  std::vector<std::string> out;
+  auto add_part = [&](std::string part) {
+    if (part.empty()) return;
+    if (part.compare(0, 2, ">>") == 0) {
+      const size_t end = part.find("<<");
+      if (end != std::string::npos) {
+        out.push_back(part.substr(0, end + 2));
+        part.erase(0, end + 2);
+      }
+    }
+    auto pieces = SpmPieces(part);
+    out.insert(out.end(), std::make_move_iterator(pieces.begin()),
+               std::make_move_iterator(pieces.end()));
+  };
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t best = std::string::npos;
+    const std::string* found = nullptr;
+    for (const std::string* s : specials) {
+      if (s->empty()) continue;
+      const size_t at = text.find(*s, pos);
+      if (at < best || (at == best && found != nullptr && s->size() > found->size())) {
+        best = at;
+        found = s;
+      }
+    }
+    if (found == nullptr) break;
+    add_part(text.substr(pos, best - pos));
+    out.push_back(*found);
+    pos = best + found->size();
+  }
+  add_part(text.substr(pos));
+  return out;
+}
+
+std::vector<std::string> Tokenizer::SpmPieces(const std::string& text) const {
   const SpmApi& api = *impl_->api;
   char* data = nullptr;
   size_t* ends = nullptr;
@@ -280,18 +428,49 @@ std::string Tokenizer::Decode(const std::vector<int>& ids) const {
   }
   char* text = nullptr;
   size_t len = 0;
-  if (api.decode_ids(impl_->model, ids.data(), ids.size(), &text, &len) != 0) {
+  if (!impl_->mapped) {
+    if (api.decode_ids(impl_->model, ids.data(), ids.size(), &text, &len) != 0) {
+      throw std::runtime_error("Tokenizer(" + path_ + "): decode failed: " + api.Error());
+    }
+    ShimBuffer owned(api, text);
+    return std::string(text, len);
+  }
+  // MarianTokenizer.decode(ids, skip_special_tokens=True): the special ids go, the pieces of
+  // the others are joined by the SentencePiece model (convert_tokens_to_string).
+  std::string joined;
+  std::vector<size_t> ends;
+  for (int id : ids) {
+    if (id == impl_->pad || id == impl_->eos || id == impl_->unk) continue;
+    joined += impl_->pieces[id];
+    ends.push_back(joined.size());
+  }
+  if (api.decode_pieces(impl_->model, joined.data(), ends.data(), ends.size(), &text, &len) !=
+      0) {
     throw std::runtime_error("Tokenizer(" + path_ + "): decode failed: " + api.Error());
   }
   ShimBuffer owned(api, text);
-  return std::string(text, len);
+  std::string out(text, len);
+  ReplaceAll(&out, "\xE2\x96\x81", " ");  // U+2581 in pieces SentencePiece kept as they are
+  return StripPythonSpace(out);
 }
 
-int Tokenizer::vocab_size() const { return impl_->api->vocab_size(impl_->model); }
+int Tokenizer::vocab_size() const {
+  if (impl_->mapped) return static_cast<int>(impl_->pieces.size());
+  return impl_->api->vocab_size(impl_->model);
+}
 
 int Tokenizer::PieceToId(const std::string& piece) const {
+  if (impl_->mapped) {
+    const auto it = impl_->ids.find(piece);
+    return it == impl_->ids.end() ? impl_->unk : it->second;
+  }
   const int id = impl_->api->piece_to_id(impl_->model, piece.data(), piece.size());
   return id < 0 ? kUnk : id;
 }
+
+int Tokenizer::pad_id() const { return impl_->pad; }
+int Tokenizer::unk_id() const { return impl_->unk; }
+int Tokenizer::eos_id() const { return impl_->eos; }
+bool Tokenizer::has_vocabulary() const { return impl_->mapped; }
 
 }  // namespace mixserve

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "offline/batching.h"
+#include "offline/common.h"
 #include "offline/flags.h"
 #include "offline/svg_plot.h"
 #include "offline/table.h"
@@ -167,6 +168,51 @@ TEST(TextIo, ReadsGzipAndPlainWithLimit) {
   EXPECT_EQ(p.tgt[2], "drei");
   WriteLines(dir + "/b.de", {"eins"});
   EXPECT_THROW(ReadParallel(gz, dir + "/b.de"), std::runtime_error);
+  mixserve::RemoveTree(dir);
+}
+
+// A model's tokenizers: each side of a corpus through its own tokenizer, and copies of a model
+// take every tokenizer file along.
+TEST(ModelTokenizerFiles, CorpusSidesUseTheirOwnTokenizer) {
+  const std::string dir = TempDir("tokenizers");
+  const auto en = ReadLines(std::string(MIXSERVE_SOURCE_DIR) + "/data/multi30k/train.en.gz", 600);
+  const auto de = ReadLines(std::string(MIXSERVE_SOURCE_DIR) + "/data/multi30k/train.de.gz", 600);
+  WriteLines(dir + "/train.en", en);
+  WriteLines(dir + "/train.de", de);
+  Tokenizer::TrainOptions o;
+  o.vocab_size = 300;
+  o.hard_vocab_limit = false;
+  Tokenizer::Train({dir + "/train.en"}, dir + "/source", o);
+  Tokenizer::Train({dir + "/train.de"}, dir + "/target", o);
+  ModelSpec spec;
+  spec.tokenizer_file = "source.model";
+  spec.target_tokenizer_file = "target.model";
+  const ModelTokenizers tok = LoadTokenizers(dir, spec);
+  ASSERT_NE(tok.source, tok.target);
+  const Corpus c = LoadCorpus(dir + "/train.en", dir + "/train.de", tok, 20, 1000);
+  ASSERT_EQ(c.pairs.size(), 20u);
+  size_t differs = 0;
+  for (const auto& p : c.pairs) {
+    EXPECT_EQ(p.src, tok.source->Encode(en[p.index]));
+    EXPECT_EQ(p.tgt, tok.target->Encode(de[p.index]));
+    differs += p.tgt != tok.source->Encode(de[p.index]);
+  }
+  EXPECT_GT(differs, 10u);
+
+  // Every file the spec names goes along (the vocabulary is copied, not read).
+  spec.vocabulary_file = "vocab.json";
+  WriteLines(dir + "/vocab.json", {"{}"});
+  CopyTokenizerFiles(dir, spec, dir + "/copy");
+  for (const char* f : {"source.model", "target.model", "vocab.json"})
+    EXPECT_TRUE(std::filesystem::is_regular_file(dir + "/copy/" + f)) << f;
+  spec.target_tokenizer_file = "absent.model";
+  try {
+    LoadTokenizers(dir, spec);
+    ADD_FAILURE() << "no error for a missing tokenizer file";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(dir + "/absent.model"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(CopyTokenizerFiles(dir, spec, dir + "/copy2"), std::runtime_error);
   mixserve::RemoveTree(dir);
 }
 
