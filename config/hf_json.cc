@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "config/json_io.h"
+#include "config/vocabulary_json.h"
 
 namespace mixserve {
 
@@ -150,20 +151,14 @@ HfJsonObject ReadHfJsonObject(const std::string& path) {
 
 HfVocabularySummary ReadHfVocabularySummary(const std::string& path,
                                             const std::vector<std::string>& pieces) {
-  const gp::Struct s = ParseStruct(ReadTextFile(path), path);
+  std::vector<std::string> by_id;  // the one reader of vocab.json (config/vocabulary_json.h)
+  std::string error;
+  if (!ReadVocabularyJson(path, &by_id, &error)) throw std::runtime_error(error);
   HfVocabularySummary out;
-  out.entries = static_cast<std::size_t>(s.fields_size());
-  for (const auto& [piece, v] : s.fields()) {
-    if (v.kind_case() != gp::Value::kNumberValue || !IsInt(v.number_value()) ||
-        v.number_value() < 0 || v.number_value() >= static_cast<double>(out.entries))
-      throw std::runtime_error(path + ": the id of piece '" + piece +
-                               "' must be an integer in [0, " + std::to_string(out.entries) +
-                               ")");
-  }
-  for (const auto& p : pieces) {
-    auto it = s.fields().find(p);
-    out.ids[p] = it == s.fields().end() ? -1 : static_cast<int>(it->second.number_value());
-  }
+  out.entries = by_id.size();
+  for (const auto& p : pieces) out.ids[p] = -1;
+  for (size_t id = 0; id < by_id.size(); ++id)
+    if (out.ids.count(by_id[id])) out.ids[by_id[id]] = static_cast<int>(id);
   return out;
 }
 

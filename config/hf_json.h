@@ -59,9 +59,9 @@ HfJsonObject ParseHfJsonObject(const std::string& text, const std::string& sourc
 // The same for a file (errors name the path).
 HfJsonObject ReadHfJsonObject(const std::string& path);
 
-// What an import needs of a vocab.json (an object of piece -> id): the number of entries and
-// the ids of `pieces` (-1 where absent). Throws std::runtime_error naming the file and the
-// piece for an id that is not an integer in [0, entries).
+// What an import needs of a vocab.json (an object of piece -> id, read by ReadVocabularyJson):
+// the number of entries and the ids of `pieces` (-1 where absent). Throws std::runtime_error
+// naming the file and the piece or id at fault (ids must be 0..n-1, each once).
 struct HfVocabularySummary {
   std::size_t entries = 0;
   std::map<std::string, int> ids;

@@ -132,9 +132,9 @@ double ValidationNll(model::Transformer& model, const std::vector<TokenPair>& pa
   double nll = 0;
   int64_t tokens = 0;
   for (const auto& rows : MakeBatches(pairs, max_tokens, false, 0)) {
-    auto b = MakeBatch(pairs, rows, device);
+    auto b = MakeBatch(pairs, rows, device, model->spec().ids);
     auto logits = model->Forward(b.src, b.tgt_in);
-    auto l = SmoothedCrossEntropy(logits, b.tgt_out, 0.0);
+    auto l = SmoothedCrossEntropy(logits, b.tgt_out, 0.0, model->spec().ids.pad);
     nll += l.nll;
     tokens += l.tokens;
   }
