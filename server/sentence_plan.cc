@@ -27,7 +27,10 @@ grpc::Status PlanCall(const std::vector<std::string>& texts, const v1::DecodingO
   d.max_output_tokens = o.max_output_tokens() > 0
                             ? std::min(o.max_output_tokens(), v.max_output_tokens)
                             : v.max_output_tokens;
-  d.length_penalty = o.length_penalty() > 0 ? o.length_penalty() : 1.0f;
+  // Unset: the model's own (model.pbtxt decoding.length_penalty; 1.0 unless imported with
+  // another).
+  d.length_penalty =
+      o.length_penalty() > 0 ? o.length_penalty() : v.spec.decoding.length_penalty;
   plan->long_options = d;
   plan->long_options.max_output_tokens =
       o.max_output_tokens() > 0 ? std::min(o.max_output_tokens(), v.long_output_tokens)
