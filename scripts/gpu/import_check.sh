@@ -69,7 +69,8 @@ $E --model_dir "$R/marian-tiny/1" --reference $G/tiny-cuda-fp16.tsv \
   $E --model_dir "$R/marian-tiny-bin/1" --reference $G/tiny-cpu-fp32.tsv --device cpu
 
 step "distill students"
-common=(--teacher "$R/marian-base/1" --data "$D" --src en --tgt de --device cuda --epochs 1)
+common=(--teacher "$R/marian-base/1" --data "$D" --src en --tgt de --device cuda --epochs 1
+        --max_steps "${DISTILL_STEPS:-0}")
 models="$R/marian-base/1"
 for student in "dec-aft aft_simple decoder_self" "enc-lstm lstm encoder_self"; do
   set -- $student
