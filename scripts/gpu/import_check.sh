@@ -10,6 +10,8 @@
 #     self-attention; aft_simple in decoder self-attention) and `mixserve-offline eval` of
 #     teacher and students (BLEU, latency, throughput through the serving engine).
 # usage: scripts/gpu/import_check.sh OUT_DIR
+#   TRAIN_STEPS (1500) steps of the reference model; DISTILL=0 skips step 3; DISTILL_STEPS (0:
+#   one epoch) bounds each distillation.
 # needs .gpudeps/ (scripts/gpu/fetch_debs.sh) and REF (default .ref) holding en.model and
 # de.model (the SentencePiece models) and m30k/ with {train,val,test_2016_flickr}.{en,de}.gz.
 set -uo pipefail
@@ -43,6 +45,10 @@ for c in "cpu fp32" "cuda fp32" "cuda fp16"; do
 done
 wait $build_pid
 tail -1 "$out/build.log"
+# The binaries need the carried libraries (LD_LIBRARY_PATH); sourced only now, after the
+# python steps, which need nothing of them.
+# shellcheck disable=SC1091
+source .gpudeps/gpu-env.sh
 
 step import
 O=$B/offline/mixserve-offline
@@ -68,6 +74,7 @@ $E --model_dir "$R/marian-tiny/1" --reference $G/tiny-cuda-fp16.tsv \
 [ -d "$R/marian-tiny-bin/1" ] &&
   $E --model_dir "$R/marian-tiny-bin/1" --reference $G/tiny-cpu-fp32.tsv --device cpu
 
+[ "${DISTILL:-1}" = 1 ] || { step done; exit 0; }
 step "distill students"
 common=(--teacher "$R/marian-base/1" --data "$D" --src en --tgt de --device cuda --epochs 1
         --max_steps "${DISTILL_STEPS:-0}")
