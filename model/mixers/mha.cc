@@ -15,12 +15,14 @@
 // LibTorch 2 the attention itself is the fused scaled_dot_product_attention.
 //
 // Incremental decoding:
-//  - decoder self keeps a key/value cache [B, H, max_len, 2 dh] (per head: key, then value);
+//  - decoder self keeps a key/value cache [B, H, L, 2 dh] (per head: key, then value; L =
+//    max_len on CUDA, growing with the longest row on the CPU: kCpuInitialSlots below);
 //    each row writes its step's key and value at its own position and attends to cache slots
 //    <= its position, so rows at different positions (continuous batching) share one call;
 //  - decoder cross projects the encoder output to keys/values (same layout) once at InitState.
 #include <torch/version.h>
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <utility>
@@ -57,6 +59,26 @@ torch::Tensor Values(const torch::Tensor& kv) {
   return kv.narrow(3, kv.size(3) / 2, kv.size(3) / 2);
 }
 
+// `t` [B, H, L, n] with zero slots up to `s`; an additive mask [B, 1, 1, W] with masked slots
+// up to AlignedWidth(s).
+torch::Tensor PadSlots(const torch::Tensor& t, int64_t s) {
+  if (t.size(2) == s) return t;
+  auto pad = torch::zeros({t.size(0), t.size(1), s - t.size(2), t.size(3)}, t.options());
+  return torch::cat({t, pad}, 2);
+}
+torch::Tensor PadBias(const torch::Tensor& m, int64_t s) {
+  const int64_t w = AlignedWidth(s);
+  if (m.size(3) == w) return m;
+  auto pad = torch::full({m.size(0), 1, 1, w - m.size(3)}, Masked(m.scalar_type()), m.options());
+  return torch::cat({m, pad}, 3);
+}
+
+// Slots a CPU cache starts with. On CUDA the cache holds max_len slots from the start (the
+// step graphs need fixed shapes, and growing would need the positions on the host); on the
+// CPU it grows with the longest row, so that a model of a long max_len (512 for imported
+// MarianMT models) does not attend over and copy hundreds of empty slots at every step.
+constexpr int64_t kCpuInitialSlots = 32;
+
 // Key/value cache of decoder self-attention, and the additive mask of the slots each row may
 // not attend to yet (kept across steps: a step unblocks its own slot, one operator instead of
 // building the mask from the positions at every step and layer).
@@ -71,8 +93,16 @@ struct SelfState : MixerState {
   void Append(MixerState& other) override {
     auto* o = dynamic_cast<SelfState*>(&other);
     if (!o) throw std::invalid_argument("mha: Append of a state of another mixer");
-    kv = torch::cat({kv, o->kv}, 0);
-    bias = torch::cat({bias, o->bias}, 0);
+    const int64_t l = std::max(kv.size(2), o->kv.size(2));  // CPU caches grow apart
+    kv = torch::cat({PadSlots(kv, l), PadSlots(o->kv, l)}, 0);
+    bias = torch::cat({PadBias(bias, l), PadBias(o->bias, l)}, 0);
+  }
+  // Room for `need` slots (at most `max_len`), doubling.
+  void Grow(int64_t need, int64_t max_len) {
+    if (kv.size(2) >= need) return;
+    const int64_t l = std::min(max_len, std::max(need, 2 * kv.size(2)));
+    kv = PadSlots(kv, l);
+    bias = PadBias(bias, l);
   }
   std::vector<torch::Tensor*> Tensors() override { return {&kv, &bias}; }
 };
@@ -91,22 +121,10 @@ struct CrossState : MixerState {
     if (!o) throw std::invalid_argument("mha: Append of a state of another mixer");
     // Memories of different lengths: pad the shorter along S with masked slots.
     const int64_t s = std::max(kv.size(2), o->kv.size(2));
-    kv = torch::cat({PadS(kv, s), PadS(o->kv, s)}, 0);
+    kv = torch::cat({PadSlots(kv, s), PadSlots(o->kv, s)}, 0);
     bias = torch::cat({PadBias(bias, s), PadBias(o->bias, s)}, 0);
   }
   std::vector<torch::Tensor*> Tensors() override { return {&kv, &bias}; }
-  static torch::Tensor PadS(const torch::Tensor& t, int64_t s) {
-    if (t.size(2) == s) return t;
-    auto pad = torch::zeros({t.size(0), t.size(1), s - t.size(2), t.size(3)}, t.options());
-    return torch::cat({t, pad}, 2);
-  }
-  static torch::Tensor PadBias(const torch::Tensor& m, int64_t s) {
-    const int64_t w = AlignedWidth(s);
-    if (m.size(3) == w) return m;
-    auto pad = torch::full({m.size(0), 1, 1, w - m.size(3)}, Masked(m.scalar_type()),
-                           m.options());
-    return torch::cat({m, pad}, 3);
-  }
 };
 
 class MhaMixer : public TokenMixer {
@@ -191,8 +209,11 @@ class MhaMixer : public TokenMixer {
     if (ctx_.site != Site::kDecoderSelf)
       throw std::logic_error("mha: incremental state exists only at decoder sites");
     auto s = std::make_unique<SelfState>();
-    s->kv = torch::zeros({batch, heads_, ctx_.max_len(), 2 * dh_}, opts);
-    s->bias = torch::full({batch, 1, 1, AlignedWidth(ctx_.max_len())},
+    const int64_t slots = opts.device().is_cpu()
+                              ? std::min<int64_t>(ctx_.max_len(), kCpuInitialSlots)
+                              : ctx_.max_len();
+    s->kv = torch::zeros({batch, heads_, slots, 2 * dh_}, opts);
+    s->bias = torch::full({batch, 1, 1, AlignedWidth(slots)},
                           Masked(opts.dtype().toScalarType()), opts);
     return s;
   }
@@ -229,6 +250,7 @@ class MhaMixer : public TokenMixer {
       kv = torch::cat({Heads(k_(x_t).unsqueeze(1)), Heads(v_(x_t).unsqueeze(1))}, 3);
     }
     auto p = pos.to(x_t.device(), torch::kLong);
+    if (p.is_cpu() && b > 0) s.Grow(p.max().item<int64_t>() + 1, ctx_.max_len());
     // Write this step's key and value at each row's own position, and unblock that slot.
     auto slot = p.view({b, 1, 1, 1});
     s.kv.scatter_(2, slot.expand({b, heads_, 1, 2 * dh_}), kv);

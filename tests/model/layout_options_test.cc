@@ -166,3 +166,43 @@ TEST(LayoutOptions, InvalidOptionsAreNamed) {
 
 }  // namespace
 }  // namespace mixserve::model
+
+namespace mixserve::model {
+namespace {
+
+// On the CPU the self-attention cache starts small and grows with the longest row: steps far
+// beyond its first size, and rows that join a state whose cache has grown, still give the
+// full pass's log-probabilities.
+TEST(LayoutOptions, GrowingCpuCacheMatchesTheFullPass) {
+  torch::NoGradGuard ng;
+  torch::manual_seed(11);
+  ModelSpec s = TinySpec();
+  s.max_len = 100;
+  Transformer m(s);
+  m->eval();
+  const int64_t n = 80;
+  auto src = torch::randint(4, kVocab, {2, 6}, torch::kLong);
+  src.select(1, 5).fill_(ModelSpec::kEos);
+  auto tgt = torch::randint(4, kVocab, {2, n}, torch::kLong);
+  tgt.select(1, 0).fill_(ModelSpec::kBos);
+  const auto full = torch::log_softmax(m->Forward(src, tgt), -1);
+  // Row 0 decodes alone for 50 steps (its cache grows past 32 and 64 slots); row 1 joins
+  // then, with a fresh cache of its own size, and both go on in one state.
+  auto state = m->InitDecoder(m->Encode(src.narrow(0, 0, 1)));
+  int64_t t0 = 0;
+  for (; t0 < 50; ++t0) {
+    auto lp = m->DecodeStep(tgt.narrow(0, 0, 1).select(1, t0).contiguous(), *state);
+    ASSERT_TRUE(torch::allclose(lp, full.narrow(0, 0, 1).select(1, t0), 1e-4, 1e-5)) << t0;
+  }
+  auto late = m->InitDecoder(m->Encode(src.narrow(0, 1, 1)));
+  state->Append(*late);
+  for (int64_t t1 = 0; t0 < n; ++t0, ++t1) {
+    auto tok = torch::stack({tgt[0][t0], tgt[1][t1]});
+    auto lp = m->DecodeStep(tok, *state);
+    EXPECT_TRUE(torch::allclose(lp[0], full[0][t0], 1e-4, 1e-5)) << "row 0 step " << t0;
+    EXPECT_TRUE(torch::allclose(lp[1], full[1][t1], 1e-4, 1e-5)) << "row 1 step " << t1;
+  }
+}
+
+}  // namespace
+}  // namespace mixserve::model
