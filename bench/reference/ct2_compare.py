@@ -27,8 +27,8 @@ Timing (after the agreement check), per compute type and intra_threads:
   batch N   the sentences sorted by length in batches of N (CTranslate2's own sorting with
             max_batch_size): sentences/s and output tokens/s (tokens without EOS, as
             mixserve-loadgen counts them); latency is per batch
-OpenBLAS runs single-threaded (set_blas_threads says why). Tokenization is done before the
-clock starts (mixserve's latencies include it and gRPC).
+OpenBLAS's pthread build runs single-threaded (pin_pthread_openblas says why).
+Tokenization is done before the clock starts (mixserve's latencies include it and gRPC).
 The table has mixserve-loadgen's columns.
 """
 import argparse
@@ -222,20 +222,25 @@ def build_ct2_model(fields, w, vocab, out_dir):
 
 # --- timing ---------------------------------------------------------------------------------------
 
-def set_blas_threads(n):
-    """OpenBLAS's pthread build (Debian's default) keeps its own pool, one thread per core,
-    beside CTranslate2's OpenMP threads. With intra_threads 2 on 2 cores the two pools fight:
-    measured here, 1,000 sentences in batches of 64 ran at 175-208 sentences/s with the OpenBLAS
-    pool against 920-1,030 with OpenBLAS single-threaded. CTranslate2's own threads do the
-    parallel work, so OpenBLAS gets one."""
+def pin_pthread_openblas():
+    """OpenBLAS's pthread build keeps its own pool, one thread per core, beside CTranslate2's
+    OpenMP threads; with intra_threads 2 on 2 cores the two fight (measured here: 1,000
+    sentences in batches of 64 at 175-208 sentences/s against 920-1,030 with that pool pinned
+    to one thread). The OpenMP build shares CTranslate2's OpenMP pool and is left alone.
+    Returns the build: "sequential", "pthread", "openmp" or "not found"."""
     for name in ("openblas", "openblas64_"):
-        lib = ctypes.util.find_library(name)
-        if lib:
-            fn = getattr(ctypes.CDLL(lib), "openblas_set_num_threads", None)
-            if fn:
-                fn(n)
-                return True
-    return False
+        path = ctypes.util.find_library(name)
+        if not path:
+            continue
+        lib = ctypes.CDLL(path)
+        get = getattr(lib, "openblas_get_parallel", None)
+        if get is None:
+            continue
+        build = {0: "sequential", 1: "pthread", 2: "openmp"}.get(get(), "unknown")
+        if build == "pthread":
+            lib.openblas_set_num_threads(1)
+        return build
+    return "not found"
 
 
 def translate(translator, batch, max_len, max_batch_size=0):
@@ -335,7 +340,10 @@ def main():
     if too_long:
         sys.exit(f"{a.src}: sentences {too_long[:5]} longer than max_len {max_len}")
 
-    result = {"ctranslate2": ctranslate2.__version__, "sentences": len(src), "rows": []}
+    blas = pin_pthread_openblas()
+    print(f"OpenBLAS build: {blas}")
+    result = {"ctranslate2": ctranslate2.__version__, "openblas": blas, "sentences": len(src),
+              "rows": []}
     if a.mixserve_hyps:
         t = ctranslate2.Translator(a.ct2_dir, device="cpu", compute_type="float32",
                                    intra_threads=2)
@@ -360,8 +368,6 @@ def main():
 
     for ct in a.compute_types.split(","):
         for th in [int(x) for x in a.intra_threads.split(",")]:
-            if not set_blas_threads(1):
-                print("note: openblas_set_num_threads not found", file=sys.stderr)
             t = ctranslate2.Translator(a.ct2_dir, device="cpu", compute_type=ct,
                                        inter_threads=1, intra_threads=th)
             label = f"ct2 {ct} intra={th}"
