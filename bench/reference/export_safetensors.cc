@@ -4,8 +4,8 @@
 //
 //   export_safetensors <model version dir> <out.safetensors>
 //
-// Names are the module paths of docs/model.md ("decoder.0.cross.mixer.q.weight",
-// "positions"); the model's spec travels alongside in model.pbtxt, not in the file.
+// Names are the module paths that docs/model.md lists under "Architecture"
+// (decoder.0.cross.mixer.q.weight, positions); the model's spec stays in model.pbtxt.
 #include <torch/torch.h>
 
 #include <cstdio>
