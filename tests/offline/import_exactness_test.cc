@@ -6,9 +6,9 @@
 #include <unistd.h>
 
 #include <cstdlib>
-#include <filesystem>
 #include <string>
 
+#include "base/remove_tree.h"
 #include "offline/commands.h"
 #include "offline/reference_check.h"
 #include "offline/text_io.h"
@@ -30,7 +30,7 @@ class ImportExactness : public ::testing::Test {
     ASSERT_EQ(code, 0) << out;
   }
   static void TearDownTestSuite() {
-    std::filesystem::remove_all(*repo_);
+    RemoveTree(*repo_);
     delete repo_;
   }
   static ExactnessReport Check(const std::string& reference, int beam = 4) {

@@ -6,10 +6,10 @@
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
-#include <filesystem>
 #include <string>
 #include <vector>
 
+#include "base/remove_tree.h"
 #include "offline/commands.h"
 #include "offline/reference_check.h"
 #include "offline/text_io.h"
@@ -41,7 +41,7 @@ class ImportedModelE2E : public ::testing::Test {
   }
   void TearDown() override {
     server_.Stop();
-    std::filesystem::remove_all(repo_);
+    RemoveTree(repo_);
   }
   v1::TranslateResponse One(const std::string& text, int beam) {
     v1::TranslateRequest r = Request(text);
