@@ -61,7 +61,8 @@ TEST(LayoutOptions, PostNormHasNoFinalNormsAndAnOutputBias) {
   EXPECT_EQ(params.find("encoder_norm.weight"), nullptr);
   EXPECT_EQ(params.find("decoder_norm.weight"), nullptr);
   EXPECT_NE(params.find("encoder.0.self.norm.weight"), nullptr);
-  auto bias = m->named_buffers().find("final_logits_bias");
+  const auto buffers = m->named_buffers();
+  const auto* bias = buffers.find("final_logits_bias");
   ASSERT_NE(bias, nullptr);
   EXPECT_EQ(bias->sizes(), (std::vector<int64_t>{kVocab}));
   int64_t sum = 0;
