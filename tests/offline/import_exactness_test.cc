@@ -3,7 +3,6 @@
 // against transformers' own tokenization and generate() answers for 500 test sentences
 // (tests/data/marian-tiny-goldens, tests/data/README.md), through the serving engine.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cstdlib>
 #include <string>
@@ -12,6 +11,7 @@
 #include "offline/commands.h"
 #include "offline/reference_check.h"
 #include "offline/text_io.h"
+#include "tests/support/temp_dir.h"
 
 namespace mixserve::offline {
 namespace {
@@ -21,12 +21,11 @@ const std::string kRoot = MIXSERVE_SOURCE_DIR;
 class ImportExactness : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    std::string tmpl = ::testing::TempDir() + "exact-XXXXXX";
-    repo_ = new std::string(mkdtemp(tmpl.data()));
-    testing::internal::CaptureStdout();
+    repo_ = new std::string(testing::MakeTempDir("exact"));
+    ::testing::internal::CaptureStdout();
     const int code = Main("import", {"--hf_dir", kRoot + "/tests/data/marian-tiny",
                                      "--repository", *repo_, "--name", "marian-tiny"});
-    const std::string out = testing::internal::GetCapturedStdout();
+    const std::string out = ::testing::internal::GetCapturedStdout();
     ASSERT_EQ(code, 0) << out;
   }
   static void TearDownTestSuite() {

@@ -20,6 +20,7 @@
 #include "model/safetensors.h"
 #include "model/torch_state_dict.h"
 #include "offline/commands.h"
+#include "tests/support/temp_dir.h"
 #include "text/tokenizer.h"
 
 namespace mixserve {
@@ -27,16 +28,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using model::NamedTensors;
-
-std::string TempDir(const std::string& prefix) {
-  std::string tmpl = ::testing::TempDir();
-  if (tmpl.empty() || tmpl.back() != '/') tmpl += "/";
-  tmpl += prefix + "XXXXXX";
-  std::vector<char> buf(tmpl.begin(), tmpl.end());
-  buf.push_back('\0');
-  if (!mkdtemp(buf.data())) throw std::runtime_error("mkdtemp failed for " + tmpl);
-  return buf.data();
-}
+using testing::MakeTempDir;
 
 void Write(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;
@@ -59,7 +51,7 @@ std::string ErrorOf(F f) {
 // ---- .safetensors ----
 
 TEST(SafetensorsTest, RoundTripKeepsNamesDtypesShapesAndValues) {
-  const std::string dir = TempDir("st");
+  const std::string dir = MakeTempDir("st");
   const NamedTensors in = {{"b.weight", torch::randn({3, 4})},
                            {"a", torch::randn({5}).to(torch::kHalf)},
                            {"c.bf16", torch::randn({2, 2, 2}).to(torch::kBFloat16)},
@@ -102,7 +94,7 @@ void WriteRaw(const std::string& path, const std::string& header_json, size_t da
 }
 
 TEST(SafetensorsTest, TruncatedFilesAreRefusedNamingFileAndTensor) {
-  const std::string dir = TempDir("st");
+  const std::string dir = MakeTempDir("st");
   const std::string path = dir + "/m.safetensors";
   Write(path, "abc");
   EXPECT_CONTAINS(ErrorOf([&] { model::ReadSafetensors(path); }), path + ": truncated");
@@ -122,7 +114,7 @@ TEST(SafetensorsTest, TruncatedFilesAreRefusedNamingFileAndTensor) {
 }
 
 TEST(SafetensorsTest, BadEntriesAreRefusedNamingTheTensor) {
-  const std::string dir = TempDir("st");
+  const std::string dir = MakeTempDir("st");
   const std::string path = dir + "/m.safetensors";
   WriteRaw(path, R"({"w": {"dtype": "F8_E4M3", "shape": [2], "data_offsets": [0, 2]}})", 2);
   EXPECT_CONTAINS(ErrorOf([&] { model::ReadSafetensors(path); }),
@@ -145,7 +137,7 @@ TEST(SafetensorsTest, BadEntriesAreRefusedNamingTheTensor) {
 // ---- pytorch_model.bin ----
 
 TEST(TorchStateDictTest, ReadsZipDictsAndRefusesOtherFilesNamingThem) {
-  const std::string dir = TempDir("bin");
+  const std::string dir = MakeTempDir("bin");
   c10::Dict<std::string, torch::Tensor> d;
   d.insert("w", torch::randn({2, 3}));
   d.insert("b", torch::randn({3}).to(torch::kHalf));
@@ -269,7 +261,7 @@ std::vector<model::NamedShape> TransformerNames(const ModelSpec& spec) {
 class MarianDirTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    spm_dir_ = new std::string(TempDir("spm"));
+    spm_dir_ = new std::string(MakeTempDir("spm"));
     const std::string corpus = *spm_dir_ + "/text.txt";
     Write(corpus, "a small house\nthe small cat\na cat sat\nthe house is small\n"
                   "ein kleines Haus\ndie kleine Katze\n");
@@ -284,7 +276,7 @@ class MarianDirTest : public ::testing::Test {
   }
 
   void SetUp() override {
-    root_ = TempDir("import");
+    root_ = MakeTempDir("import");
     dir_ = root_ + "/opus-mt-xx-yy";
     fs::create_directories(dir_);
     WriteConfig(ConfigFields());
@@ -480,10 +472,10 @@ TEST_F(MarianDirTest, UnsharedEmbeddingsMapToTheirOwnTables) {
 
 TEST_F(MarianDirTest, ImportWritesAVersionWithTheSourceTensors) {
   const std::string repo = root_ + "/repo";
-  testing::internal::CaptureStdout();
+  ::testing::internal::CaptureStdout();
   const int code = offline::Main(
       "import", {"--hf_dir", dir_, "--repository", repo, "--name", "opus-mt-xx-yy"});
-  const std::string out = testing::internal::GetCapturedStdout();
+  const std::string out = ::testing::internal::GetCapturedStdout();
   ASSERT_EQ(code, 0) << out;
   EXPECT_CONTAINS(out, "imported " + dir_ + " -> " + repo + "/opus-mt-xx-yy/1");
   const std::string v1 = repo + "/opus-mt-xx-yy/1";
@@ -506,11 +498,11 @@ TEST_F(MarianDirTest, ImportWritesAVersionWithTheSourceTensors) {
   EXPECT_EQ(saved.size(), ExpectedNames().size() + 1);
 
   // The next import is version 2, with a shorter max_len.
-  testing::internal::CaptureStdout();
+  ::testing::internal::CaptureStdout();
   ASSERT_EQ(offline::Main("import", {"--hf_dir", dir_, "--repository", repo, "--name",
                                      "opus-mt-xx-yy", "--max_len", "8"}),
             0);
-  testing::internal::GetCapturedStdout();
+  ::testing::internal::GetCapturedStdout();
   model::Transformer m2 = model::LoadCheckpoint(repo + "/opus-mt-xx-yy/2");
   EXPECT_EQ(m2->spec().max_len, 8);
 }
@@ -613,18 +605,18 @@ TEST_F(MarianDirTest, WeightRefusalsNameTheFileAndTensor) {
 TEST_F(MarianDirTest, CommandLineErrorsExitNonZero) {
   const std::string repo = root_ + "/repo";
   WriteConfigWith("model_type", "\"t5\"");
-  testing::internal::CaptureStderr();
+  ::testing::internal::CaptureStderr();
   EXPECT_EQ(offline::Main("import", {"--hf_dir", dir_, "--repository", repo, "--name", "m"}), 1);
-  EXPECT_CONTAINS(testing::internal::GetCapturedStderr(),
+  EXPECT_CONTAINS(::testing::internal::GetCapturedStderr(),
                   "mixserve-offline import: error: " + dir_ + "/config.json: model_type 't5'");
   EXPECT_FALSE(fs::exists(repo + "/m/1"));
-  testing::internal::CaptureStderr();
+  ::testing::internal::CaptureStderr();
   EXPECT_EQ(offline::Main("import", {"--repository", repo, "--name", "m"}), 2);
-  EXPECT_CONTAINS(testing::internal::GetCapturedStderr(), "hf_dir");
-  testing::internal::CaptureStderr();
+  EXPECT_CONTAINS(::testing::internal::GetCapturedStderr(), "hf_dir");
+  ::testing::internal::CaptureStderr();
   EXPECT_EQ(offline::Main("import", {"--hf_dir", dir_, "--repository", repo, "--name", "a/b"}),
             2);
-  testing::internal::GetCapturedStderr();
+  ::testing::internal::GetCapturedStderr();
 }
 
 // ---- the model transformers wrote (tests/data/marian-tiny) ----

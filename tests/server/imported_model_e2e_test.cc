@@ -4,7 +4,6 @@
 // (tests/data/marian-tiny-goldens: greedy, and beam 4 on request), also as a document.
 #include <gtest/gtest.h>
 #include <grpcpp/grpcpp.h>
-#include <unistd.h>
 
 #include <string>
 #include <vector>
@@ -25,8 +24,7 @@ constexpr int kSentences = 40;
 class ImportedModelE2E : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = ::testing::TempDir() + "imported-XXXXXX";
-    repo_ = mkdtemp(tmpl.data());
+    repo_ = MakeTempDir("imported");
     ::testing::internal::CaptureStdout();
     const int code = offline::Main("import", {"--hf_dir", kRoot + "/tests/data/marian-tiny",
                                               "--repository", repo_, "--name", "opus-mt-tiny"});

@@ -120,16 +120,6 @@ std::string TokenizerPath() {
   return model;
 }
 
-std::string MakeTempDir(const std::string& prefix) {
-  std::string tmpl = ::testing::TempDir();
-  if (tmpl.empty() || tmpl.back() != '/') tmpl += "/";
-  tmpl += prefix + "XXXXXX";
-  std::vector<char> buf(tmpl.begin(), tmpl.end());
-  buf.push_back('\0');
-  if (!mkdtemp(buf.data())) throw std::runtime_error("mkdtemp failed for " + tmpl);
-  return buf.data();
-}
-
 void CreateModel(const std::string& repo, const ModelDef& def) {
   std::string tok = TokenizerPath();
   int vocab = Tokenizer::Load(tok)->vocab_size();

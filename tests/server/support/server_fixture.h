@@ -14,6 +14,7 @@
 
 #include "mixserve/v1/model_service.grpc.pb.h"
 #include "mixserve/v1/translation.grpc.pb.h"
+#include "tests/support/temp_dir.h"  // MakeTempDir
 
 namespace mixserve {
 namespace testing {
@@ -30,8 +31,6 @@ struct ModelDef {
   int max_len = 48;
 };
 
-// A fresh empty directory under the test's temporary folder.
-std::string MakeTempDir(const std::string& prefix);
 // Writes <repo>/<name>/<version>/ with random weights and the shared tokenizer.
 void CreateModel(const std::string& repo, const ModelDef& def);
 // en-de-base/1, en-de-alt/1 (another mixer or seed), de-en-base/1.
