@@ -34,6 +34,22 @@ T* CopyOut(const T* src, size_t n, size_t extra = 0) {
   return out;
 }
 
+// A decode's result for the caller: `out` copied into *text (NUL-terminated, its length in
+// *text_len), or the status's error. Throws std::bad_alloc (for Guard) when out of memory.
+template <typename Status>
+int TextOut(const Status& status, const std::string& out, char** text, size_t* text_len) {
+  if (!status.ok()) {
+    SetError(status.ToString());
+    return -1;
+  }
+  char* t = CopyOut(out.data(), out.size());
+  if (t == nullptr) throw std::bad_alloc();
+  t[out.size()] = '\0';
+  *text = t;
+  *text_len = out.size();
+  return 0;
+}
+
 // Runs f, turning exceptions into an error message and the failure value.
 template <typename R, typename F>
 R Guard(R failure, F&& f) {
@@ -161,17 +177,8 @@ int mixserve_spm_decode_ids(const MixserveSpm* model, const int* ids, size_t n_i
       }
     }
     std::string out;
-    const auto status = model->processor.Decode(std::vector<int>(ids, ids + n_ids), &out);
-    if (!status.ok()) {
-      SetError(status.ToString());
-      return -1;
-    }
-    char* t = CopyOut(out.data(), out.size());
-    if (t == nullptr) throw std::bad_alloc();
-    t[out.size()] = '\0';
-    *text = t;
-    *text_len = out.size();
-    return 0;
+    return TextOut(model->processor.Decode(std::vector<int>(ids, ids + n_ids), &out), out, text,
+                   text_len);
   });
 }
 
@@ -195,17 +202,7 @@ int mixserve_spm_decode_pieces(const MixserveSpm* model, const char* data, const
       begin = ends[i];
     }
     std::string out;
-    const auto status = model->processor.Decode(pieces, &out);
-    if (!status.ok()) {
-      SetError(status.ToString());
-      return -1;
-    }
-    char* t = CopyOut(out.data(), out.size());
-    if (t == nullptr) throw std::bad_alloc();
-    t[out.size()] = '\0';
-    *text = t;
-    *text_len = out.size();
-    return 0;
+    return TextOut(model->processor.Decode(pieces, &out), out, text, text_len);
   });
 }
 
