@@ -11,7 +11,6 @@
 #include "offline/evaluate.h"
 #include "offline/progress.h"
 #include "offline/repository.h"
-#include "base/remove_tree.h"
 
 namespace mixserve::offline {
 
@@ -36,19 +35,10 @@ int RunExport(const Args& args) {
     Print("%s", f.Usage().c_str());
     return 0;
   }
-  const std::string from = f.Get("model"), repo = f.Get("repo"), name = f.Get("name");
+  const std::string from = f.Get("model"), name = f.Get("name");
   RequireModelDir(from, "model");
-  if (!ValidModelName(name))
-    throw UsageError("--name '" + name + "' must be letters, digits, '-', '_' or '.'");
-  int version = f.GetInt("version");
-  if (version < 0) throw UsageError("--version must be >= 0");
-  const std::string model_dir = repo + "/" + name;
-  if (version == 0) version = NextModelVersion(model_dir);
-  const std::string final_dir = model_dir + "/" + std::to_string(version);
-  if (fs::exists(final_dir))
-    throw std::runtime_error("version " + final_dir + " already exists (use --version=0 for the next free one)");
-  const std::string tmp = model_dir + "/.tmp-" + std::to_string(version);
-  mixserve::RemoveTree(tmp);
+  const NewVersion v = PrepareNewVersion(f.Get("repo"), name, f.GetInt("version"));
+  const std::string& tmp = v.tmp;
 
   model::Transformer model = model::LoadCheckpoint(from);
   const ModelSpec& spec = model->spec();
@@ -69,7 +59,7 @@ int RunExport(const Args& args) {
     if (meta.numbers.count(k)) so.numeric_metadata[k] = meta.numbers.at(k);
   if (!so.metadata.count("parent_teacher")) so.metadata["parent_teacher"] = "";
   so.metadata["name"] = name;
-  so.metadata["version"] = std::to_string(version);
+  so.metadata["version"] = std::to_string(v.version);
   so.metadata["exported_from"] = fs::absolute(from).lexically_normal().string();
   so.metadata["source_language"] = spec.source_language;
   so.metadata["target_language"] = spec.target_language;
@@ -95,8 +85,8 @@ int RunExport(const Args& args) {
     so.numeric_metadata["bleu_test"] = sr.bleu_greedy;
     model::WriteMetadata(model, tmp, so);
   }
-  fs::rename(tmp, final_dir);
-  Print("exported %s -> %s (%lld parameters%s)\n", from.c_str(), final_dir.c_str(),
+  fs::rename(tmp, v.dir);
+  Print("exported %s -> %s (%lld parameters%s)\n", from.c_str(), v.dir.c_str(),
         static_cast<long long>(model->ParameterCount()), so.fp16 ? ", fp16 weights" : "");
   return 0;
 }

@@ -32,20 +32,11 @@ int RunImport(const Args& args) {
     Print("%s", f.Usage().c_str());
     return 0;
   }
-  const std::string from = f.Get("hf_dir"), repo = f.Get("repository"), name = f.Get("name");
-  if (!ValidModelName(name))
-    throw UsageError("--name '" + name + "' must be letters, digits, '-', '_' or '.'");
-  int version = f.GetInt("version");
-  if (version < 0) throw UsageError("--version must be >= 0");
+  const std::string from = f.Get("hf_dir"), name = f.Get("name");
+  const NewVersion v = PrepareNewVersion(f.Get("repository"), name, f.GetInt("version"));
   const int max_len = f.GetInt("max_len");
   if (max_len < 0) throw UsageError("--max_len must be >= 0");
   if (!fs::is_directory(from)) throw UsageError("--hf_dir " + from + " is not a directory");
-  const std::string model_dir = repo + "/" + name;
-  if (version == 0) version = NextModelVersion(model_dir);
-  const std::string final_dir = model_dir + "/" + std::to_string(version);
-  if (fs::exists(final_dir))
-    throw std::runtime_error("version " + final_dir +
-                             " already exists (use --version=0 for the next free one)");
 
   model::MarianImport imported;
   try {
@@ -56,12 +47,11 @@ int RunImport(const Args& args) {
   model::Transformer& model = imported.model;
   const ModelSpec& spec = model->spec();
 
-  const std::string tmp = model_dir + "/.tmp-" + std::to_string(version);
-  mixserve::RemoveTree(tmp);
+  const std::string& tmp = v.tmp;
   model::SaveOptions so;
   so.metadata["kind"] = "imported";
   so.metadata["name"] = name;
-  so.metadata["version"] = std::to_string(version);
+  so.metadata["version"] = std::to_string(v.version);
   so.metadata["imported_from"] = fs::absolute(from).lexically_normal().string();
   so.metadata["origin"] = "Hugging Face MarianMT (" + imported.weights_file + ")";
   so.metadata["source_language"] = spec.source_language;
@@ -69,10 +59,8 @@ int RunImport(const Args& args) {
   so.metadata["created_by"] = "mixserve-offline import";
   try {
     model::SaveCheckpoint(model, tmp, so);
-    for (const std::string& file :
-         {spec.tokenizer_file, spec.target_tokenizer_file, spec.vocabulary_file})
-      CopyFileTo((fs::path(from) / file).string(), (fs::path(tmp) / file).string());
-    fs::rename(tmp, final_dir);
+    CopyTokenizerFiles(from, spec, tmp);
+    fs::rename(tmp, v.dir);
   } catch (...) {
     mixserve::RemoveTree(tmp);
     throw;
@@ -83,7 +71,7 @@ int RunImport(const Args& args) {
         imported.weights_file.c_str(), spec.encoder.size(), spec.decoder.size(), spec.d_model,
         spec.heads, spec.ffn_dim, spec.vocab_size, spec.max_len, spec.activation.c_str());
   for (const auto& note : imported.notes) Print("import: %s\n", note.c_str());
-  Print("imported %s -> %s (%lld parameters)\n", from.c_str(), final_dir.c_str(),
+  Print("imported %s -> %s (%lld parameters)\n", from.c_str(), v.dir.c_str(),
         static_cast<long long>(model->ParameterCount()));
   return 0;
 }

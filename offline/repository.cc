@@ -3,6 +3,10 @@
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
+#include <stdexcept>
+
+#include "base/remove_tree.h"
+#include "offline/flags.h"
 
 namespace mixserve::offline {
 
@@ -26,6 +30,22 @@ bool ValidModelName(const std::string& n) {
   for (char c : n)
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) return false;
   return true;
+}
+
+NewVersion PrepareNewVersion(const std::string& repo, const std::string& name, int version) {
+  if (!ValidModelName(name))
+    throw UsageError("--name '" + name + "' must be letters, digits, '-', '_' or '.'");
+  if (version < 0) throw UsageError("--version must be >= 0");
+  const std::string model_dir = repo + "/" + name;
+  NewVersion v;
+  v.version = version == 0 ? NextModelVersion(model_dir) : version;
+  v.dir = model_dir + "/" + std::to_string(v.version);
+  if (fs::exists(v.dir))
+    throw std::runtime_error("version " + v.dir +
+                             " already exists (use --version=0 for the next free one)");
+  v.tmp = model_dir + "/.tmp-" + std::to_string(v.version);
+  RemoveTree(v.tmp);
+  return v;
 }
 
 }  // namespace mixserve::offline
