@@ -86,9 +86,8 @@ class FeedForwardImpl : public torch::nn::Module {
       return post_ ? norm_(y) : y;
     }
     const auto w = Augmented();
-    auto h = x.is_cuda() ? at::_addmm_activation(w[1], n, w[0].t())
-                         : torch::addmm(w[1], n, w[0].t()).relu_();
-    auto y = x.addmm_(h, w[2].t());
+    auto h = x.is_cuda() ? at::_addmm_activation(w[1], n, w[0].t()) : Affine(n, w[0], w[1]).relu_();
+    auto y = AddProduct(x, h, w[2]);
     return post_ ? norm_(y) : y;
   }
 
@@ -171,8 +170,10 @@ class MixerBlockImpl : public torch::nn::Module {
 
   torch::Tensor Step(const torch::Tensor& x, const torch::Tensor& pos, MixerState& state) {
     if (role() != MixerRole::kMixer) return mixer_->Step(x, pos, state);
-    if (post_) return norm_(x + drop_(mixer_->Step(x, pos, state)));
-    return x + drop_(mixer_->Step(norm_(x), pos, state));
+    // (Dropout in eval mode returns its input, but as one more operator of every step.)
+    auto drop = [&](const torch::Tensor& t) { return is_training() ? drop_(t) : t; };
+    if (post_) return norm_(x + drop(mixer_->Step(x, pos, state)));
+    return x + drop(mixer_->Step(norm_(x), pos, state));
   }
 
  private:
@@ -512,7 +513,7 @@ torch::Tensor TransformerImpl::DecodeFull(const torch::Tensor& tgt_in, const Enc
 
 torch::Tensor TransformerImpl::Logits(const torch::Tensor& x) {
   const auto& L = *layers_;
-  return F::linear(x, L.out_proj ? L.out_proj->weight : L.tgt_embed->weight, L.logits_bias);
+  return Affine(x, L.out_proj ? L.out_proj->weight : L.tgt_embed->weight, L.logits_bias);
 }
 
 torch::Tensor TransformerImpl::Forward(const torch::Tensor& src, const torch::Tensor& tgt_in) {
@@ -711,7 +712,7 @@ torch::Tensor TransformerImpl::RunStep(const torch::Tensor& tokens, DecoderState
   auto step = [&](const torch::Tensor& tok) {
     auto x = L.Embed(L.tgt_embed, L.scaled_tgt, tok, spec_.d_model) +
              L.pe.index_select(0, s->pos_dev).to(L.tgt_embed->weight.scalar_type());
-    x = L.drop(x);
+    if (is_training()) x = L.drop(x);
     for (size_t i = 0; i < L.dec.size(); ++i) {
       x = L.dec[i]->block(Site::kDecoderSelf)->Step(x, s->pos_dev, *s->self[i]);
       x = L.dec[i]->block(Site::kDecoderCross)->Step(x, s->pos_dev, *s->cross[i]);

@@ -30,6 +30,7 @@
 
 #include "model/affine.h"
 #include "model/derived_weights.h"
+#include "model/mixers/cpu_attention.h"
 #include "model/token_mixer.h"
 
 namespace mixserve::model {
@@ -229,6 +230,9 @@ class MhaMixer : public TokenMixer {
     const double scale = 1.0 / std::sqrt(static_cast<double>(dh_));
     std::vector<torch::Tensor> w;
     if (!grad) w = Stacked();
+    if (!grad && x_t.is_cpu() && x_t.scalar_type() == torch::kFloat &&
+        !(is_training() && ctx_.dropout() > 0))
+      return StepCpu(x_t.contiguous(), pos, state, w);
     auto project_q = [&] {
       return grad ? torch::addmm(q_->bias, x_t, q_->weight.t(), scale, scale)
                   : torch::addmm(w[1].narrow(0, 0, d), x_t, w[0].narrow(0, 0, d).t());
@@ -260,6 +264,63 @@ class MhaMixer : public TokenMixer {
   }
 
  private:
+  // Step on the CPU in fp32 without gradients: the projections as in Step, the cache write and
+  // the attention in one loop over raw memory (model/mixers/cpu_attention.h) instead of the
+  // twenty-odd operators of AttendOne and the scatters.
+  torch::Tensor StepCpu(const torch::Tensor& x, const torch::Tensor& pos, MixerState& state,
+                        const std::vector<torch::Tensor>& w) {
+    const int64_t b = x.size(0), d = heads_ * dh_;
+    CacheAttention a;
+    a.rows = b;
+    a.heads = heads_;
+    a.head_dim = dh_;
+    torch::Tensor q;  // holds the queries a.q points into
+    std::vector<int64_t> limit;
+    auto fp32_contiguous = [](torch::Tensor& t) {
+      if (!t.is_contiguous()) t = t.contiguous();
+      return t.data_ptr<float>();
+    };
+    if (ctx_.site == Site::kDecoderCross) {
+      auto& s = static_cast<CrossState&>(state);
+      q = Affine(x, w[0].narrow(0, 0, d), w[1].narrow(0, 0, d));
+      a.q_stride = d;
+      a.kv = fp32_contiguous(s.kv);
+      a.slots = s.kv.size(2);
+      a.bias = fp32_contiguous(s.bias);
+      a.bias_stride = s.bias.size(3);
+    } else {
+      auto& s = static_cast<SelfState&>(state);
+      q = Affine(x, w[0], w[1]);  // [B, 3D]: q, then per head key and value
+      a.q_stride = 3 * d;
+      const auto p = pos.to(torch::kCPU, torch::kLong).contiguous();
+      const int64_t* at = p.data_ptr<int64_t>();
+      int64_t need = 0;
+      for (int64_t r = 0; r < b; ++r) need = std::max(need, at[r] + 1);
+      if (b > 0) s.Grow(need, ctx_.max_len());
+      float* kv = fp32_contiguous(s.kv);
+      float* bias = fp32_contiguous(s.bias);
+      const int64_t slots = s.kv.size(2), width = s.bias.size(3), pair = 2 * dh_;
+      const float* qkv = q.data_ptr<float>();
+      limit.resize(static_cast<size_t>(b));
+      for (int64_t r = 0; r < b; ++r) {  // this step's key and value at the row's position
+        for (int64_t h = 0; h < heads_; ++h)
+          std::copy_n(qkv + r * 3 * d + d + h * pair, pair,
+                      kv + ((r * heads_ + h) * slots + at[r]) * pair);
+        bias[r * width + at[r]] = 0.0f;
+        limit[static_cast<size_t>(r)] = at[r] + 1;
+      }
+      a.kv = kv;
+      a.slots = slots;
+      a.limit = limit.data();  // slots after the row's position are masked anyway
+    }
+    a.q = q.data_ptr<float>();
+    auto ctx = torch::empty({b, d}, x.options());
+    a.out = ctx.data_ptr<float>();
+    a.out_stride = d;
+    AttendCache(a);
+    return Affine(ctx, o_);
+  }
+
   // Inference weights [3D, D] and biases [3D]: q's divided by sqrt(dh), then per head the
   // key's rows and the value's rows (so that the product's k/v part, split by heads, holds
   // each head's key and value side by side, the caches' layout). Derived without gradients
