@@ -35,6 +35,30 @@ inline torch::Tensor Affine(const torch::Tensor& x, const torch::nn::Linear& l) 
   return Affine(x, l->weight, l->bias);
 }
 
+// The same with the weight transposed beforehand (`wt` [in, out]; a contiguous copy, or a
+// narrow of one along dim 1), for the products of decoding steps on the CPU: OpenBLAS
+// multiplies rows with a contiguous [in, out] operand faster than with the transposed view of
+// [out, in] (2-core x86-64: 4 rows times a 384 x 128 weight 15.0 us against 4.9, 16 rows
+// times a 4,000 x 128 output projection 258 against 206, 16 rows times 128 x 2,048 971
+// against 498). x is [B, in].
+inline torch::Tensor AffineT(const torch::Tensor& x, const torch::Tensor& wt,
+                             const torch::Tensor& bias) {
+  if (OneRowOnCpu(x, wt))
+    return (bias.defined() ? torch::addmv(bias, wt.t(), x[0]) : torch::mv(wt.t(), x[0]))
+        .unsqueeze(0);
+  return bias.defined() ? torch::addmm(bias, x, wt) : torch::mm(x, wt);
+}
+
+// y += x wt in place (wt as for AffineT).
+inline torch::Tensor& AddProductT(torch::Tensor& y, const torch::Tensor& x,
+                                  const torch::Tensor& wt) {
+  if (OneRowOnCpu(x, wt)) {
+    y.select(0, 0).addmv_(wt.t(), x[0]);
+    return y;
+  }
+  return y.addmm_(x, wt);
+}
+
 // y += x W^T in place over the rows of y ([B, out]) and x ([B, in]).
 inline torch::Tensor& AddProduct(torch::Tensor& y, const torch::Tensor& x,
                                  const torch::Tensor& weight) {

@@ -81,13 +81,25 @@ class FeedForwardImpl : public torch::nn::Module {
     if (torch::GradMode::is_enabled() || is_training()) return forward(x);
     auto n = post_ ? x : norm_(x);
     if (!relu()) {  // the constant column below would not survive another activation
-      auto h = Activate(Affine(n, fc1_), activation_);
-      auto y = x.add_(Affine(h, fc2_));
+      torch::Tensor y;
+      if (x.is_cpu()) {
+        const auto w = AugmentedT();  // here fc1's and fc2's weights transposed
+        auto h = Activate(AffineT(n, w[0], fc1_->bias), activation_);
+        y = AddProductT(x, h, w[1]).add_(fc2_->bias);
+      } else {
+        y = x.add_(Affine(Activate(Affine(n, fc1_), activation_), fc2_));
+      }
+      return post_ ? norm_(y) : y;
+    }
+    if (x.is_cpu()) {  // the augmented matrices transposed (model/affine.h)
+      const auto w = AugmentedT();
+      auto h = AffineT(n, w[0], w[1]).relu_();
+      auto y = AddProductT(x, h, w[2]);
       return post_ ? norm_(y) : y;
     }
     const auto w = Augmented();
-    auto h = x.is_cuda() ? at::_addmm_activation(w[1], n, w[0].t()) : Affine(n, w[0], w[1]).relu_();
-    auto y = AddProduct(x, h, w[2]);
+    auto h = at::_addmm_activation(w[1], n, w[0].t());
+    auto y = x.addmm_(h, w[2].t());
     return post_ ? norm_(y) : y;
   }
 
@@ -110,10 +122,22 @@ class FeedForwardImpl : public torch::nn::Module {
     });
   }
 
+  // CPU steps: with ReLU the augmented matrices transposed ([D, F + 8], [F + 8], [F + 8, D]),
+  // else fc1's and fc2's weights transposed ([D, F], [F, D]).
+  std::vector<torch::Tensor> AugmentedT() {
+    return augmented_t_.Get({&fc1_->weight, &fc1_->bias, &fc2_->weight, &fc2_->bias}, [this] {
+      if (!relu())
+        return std::vector<torch::Tensor>{fc1_->weight.t().contiguous(),
+                                          fc2_->weight.t().contiguous()};
+      auto w = Augmented();
+      return std::vector<torch::Tensor>{w[0].t().contiguous(), w[1], w[2].t().contiguous()};
+    });
+  }
+
   torch::nn::LayerNorm norm_;
   torch::nn::Linear fc1_, fc2_;
   torch::nn::Dropout drop_;
-  DerivedWeights augmented_;
+  DerivedWeights augmented_, augmented_t_;
 };
 TORCH_MODULE(FeedForward);
 
@@ -401,6 +425,7 @@ struct TransformerImpl::Layers {
   // capture). Undefined without suppressed tokens.
   torch::Tensor suppress;
   bool scale = true;  // ModelSpec::scale_embeddings
+  DerivedWeights out_t;  // the output projection transposed [D, V], for CPU steps
   DerivedWeights scaled_src, scaled_tgt;  // embedding tables times sqrt(d), for inference
                                           // (scaled_tgt only, when shared)
 
@@ -512,8 +537,13 @@ torch::Tensor TransformerImpl::DecodeFull(const torch::Tensor& tgt_in, const Enc
 }
 
 torch::Tensor TransformerImpl::Logits(const torch::Tensor& x) {
-  const auto& L = *layers_;
-  return Affine(x, L.out_proj ? L.out_proj->weight : L.tgt_embed->weight, L.logits_bias);
+  auto& L = *layers_;
+  const auto& w = L.out_proj ? L.out_proj->weight : L.tgt_embed->weight;
+  if (x.is_cpu() && x.dim() == 2 && !torch::GradMode::is_enabled()) {  // a decoding step
+    const auto wt = L.out_t.Get({&w}, [&] { return std::vector<torch::Tensor>{w.t().contiguous()}; });
+    return AffineT(x, wt[0], L.logits_bias);
+  }
+  return Affine(x, w, L.logits_bias);
 }
 
 torch::Tensor TransformerImpl::Forward(const torch::Tensor& src, const torch::Tensor& tgt_in) {

@@ -228,11 +228,11 @@ class MhaMixer : public TokenMixer {
     // Q / sqrt(dh): with gradients addmm(b, x, W^T, beta, alpha) = beta*b + alpha*(x W^T);
     // without, the stacked weights have it folded in.
     const double scale = 1.0 / std::sqrt(static_cast<double>(dh_));
-    std::vector<torch::Tensor> w;
-    if (!grad) w = Stacked();
     if (!grad && x_t.is_cpu() && x_t.scalar_type() == torch::kFloat &&
         !(is_training() && ctx_.dropout() > 0))
-      return StepCpu(x_t.contiguous(), pos, state, w);
+      return StepCpu(x_t.contiguous(), pos, state);
+    std::vector<torch::Tensor> w;
+    if (!grad) w = Stacked();
     auto project_q = [&] {
       return grad ? torch::addmm(q_->bias, x_t, q_->weight.t(), scale, scale)
                   : torch::addmm(w[1].narrow(0, 0, d), x_t, w[0].narrow(0, 0, d).t());
@@ -267,9 +267,9 @@ class MhaMixer : public TokenMixer {
   // Step on the CPU in fp32 without gradients: the projections as in Step, the cache write and
   // the attention in one loop over raw memory (model/mixers/cpu_attention.h) instead of the
   // twenty-odd operators of AttendOne and the scatters.
-  torch::Tensor StepCpu(const torch::Tensor& x, const torch::Tensor& pos, MixerState& state,
-                        const std::vector<torch::Tensor>& w) {
+  torch::Tensor StepCpu(const torch::Tensor& x, const torch::Tensor& pos, MixerState& state) {
     const int64_t b = x.size(0), d = heads_ * dh_;
+    const auto w = StackedT();
     CacheAttention a;
     a.rows = b;
     a.heads = heads_;
@@ -282,7 +282,7 @@ class MhaMixer : public TokenMixer {
     };
     if (ctx_.site == Site::kDecoderCross) {
       auto& s = static_cast<CrossState&>(state);
-      q = Affine(x, w[0].narrow(0, 0, d), w[1].narrow(0, 0, d));
+      q = AffineT(x, w[0].narrow(1, 0, d), w[1].narrow(0, 0, d));
       a.q_stride = d;
       a.kv = fp32_contiguous(s.kv);
       a.slots = s.kv.size(2);
@@ -290,7 +290,7 @@ class MhaMixer : public TokenMixer {
       a.bias_stride = s.bias.size(3);
     } else {
       auto& s = static_cast<SelfState&>(state);
-      q = Affine(x, w[0], w[1]);  // [B, 3D]: q, then per head key and value
+      q = AffineT(x, w[0], w[1]);  // [B, 3D]: q, then per head key and value
       a.q_stride = 3 * d;
       const auto p = pos.to(torch::kCPU, torch::kLong).contiguous();
       const int64_t* at = p.data_ptr<int64_t>();
@@ -318,7 +318,19 @@ class MhaMixer : public TokenMixer {
     a.out = ctx.data_ptr<float>();
     a.out_stride = d;
     AttendCache(a);
-    return Affine(ctx, o_);
+    return AffineT(ctx, w[2], o_->bias);
+  }
+
+  // CPU steps: the stacked weight and the output projection transposed ([D, 3D], [D, D]),
+  // the layout OpenBLAS multiplies rows with fastest (model/affine.h); the stacked bias.
+  std::vector<torch::Tensor> StackedT() {
+    return stacked_t_.Get({&q_->weight, &k_->weight, &v_->weight, &o_->weight, &q_->bias,
+                           &k_->bias, &v_->bias},
+                          [this] {
+                            const auto w = Stacked();
+                            return std::vector<torch::Tensor>{w[0].t().contiguous(), w[1],
+                                                              o_->weight.t().contiguous()};
+                          });
   }
 
   // Inference weights [3D, D] and biases [3D]: q's divided by sqrt(dh), then per head the
@@ -395,7 +407,7 @@ class MhaMixer : public TokenMixer {
   int dh_ = 0;
   torch::nn::Linear q_{nullptr}, k_{nullptr}, v_{nullptr}, o_{nullptr};
   torch::nn::Dropout drop_{nullptr};
-  DerivedWeights stacked_;
+  DerivedWeights stacked_, stacked_t_;
 };
 
 MIXSERVE_REGISTER_MIXER("mha",
