@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <ostream>
+#include <string>
 #include <vector>
 
 #include "model/mixers/cpu_attention.h"
@@ -75,7 +76,13 @@ INSTANTIATE_TEST_SUITE_P(
     Shapes, CpuAttention,
     ::testing::Values(Case{1, 4, 32, 10, false, false}, Case{3, 2, 5, 7, true, false},
                       Case{6, 3, 13, 9, true, true}, Case{64, 8, 64, 40, true, true},
-                      Case{2, 1, 8, 1, false, true}));
+                      Case{2, 1, 8, 1, false, true}),
+    [](const ::testing::TestParamInfo<Case>& i) {
+      const Case& c = i.param;
+      return "rows" + std::to_string(c.rows) + "_heads" + std::to_string(c.heads) + "_dh" +
+             std::to_string(c.head_dim) + "_slots" + std::to_string(c.slots) +
+             (c.bias ? "_bias" : "") + (c.limit ? "_limits" : "");
+    });
 
 }  // namespace
 }  // namespace mixserve::model
