@@ -98,7 +98,7 @@ EvalResult EvaluateModel(const EvalConfig& c) {
   greedy.beam_size = 1;
   DecodeOptions beam = greedy;
   beam.beam_size = std::max(1, c.beam);
-  beam.length_penalty = c.length_penalty;
+  beam.length_penalty = c.length_penalty.value_or(info.spec.decoding.length_penalty);
   double batched_seconds = 0;
   int64_t batched_sentences = 0, batched_tokens = 0;
   for (size_t si = 0; si < c.splits.size(); ++si) {
@@ -172,7 +172,7 @@ int RunEval(const Args& args) {
                      {"splits", "test_2016_flickr,test_2017_flickr", "test splits"},
                      {"limit", "0", "first N sentences of each split (0: all)"},
                      {"beam", "5", "beam size of the beam pass (1: greedy only)"},
-                     {"length_penalty", "1.0", "GNMT length penalty alpha for beam search"},
+                     {"length_penalty", "1.0", "length penalty alpha of beam search; not given: the model's decoding.length_penalty (1.0 unless the model sets one)"},
                      {"batch_size", "64", "sentences per batch for BLEU and throughput"},
                      {"latency_sentences", "100", "sentences timed one by one (0: skip)"},
                      {"dtype", "fp32", "fp32, fp16, bf16 (half types on CUDA only)"},
@@ -192,7 +192,8 @@ int RunEval(const Args& args) {
     c.splits = f.GetList("splits");
     c.limit = static_cast<size_t>(f.GetInt64("limit"));
     c.beam = f.GetInt("beam");
-    c.length_penalty = static_cast<float>(f.GetDouble("length_penalty"));
+    if (f.Given("length_penalty"))
+      c.length_penalty = static_cast<float>(f.GetDouble("length_penalty"));
     c.batch_size = f.GetInt("batch_size");
     c.latency_sentences = f.GetInt("latency_sentences");
     c.device = f.Get("device");

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,7 +17,7 @@ struct EvalConfig {
   std::vector<std::string> splits = {"test_2016_flickr", "test_2017_flickr"};
   size_t limit = 0;      // sentences per split (0: all)
   int beam = 5;          // 0 or 1: no beam pass
-  float length_penalty = 1.0f;
+  std::optional<float> length_penalty;  // unset: the model's (DecodingSpec::length_penalty)
   int batch_size = 64;
   int latency_sentences = 100;  // batch-1 latency over the first N sentences of the first split
   std::string device = "auto";
