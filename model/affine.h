@@ -59,14 +59,4 @@ inline torch::Tensor& AddProductT(torch::Tensor& y, const torch::Tensor& x,
   return y.addmm_(x, wt);
 }
 
-// y += x W^T in place over the rows of y ([B, out]) and x ([B, in]).
-inline torch::Tensor& AddProduct(torch::Tensor& y, const torch::Tensor& x,
-                                 const torch::Tensor& weight) {
-  if (OneRowOnCpu(x, weight)) {
-    y.select(0, 0).addmv_(weight, x[0]);
-    return y;
-  }
-  return y.addmm_(x, weight.t());
-}
-
 }  // namespace mixserve::model
