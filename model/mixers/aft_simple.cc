@@ -3,9 +3,14 @@
 //                  den = sum exp(K - m)  (rescaled when m grows), all [B, D];
 //   decoder cross: the average over the memory does not depend on the target, so it is
 //                  computed once at InitState ([B, D]) and each step only applies the gate.
+#include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
+#include "model/affine.h"
+#include "model/derived_weights.h"
 #include "model/mixers/aft_common.h"
 
 namespace mixserve::model {
@@ -45,11 +50,13 @@ class AftSimpleMixer : public AftMixer {
       auto* st = dynamic_cast<AftContextState*>(&state);
       if (!st) throw std::invalid_argument("aft_simple: state of another mixer");
       CheckStep(x_t, pos, st->context.size(0));
+      if (LeanCpu(x_t)) return CrossStepCpu(x_t.contiguous(), *st);
       return Finish(q_(x_t), st->context);
     }
     auto* st = dynamic_cast<AftRunningState*>(&state);
     if (!st) throw std::invalid_argument("aft_simple: state of another mixer");
     CheckStep(x_t, pos, st->m.size(0));
+    if (LeanCpu(x_t)) return SelfStepCpu(x_t.contiguous(), *st);
     const auto k = k_(x_t), v = v_(x_t);
     // Rescale the sums to the new maximum; exp(-inf) = 0 clears the empty start.
     const auto m_new = torch::max(st->m, k);
@@ -65,6 +72,75 @@ class AftSimpleMixer : public AftMixer {
   torch::Tensor Bias(const torch::Tensor&, const torch::Tensor&) const override {
     return torch::Tensor();
   }
+
+ private:
+  // Steps on the CPU in fp32 without gradients: q, k and v from one product (weights stacked
+  // and transposed, model/affine.h), the running sums and the gate in one loop over raw
+  // memory, then the output projection; a dozen operators fewer per step than the path above,
+  // which on the CPU costs more than the arithmetic (docs/performance.md).
+  static bool LeanCpu(const torch::Tensor& x) {
+    return x.is_cpu() && x.scalar_type() == torch::kFloat && !torch::GradMode::is_enabled();
+  }
+  static float* Contiguous(torch::Tensor& t) {
+    if (!t.is_contiguous()) t = t.contiguous();
+    return t.data_ptr<float>();
+  }
+  static float Sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+
+  torch::Tensor SelfStepCpu(const torch::Tensor& x, AftRunningState& st) {
+    const auto w = StackedT();
+    const int64_t b = x.size(0), d = ctx_.d_model();
+    const auto qkv = AffineT(x, w[0], w[1]);  // [B, 3D]: q, k, v
+    auto gated = torch::empty({b, d}, x.options());
+    const float* in = qkv.data_ptr<float>();
+    float* m = Contiguous(st.m);
+    float* num = Contiguous(st.num);
+    float* den = Contiguous(st.den);
+    float* g = gated.data_ptr<float>();
+    for (int64_t r = 0; r < b; ++r) {
+      const float* q = in + r * 3 * d;
+      const float* k = q + d;
+      const float* v = k + d;
+      for (int64_t i = r * d, j = 0; j < d; ++i, ++j) {
+        // Rescaled to the new maximum; exp(-inf) = 0 clears the empty start.
+        const float top = std::max(m[i], k[j]);
+        const float decay = std::exp(m[i] - top), e = std::exp(k[j] - top);
+        num[i] = num[i] * decay + e * v[j];
+        den[i] = den[i] * decay + e;
+        m[i] = top;
+        g[i] = Sigmoid(q[j]) * (num[i] / den[i]);
+      }
+    }
+    return AffineT(gated, w[2], out_->bias);
+  }
+
+  torch::Tensor CrossStepCpu(const torch::Tensor& x, AftContextState& st) {
+    const auto w = StackedT();
+    const int64_t b = x.size(0), d = ctx_.d_model();
+    const auto q = AffineT(x, w[0].narrow(1, 0, d), w[1].narrow(0, 0, d));
+    auto gated = torch::empty({b, d}, x.options());
+    const float* qp = q.data_ptr<float>();
+    const float* c = Contiguous(st.context);
+    float* g = gated.data_ptr<float>();
+    for (int64_t i = 0; i < b * d; ++i) g[i] = Sigmoid(qp[i]) * c[i];
+    return AffineT(gated, w[2], out_->bias);
+  }
+
+  // [q; k; v] weights transposed [D, 3D], their biases [3D], the output weight transposed.
+  std::vector<torch::Tensor> StackedT() {
+    return stacked_t_.Get({&q_->weight, &k_->weight, &v_->weight, &out_->weight, &q_->bias,
+                           &k_->bias, &v_->bias},
+                          [this] {
+                            return std::vector<torch::Tensor>{
+                                torch::cat({q_->weight, k_->weight, v_->weight}, 0)
+                                    .t()
+                                    .contiguous(),
+                                torch::cat({q_->bias, k_->bias, v_->bias}),
+                                out_->weight.t().contiguous()};
+                          });
+  }
+
+  DerivedWeights stacked_t_;
 };
 
 }  // namespace
