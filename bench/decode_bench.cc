@@ -1,6 +1,7 @@
 // One incremental decoding step of a whole Transformer decoder (random weights), the unit of
 // work of greedy and beam search and of the server's continuous batching:
 //   Step/<shape>/<decoder_self mixer>/B    batch B, every row at position 10, source of 16
+//   Admit/<shape>/<decoder_self mixer>/B   B sources of 16 tokens joining an empty decoder
 // Shapes: "d128x3" (the shipped models: d_model 128, 3+3 layers, 4 heads, ffn 512, 4k vocab)
 // and "d512x6" (the serving comparison's: d_model 512, 6+6 layers, 8 heads, ffn 2048, 8k vocab).
 //
@@ -137,6 +138,27 @@ void PrintKernels(const std::string& title, const std::function<void()>& step) {
     std::printf("  %4d x %8.1f us  %.100s\n", by_name[name].first, -neg_us, name.c_str());
 }
 
+// Counts the operators `run` dispatches into the benchmark's counters "ops" and "all_ops"
+// (and prints them by name with --list_ops).
+void CountOps(benchmark::State& state, const std::string& title, const std::function<void()>& run) {
+  InstallCounter();
+  g_outer = 0;
+  g_all = 0;
+  g_counting = true;
+  run();
+  g_counting = false;
+  state.counters["ops"] = static_cast<double>(g_outer.load());
+  state.counters["all_ops"] = static_cast<double>(g_all.load());
+  if (!g_list_ops) return;
+  std::lock_guard<std::mutex> lock(g_names_mu);
+  std::vector<std::pair<int, std::string>> by_count;
+  for (const auto& [name, n] : g_names) by_count.emplace_back(-n, name);
+  std::sort(by_count.begin(), by_count.end());
+  std::printf("%s:\n", title.c_str());
+  for (const auto& [n, name] : by_count) std::printf("  %6d %s\n", -n, name.c_str());
+  g_names.clear();
+}
+
 struct Shape {
   int d, ffn, heads, layers, vocab;
 };
@@ -172,26 +194,10 @@ void Step(benchmark::State& state, std::string shape_name, std::string self_mixe
     for (int i = 0; i < 10; ++i) model->DecodeStep(tokens, *s);
     return s;
   };
-  InstallCounter();
   {
     auto s = fresh();
-    g_outer = 0;
-    g_all = 0;
-    g_counting = true;
-    model->DecodeStep(tokens, *s);
-    g_counting = false;
-    state.counters["ops"] = static_cast<double>(g_outer.load());
-    state.counters["all_ops"] = static_cast<double>(g_all.load());
-    if (g_list_ops) {
-      std::lock_guard<std::mutex> lock(g_names_mu);
-      std::vector<std::pair<int, std::string>> by_count;
-      for (const auto& [name, n] : g_names) by_count.emplace_back(-n, name);
-      std::sort(by_count.begin(), by_count.end());
-      std::printf("%s/%s/%lld:\n", shape_name.c_str(), self_mixer.c_str(),
-                  static_cast<long long>(batch));
-      for (const auto& [n, name] : by_count) std::printf("  %6d %s\n", -n, name.c_str());
-      g_names.clear();
-    }
+    CountOps(state, shape_name + "/" + self_mixer + "/" + std::to_string(batch),
+             [&] { model->DecodeStep(tokens, *s); });
   }
   if (g_kernels) {
     auto s = fresh();
@@ -212,6 +218,39 @@ void Step(benchmark::State& state, std::string shape_name, std::string self_mixe
   state.SetItemsProcessed(state.iterations() * batch);
 }
 
+// A new sentence joining the decoding: AppendSources of B sources of 16 tokens into a
+// decoder state over no rows (encoder, the mixers' start states, the append), which is what
+// the server's scheduler does when a request arrives at an idle engine.
+void Admit(benchmark::State& state, std::string shape_name, std::string self_mixer) {
+  const Shape sh = ShapeOf(shape_name);
+  const int64_t batch = state.range(0);
+  c10::InferenceMode guard;
+  torch::manual_seed(1);
+  ModelSpec spec = mixserve::UniformSpec(sh.d, sh.ffn, sh.heads, sh.layers, sh.layers, sh.vocab,
+                                         MixerSpec{}, MixerSpec{self_mixer, "", 0, 0, 0});
+  spec.max_len = 50;
+  spec.dropout = 0;
+  mixserve::model::Transformer model(spec);
+  model->eval();
+  model->to(g_target.device, g_target.dtype);
+  auto src = torch::randint(4, sh.vocab, {batch, 16}, torch::TensorOptions(torch::kLong))
+                 .to(g_target.device);
+  CountOps(state, "admit/" + shape_name + "/" + self_mixer + "/" + std::to_string(batch), [&] {
+    auto s = model->EmptyDecoder();
+    model->AppendSources(*s, src, 1);
+  });
+  for (auto _ : state) {
+    state.PauseTiming();
+    auto s = model->EmptyDecoder();
+    g_target.Sync();
+    state.ResumeTiming();
+    model->AppendSources(*s, src, 1);
+    g_target.Sync();
+    benchmark::DoNotOptimize(s);
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+}
+
 void RegisterAll() {
   for (const bool graphs : {false, true}) {
     if (graphs && !g_target.device.is_cuda()) continue;
@@ -224,6 +263,13 @@ void RegisterAll() {
         if (g_target.device.is_cuda()) b->Arg(256);
       }
   }
+  for (const std::string shape : {"d128x3", "d512x6"})
+    for (const std::string mixer : {"mha", "aft_simple"})
+      benchmark::RegisterBenchmark(("Admit/" + shape + "/" + mixer).c_str(),
+                                   [shape, mixer](benchmark::State& st) { Admit(st, shape, mixer); })
+          ->Arg(1)
+          ->Arg(16)
+          ->Unit(benchmark::kMicrosecond);
 }
 
 }  // namespace

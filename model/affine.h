@@ -7,9 +7,10 @@
 
 namespace mixserve::model {
 
-// On the CPU a single row (a decoding step at batch 1) times a large weight goes through a
-// matrix-vector product: BLAS's matrix product packs the whole weight for that one row, which
-// costs several times the product itself (2-core x86-64, OpenBLAS, one row: a 4,000 x 128
+// On the CPU (where model/cpu_linear.h does not serve: other mixers, other dtypes) a single
+// row (a decoding step at batch 1) times a large weight goes through a matrix-vector
+// product: BLAS's matrix product packs the whole weight for that one row, which costs
+// several times the product itself (2-core x86-64, OpenBLAS, one row: a 4,000 x 128
 // output projection 84 us against 21, 2,048 x 512 157 against 35, 512 x 2,048 361 against
 // 32; below about 128k weights the two are even).
 inline bool OneRowOnCpu(const torch::Tensor& x, const torch::Tensor& weight) {
@@ -33,30 +34,6 @@ inline torch::Tensor Affine(const torch::Tensor& x, const torch::Tensor& weight,
 
 inline torch::Tensor Affine(const torch::Tensor& x, const torch::nn::Linear& l) {
   return Affine(x, l->weight, l->bias);
-}
-
-// The same with the weight transposed beforehand (`wt` [in, out]; a contiguous copy, or a
-// narrow of one along dim 1), for the products of decoding steps on the CPU: OpenBLAS
-// multiplies rows with a contiguous [in, out] operand faster than with the transposed view of
-// [out, in] (2-core x86-64: 4 rows times a 384 x 128 weight 15.0 us against 4.9, 16 rows
-// times a 4,000 x 128 output projection 258 against 206, 16 rows times 128 x 2,048 971
-// against 498). x is [B, in].
-inline torch::Tensor AffineT(const torch::Tensor& x, const torch::Tensor& wt,
-                             const torch::Tensor& bias) {
-  if (OneRowOnCpu(x, wt))
-    return (bias.defined() ? torch::addmv(bias, wt.t(), x[0]) : torch::mv(wt.t(), x[0]))
-        .unsqueeze(0);
-  return bias.defined() ? torch::addmm(bias, x, wt) : torch::mm(x, wt);
-}
-
-// y += x wt in place (wt as for AffineT).
-inline torch::Tensor& AddProductT(torch::Tensor& y, const torch::Tensor& x,
-                                  const torch::Tensor& wt) {
-  if (OneRowOnCpu(x, wt)) {
-    y.select(0, 0).addmv_(wt.t(), x[0]);
-    return y;
-  }
-  return y.addmm_(x, wt);
 }
 
 }  // namespace mixserve::model

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "model/affine.h"
+#include "model/cpu_linear.h"
 #include "model/derived_weights.h"
 
 namespace mixserve::model {
@@ -62,6 +63,12 @@ class FeedForwardImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x) {
     const int64_t d = x.size(-1);
     auto n = (post_ ? x : norm_(x)).reshape({d > 0 ? x.numel() / d : 0, d});  // rows
+    if (CpuLinear::Applies(x) && !is_training()) {  // the packed products, a fresh output
+      auto y = x.reshape({n.size(0), d}).clone(at::MemoryFormat::Contiguous);
+      Cpu(n, y);
+      y = y.view(x.sizes());
+      return post_ ? norm_(y) : y;
+    }
     torch::Tensor h;
     // Inference on CUDA: the ReLU in the first product's epilogue.
     if (relu() && x.is_cuda() && !is_training() && !torch::GradMode::is_enabled())
@@ -80,21 +87,12 @@ class FeedForwardImpl : public torch::nn::Module {
   torch::Tensor Step(torch::Tensor x) {
     if (torch::GradMode::is_enabled() || is_training()) return forward(x);
     auto n = post_ ? x : norm_(x);
-    if (!relu()) {  // the constant column below would not survive another activation
-      torch::Tensor y;
-      if (x.is_cpu()) {
-        const auto w = AugmentedT();  // here fc1's and fc2's weights transposed
-        auto h = Activate(AffineT(n, w[0], fc1_->bias), activation_);
-        y = AddProductT(x, h, w[1]).add_(fc2_->bias);
-      } else {
-        y = x.add_(Affine(Activate(Affine(n, fc1_), activation_), fc2_));
-      }
-      return post_ ? norm_(y) : y;
+    if (CpuLinear::Applies(x) && x.is_contiguous()) {
+      Cpu(n, x);
+      return post_ ? norm_(x) : x;
     }
-    if (x.is_cpu()) {  // the augmented matrices transposed (model/affine.h)
-      const auto w = AugmentedT();
-      auto h = AffineT(n, w[0], w[1]).relu_();
-      auto y = AddProductT(x, h, w[2]);
+    if (!relu()) {  // the constant column below would not survive another activation
+      auto y = x.add_(Affine(Activate(Affine(n, fc1_), activation_), fc2_));
       return post_ ? norm_(y) : y;
     }
     const auto w = Augmented();
@@ -122,22 +120,23 @@ class FeedForwardImpl : public torch::nn::Module {
     });
   }
 
-  // CPU steps: with ReLU the augmented matrices transposed ([D, F + 8], [F + 8], [F + 8, D]),
-  // else fc1's and fc2's weights transposed ([D, F], [F, D]).
-  std::vector<torch::Tensor> AugmentedT() {
-    return augmented_t_.Get({&fc1_->weight, &fc1_->bias, &fc2_->weight, &fc2_->bias}, [this] {
-      if (!relu())
-        return std::vector<torch::Tensor>{fc1_->weight.t().contiguous(),
-                                          fc2_->weight.t().contiguous()};
-      auto w = Augmented();
-      return std::vector<torch::Tensor>{w[0].t().contiguous(), w[1], w[2].t().contiguous()};
+  // On the CPU in fp32 without gradients (model/cpu_linear.h): y += W2 act(W1 n + b1) + b2 in
+  // place, n and y [rows, D], y contiguous; the ReLU in the first product, bias and residual
+  // in the second.
+  void Cpu(const torch::Tensor& n, torch::Tensor& y) {
+    const auto fc = cpu_.Get({&fc1_->weight, &fc1_->bias, &fc2_->weight, &fc2_->bias}, [this] {
+      return std::vector<CpuLinear>{CpuLinear(fc1_->weight, fc1_->bias),
+                                    CpuLinear(fc2_->weight, fc2_->bias)};
     });
+    auto h = relu() ? fc[0](n, /*relu=*/true) : Activate(fc[0](n), activation_);
+    fc[1].AddTo(y, h);
   }
 
   torch::nn::LayerNorm norm_;
   torch::nn::Linear fc1_, fc2_;
   torch::nn::Dropout drop_;
-  DerivedWeights augmented_, augmented_t_;
+  DerivedWeights augmented_;
+  Derived<std::vector<CpuLinear>> cpu_;
 };
 TORCH_MODULE(FeedForward);
 
@@ -425,7 +424,7 @@ struct TransformerImpl::Layers {
   // capture). Undefined without suppressed tokens.
   torch::Tensor suppress;
   bool scale = true;  // ModelSpec::scale_embeddings
-  DerivedWeights out_t;  // the output projection transposed [D, V], for CPU steps
+  Derived<CpuLinear> out_cpu;  // the output projection (and logits bias) for the CPU
   DerivedWeights scaled_src, scaled_tgt;  // embedding tables times sqrt(d), for inference
                                           // (scaled_tgt only, when shared)
 
@@ -539,9 +538,9 @@ torch::Tensor TransformerImpl::DecodeFull(const torch::Tensor& tgt_in, const Enc
 torch::Tensor TransformerImpl::Logits(const torch::Tensor& x) {
   auto& L = *layers_;
   const auto& w = L.out_proj ? L.out_proj->weight : L.tgt_embed->weight;
-  if (x.is_cpu() && x.dim() == 2 && !torch::GradMode::is_enabled()) {  // a decoding step
-    const auto wt = L.out_t.Get({&w}, [&] { return std::vector<torch::Tensor>{w.t().contiguous()}; });
-    return AffineT(x, wt[0], L.logits_bias);
+  if (CpuLinear::Applies(x)) {
+    const auto& b = L.logits_bias;
+    return L.out_cpu.Get({&w, b.defined() ? &b : &w}, [&] { return CpuLinear(w, b); })(x);
   }
   return Affine(x, w, L.logits_bias);
 }

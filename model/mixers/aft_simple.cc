@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "model/affine.h"
+#include "model/cpu_linear.h"
 #include "model/derived_weights.h"
 #include "model/mixers/aft_common.h"
 
@@ -74,13 +75,11 @@ class AftSimpleMixer : public AftMixer {
   }
 
  private:
-  // Steps on the CPU in fp32 without gradients: q, k and v from one product (weights stacked
-  // and transposed, model/affine.h), the running sums and the gate in one loop over raw
+  // Steps on the CPU in fp32 without gradients: q, k and v from one product (weights stacked,
+  // model/cpu_linear.h), the running sums and the gate in one loop over raw
   // memory, then the output projection; a dozen operators fewer per step than the path above,
   // which on the CPU costs more than the arithmetic (docs/performance.md).
-  static bool LeanCpu(const torch::Tensor& x) {
-    return x.is_cpu() && x.scalar_type() == torch::kFloat && !torch::GradMode::is_enabled();
-  }
+  static bool LeanCpu(const torch::Tensor& x) { return CpuLinear::Applies(x); }
   static float* Contiguous(torch::Tensor& t) {
     if (!t.is_contiguous()) t = t.contiguous();
     return t.data_ptr<float>();
@@ -88,9 +87,9 @@ class AftSimpleMixer : public AftMixer {
   static float Sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
   torch::Tensor SelfStepCpu(const torch::Tensor& x, AftRunningState& st) {
-    const auto w = StackedT();
+    const auto w = Cpu();
     const int64_t b = x.size(0), d = ctx_.d_model();
-    const auto qkv = AffineT(x, w[0], w[1]);  // [B, 3D]: q, k, v
+    const auto qkv = w[0](x);  // [B, 3D]: q, k, v
     auto gated = torch::empty({b, d}, x.options());
     const float* in = qkv.data_ptr<float>();
     float* m = Contiguous(st.m);
@@ -111,36 +110,38 @@ class AftSimpleMixer : public AftMixer {
         g[i] = Sigmoid(q[j]) * (num[i] / den[i]);
       }
     }
-    return AffineT(gated, w[2], out_->bias);
+    return w[2](gated);
   }
 
   torch::Tensor CrossStepCpu(const torch::Tensor& x, AftContextState& st) {
-    const auto w = StackedT();
+    const auto w = Cpu();
     const int64_t b = x.size(0), d = ctx_.d_model();
-    const auto q = AffineT(x, w[0].narrow(1, 0, d), w[1].narrow(0, 0, d));
+    const auto q = w[1](x);
     auto gated = torch::empty({b, d}, x.options());
     const float* qp = q.data_ptr<float>();
     const float* c = Contiguous(st.context);
     float* g = gated.data_ptr<float>();
     for (int64_t i = 0; i < b * d; ++i) g[i] = Sigmoid(qp[i]) * c[i];
-    return AffineT(gated, w[2], out_->bias);
+    return w[2](gated);
   }
 
-  // [q; k; v] weights transposed [D, 3D], their biases [3D], the output weight transposed.
-  std::vector<torch::Tensor> StackedT() {
-    return stacked_t_.Get({&q_->weight, &k_->weight, &v_->weight, &out_->weight, &q_->bias,
-                           &k_->bias, &v_->bias},
-                          [this] {
-                            return std::vector<torch::Tensor>{
-                                torch::cat({q_->weight, k_->weight, v_->weight}, 0)
-                                    .t()
-                                    .contiguous(),
-                                torch::cat({q_->bias, k_->bias, v_->bias}),
-                                out_->weight.t().contiguous()};
-                          });
+  // [0] q, k and v stacked ([3D, D]), [1] q alone (cross steps), [2] the output projection.
+  std::vector<CpuLinear> Cpu() {
+    return cpu_.Get({&q_->weight, &k_->weight, &v_->weight, &out_->weight, &q_->bias,
+                     &k_->bias, &v_->bias, &out_->bias},
+                    [this] {
+                      std::vector<CpuLinear> c(3);
+                      if (ctx_.site == Site::kDecoderCross)
+                        c[1] = CpuLinear(q_->weight, q_->bias);
+                      else
+                        c[0] = CpuLinear(torch::cat({q_->weight, k_->weight, v_->weight}, 0),
+                                         torch::cat({q_->bias, k_->bias, v_->bias}));
+                      c[2] = CpuLinear(out_->weight, out_->bias);
+                      return c;
+                    });
   }
 
-  DerivedWeights stacked_t_;
+  Derived<std::vector<CpuLinear>> cpu_;
 };
 
 }  // namespace

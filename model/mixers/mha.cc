@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "model/affine.h"
+#include "model/cpu_linear.h"
 #include "model/derived_weights.h"
 #include "model/mixers/cpu_attention.h"
 #include "model/token_mixer.h"
@@ -167,15 +168,28 @@ class MhaMixer : public TokenMixer {
     }
     // Inference: stacked projections, q divided by sqrt(dh) already.
     const int64_t d = heads_ * dh_;
-    const auto w = Stacked();
+    const bool cpu = CpuLinear::Applies(in.x);
     torch::Tensor q, kv;
-    if (cross) {
-      q = Affine(in.x, w[0].narrow(0, 0, d), w[1].narrow(0, 0, d));
-      kv = KeysValues(kv_in, w);
+    if (cpu) {
+      const auto c = Cpu();
+      if (cross) {
+        q = c[0](in.x);
+        kv = SplitHeads(c[1](kv_in), 2 * dh_);
+      } else {
+        auto qkv = c[0](in.x);  // [B, T, 3D]
+        q = qkv.narrow(2, 0, d);
+        kv = SplitHeads(qkv.narrow(2, d, 2 * d), 2 * dh_);
+      }
     } else {
-      auto qkv = Affine(in.x, w[0], w[1]);  // [B, T, 3D]
-      q = qkv.narrow(2, 0, d);
-      kv = SplitHeads(qkv.narrow(2, d, 2 * d), 2 * dh_);
+      const auto w = Stacked();
+      if (cross) {
+        q = Affine(in.x, w[0].narrow(0, 0, d), w[1].narrow(0, 0, d));
+        kv = KeysValues(kv_in, w);
+      } else {
+        auto qkv = Affine(in.x, w[0], w[1]);  // [B, T, 3D]
+        q = qkv.narrow(2, 0, d);
+        kv = SplitHeads(qkv.narrow(2, d, 2 * d), 2 * dh_);
+      }
     }
     q = Heads(q);
     torch::Tensor ctx;
@@ -191,7 +205,7 @@ class MhaMixer : public TokenMixer {
                       .masked_fill_(allowed.logical_not(), kMasked);
       ctx = Attend(q, Keys(kv), Values(kv), bias, /*scaled=*/true);
     }
-    return Affine(Merge(ctx), o_);
+    return cpu ? Cpu()[2](Merge(ctx)) : Affine(Merge(ctx), o_);
   }
 
   std::unique_ptr<MixerState> InitState(const torch::Tensor& memory,
@@ -202,6 +216,8 @@ class MhaMixer : public TokenMixer {
       auto s = std::make_unique<CrossState>();
       if (torch::GradMode::is_enabled())
         s->kv = torch::cat({Heads(k_(memory)), Heads(v_(memory))}, 3);
+      else if (CpuLinear::Applies(memory))
+        s->kv = SplitHeads(Cpu()[1](memory), 2 * dh_).contiguous();
       else
         s->kv = KeysValues(memory, Stacked()).contiguous();
       s->bias = MaskBias(memory_mask.to(torch::kBool), opts.dtype().toScalarType());
@@ -269,7 +285,7 @@ class MhaMixer : public TokenMixer {
   // twenty-odd operators of AttendOne and the scatters.
   torch::Tensor StepCpu(const torch::Tensor& x, const torch::Tensor& pos, MixerState& state) {
     const int64_t b = x.size(0), d = heads_ * dh_;
-    const auto w = StackedT();
+    const auto w = Cpu();
     CacheAttention a;
     a.rows = b;
     a.heads = heads_;
@@ -282,7 +298,7 @@ class MhaMixer : public TokenMixer {
     };
     if (ctx_.site == Site::kDecoderCross) {
       auto& s = static_cast<CrossState&>(state);
-      q = AffineT(x, w[0].narrow(1, 0, d), w[1].narrow(0, 0, d));
+      q = w[0](x);
       a.q_stride = d;
       a.kv = fp32_contiguous(s.kv);
       a.slots = s.kv.size(2);
@@ -290,7 +306,7 @@ class MhaMixer : public TokenMixer {
       a.bias_stride = s.bias.size(3);
     } else {
       auto& s = static_cast<SelfState&>(state);
-      q = AffineT(x, w[0], w[1]);  // [B, 3D]: q, then per head key and value
+      q = w[0](x);  // [B, 3D]: q, then per head key and value
       a.q_stride = 3 * d;
       const auto p = pos.to(torch::kCPU, torch::kLong).contiguous();
       const int64_t* at = p.data_ptr<int64_t>();
@@ -318,19 +334,28 @@ class MhaMixer : public TokenMixer {
     a.out = ctx.data_ptr<float>();
     a.out_stride = d;
     AttendCache(a);
-    return AffineT(ctx, w[2], o_->bias);
+    return w[2](ctx);
   }
 
-  // CPU steps: the stacked weight and the output projection transposed ([D, 3D], [D, D]),
-  // the layout OpenBLAS multiplies rows with fastest (model/affine.h); the stacked bias.
-  std::vector<torch::Tensor> StackedT() {
-    return stacked_t_.Get({&q_->weight, &k_->weight, &v_->weight, &o_->weight, &q_->bias,
-                           &k_->bias, &v_->bias},
-                          [this] {
-                            const auto w = Stacked();
-                            return std::vector<torch::Tensor>{w[0].t().contiguous(), w[1],
-                                                              o_->weight.t().contiguous()};
-                          });
+  // The products on the CPU in fp32 without gradients (model/cpu_linear.h), from Stacked():
+  // [0] q, k and v (self sites) or q alone (cross), [1] k and v (cross: over the memory),
+  // [2] the output projection.
+  std::vector<CpuLinear> Cpu() {
+    return cpu_.Get({&q_->weight, &k_->weight, &v_->weight, &o_->weight, &q_->bias, &k_->bias,
+                     &v_->bias, &o_->bias},
+                    [this] {
+                      const auto w = Stacked();
+                      const int64_t d = heads_ * dh_;
+                      std::vector<CpuLinear> c(3);
+                      if (ctx_.site == Site::kDecoderCross) {
+                        c[0] = CpuLinear(w[0].narrow(0, 0, d), w[1].narrow(0, 0, d));
+                        c[1] = CpuLinear(w[0].narrow(0, d, 2 * d), w[1].narrow(0, d, 2 * d));
+                      } else {
+                        c[0] = CpuLinear(w[0], w[1]);
+                      }
+                      c[2] = CpuLinear(o_->weight, o_->bias);
+                      return c;
+                    });
   }
 
   // Inference weights [3D, D] and biases [3D]: q's divided by sqrt(dh), then per head the
@@ -407,7 +432,8 @@ class MhaMixer : public TokenMixer {
   int dh_ = 0;
   torch::nn::Linear q_{nullptr}, k_{nullptr}, v_{nullptr}, o_{nullptr};
   torch::nn::Dropout drop_{nullptr};
-  DerivedWeights stacked_, stacked_t_;
+  DerivedWeights stacked_;
+  Derived<std::vector<CpuLinear>> cpu_;
 };
 
 MIXSERVE_REGISTER_MIXER("mha",

@@ -1,0 +1,52 @@
+#pragma once
+// A linear layer's weight and bias prepared for inference on the CPU in fp32: y = x W^T + b
+// without per-call packing or layout work. Where the CPU has a packed kernel
+// (model/kernels/packed_gemm.h: AVX-512 or AVX2 with FMA) the weight is kept in 16-column
+// panels and the bias, the ReLU and an accumulation into the output happen in the product's
+// last pass over each tile; elsewhere it is kept transposed ([in, out] contiguous, the layout
+// OpenBLAS multiplies rows with fastest) and products go through BLAS (single rows of large
+// weights through a matrix-vector product: BLAS's matrix product packs the whole weight even
+// for one row).
+//
+// Built from the parameters by the modules that use it (through Derived<CpuLinear>, which
+// rebuilds it when they change), used only where Applies(): CPU, fp32, no gradients. It is a
+// copy: the parameters stay what training, checkpoints and CUDA use.
+#include <torch/torch.h>
+
+#include <cstdint>
+
+namespace mixserve::model {
+
+class CpuLinear {
+ public:
+  CpuLinear() = default;
+  // weight [out, in], bias [out] or undefined.
+  CpuLinear(const torch::Tensor& weight, const torch::Tensor& bias);
+
+  // Whether products of `x` may take this path: on the CPU, fp32, without gradients.
+  static bool Applies(const torch::Tensor& x) {
+    return x.is_cpu() && x.scalar_type() == torch::kFloat && !torch::GradMode::is_enabled();
+  }
+  // "avx512", "avx2" (packed kernels) or "blas".
+  static const char* Kernel();
+
+  bool defined() const { return out_ > 0 || in_ > 0; }
+  int64_t in() const { return in_; }
+  int64_t out() const { return out_; }
+
+  // max(0, x W^T + b) with `relu`, else x W^T + b: x [..., in] -> [..., out].
+  torch::Tensor operator()(const torch::Tensor& x, bool relu = false) const;
+  // y += x W^T + b in place: x [rows, in], y [rows, out] contiguous.
+  torch::Tensor& AddTo(torch::Tensor& y, const torch::Tensor& x) const;
+
+ private:
+  void Run(const float* x, int64_t ldx, int64_t rows, float* y, bool accumulate,
+           bool relu) const;
+
+  torch::Tensor panels_;  // [panels, in, 16] for the packed kernel, else undefined
+  torch::Tensor wt_;      // [in, out] for BLAS, else undefined
+  torch::Tensor bias_;    // [out] or undefined
+  int64_t in_ = 0, out_ = 0;
+};
+
+}  // namespace mixserve::model
