@@ -235,6 +235,10 @@ void Admit(benchmark::State& state, std::string shape_name, std::string self_mix
   model->to(g_target.device, g_target.dtype);
   auto src = torch::randint(4, sh.vocab, {batch, 16}, torch::TensorOptions(torch::kLong))
                  .to(g_target.device);
+  {  // once before counting: the derived weights are built on first use
+    auto s = model->EmptyDecoder();
+    model->AppendSources(*s, src, 1);
+  }
   CountOps(state, "admit/" + shape_name + "/" + self_mixer + "/" + std::to_string(batch), [&] {
     auto s = model->EmptyDecoder();
     model->AppendSources(*s, src, 1);

@@ -93,7 +93,11 @@ struct IncrementalSearch::Impl {
     if (dead == 0) return false;
     const int64_t all = static_cast<int64_t>(sentences.size()) + joining;
     // (A lone dead row stays: an idle search's next sentence takes its place.)
-    if (StepGraphs::Bucket(all - dead) < StepGraphs::Bucket(all)) return true;
+    if (model->step_graphs_enabled()) {
+      if (StepGraphs::Bucket(all - dead) < StepGraphs::Bucket(all)) return true;
+    } else if (4 * dead > all && all > 1) {  // without graphs a dead row costs its share of each step
+      return true;
+    }
     return state->positions().max().item<int64_t>() >= model->spec().max_len;
   }
 
@@ -348,7 +352,8 @@ IncrementalSearch::IncrementalSearch(Transformer model, const SearchOptions& opt
   using D = SearchOptions::DeadRows;
   impl_->keep_dead =
       !impl_->beam && (options.dead_rows == D::kKeep ||
-                       (options.dead_rows == D::kAuto && impl_->model->step_graphs_enabled()));
+                       (options.dead_rows == D::kAuto && (impl_->model->step_graphs_enabled() ||
+                                                          impl_->model->device().is_cpu())));
   using L = SearchOptions::Lookahead;
   impl_->lookahead = impl_->keep_dead && (options.lookahead == L::kOn ||
                                           (options.lookahead == L::kAuto &&

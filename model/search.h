@@ -52,11 +52,13 @@ struct SearchOptions {
   int n_best = 1;               // <= beam_size
   // Greedy search with continuous batching: a finished or removed sentence's row may stay in
   // the decoder state as a dead row (fed EOS, its output ignored) until the live rows fit a
-  // smaller bucket of the step graphs, a joining group would need a larger one, or a dead row
-  // nears max_len. Removing a row copies every state tensor, and a graphed step copies them
-  // again into its inputs, so dropping rows at once costs two copies of the whole state at
-  // almost every step of a busy server. kAuto: keep them when the model's step graphs are
-  // enabled (model/step_graphs.h). Results do not depend on it.
+  // smaller bucket of the step graphs (without graphs: until more than a quarter of the rows
+  // are dead), a joining group would need a larger one, or a dead row nears max_len; a
+  // joining sentence takes a dead row's place. Removing a row copies every state tensor, and
+  // a graphed step copies them again into its inputs, so dropping rows at once costs one or
+  // two copies of the whole state at almost every step of a busy server. kAuto: keep them
+  // when the model's step graphs are enabled (model/step_graphs.h) and on the CPU. Results do
+  // not depend on it.
   enum class DeadRows { kAuto, kKeep, kDrop };
   DeadRows dead_rows = DeadRows::kAuto;
   // Greedy search with dead rows kept: keep one step in flight. Each step launches the next

@@ -25,14 +25,18 @@ inline float Dot(const float* a, const float* b, int64_t n) {
 void AttendOne(const CacheAttention& a, int64_t b, int64_t h, std::vector<float>& p) {
   const int64_t dh = a.head_dim;
   const int64_t n = a.limit ? std::min(a.limit[b], a.slots) : a.slots;
+  const int64_t seq = b / a.rows_per_kv;
+  const int64_t slot_stride = a.slot_stride ? a.slot_stride : 2 * dh;
+  const int64_t head_stride = a.head_stride ? a.head_stride : a.slots * 2 * dh;
+  const int64_t kv_stride = a.kv_stride ? a.kv_stride : a.heads * a.slots * 2 * dh;
   const float* q = a.q + b * a.q_stride + h * dh;
-  const float* kv = a.kv + (b * a.heads + h) * a.slots * 2 * dh;
-  const float* bias = a.bias ? a.bias + b * a.bias_stride : nullptr;
+  const float* kv = a.kv + seq * kv_stride + h * head_stride;
+  const float* bias = a.bias ? a.bias + seq * a.bias_stride : nullptr;
   float* out = a.out + b * a.out_stride + h * dh;
   p.resize(static_cast<size_t>(std::max<int64_t>(n, 1)));
   float top = -INFINITY;
   for (int64_t s = 0; s < n; ++s) {
-    p[s] = Dot(q, kv + s * 2 * dh, dh) + (bias ? bias[s] : 0.0f);
+    p[s] = Dot(q, kv + s * slot_stride, dh) + (bias ? bias[s] : 0.0f);
     top = std::max(top, p[s]);
   }
   std::fill(out, out + dh, 0.0f);
@@ -42,7 +46,7 @@ void AttendOne(const CacheAttention& a, int64_t b, int64_t h, std::vector<float>
   const float inv = 1.0f / total;
   for (int64_t s = 0; s < n; ++s) {
     const float w = p[s] * inv;
-    const float* v = kv + s * 2 * dh + dh;
+    const float* v = kv + s * slot_stride + dh;
     for (int64_t i = 0; i < dh; ++i) out[i] += w * v[i];
   }
 }

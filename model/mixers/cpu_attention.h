@@ -1,5 +1,6 @@
 // Attention of one query per row over a key/value cache, on the CPU in fp32, as one loop over
-// raw memory: what a decoding step of mha computes. LibTorch needs about twenty operators for
+// raw memory: what a decoding step of mha computes (and, with rows sharing keys and values,
+// a full forward over a sequence). LibTorch needs about twenty operators for
 // it (head views, a broadcast product and sum for the scores, the mask, softmax, a second
 // product and sum, the cache write), each a dispatch of a microsecond or more, while the
 // arithmetic for a d_model 128 row is a few thousand multiply-adds: on the CPU a step is
@@ -15,10 +16,17 @@ struct CacheAttention {
   // Queries: row b, head h at q[b * q_stride + h * head_dim], already divided by sqrt(dh).
   const float* q = nullptr;
   int64_t q_stride = 0;
-  // Cache [rows, heads, slots, 2 * head_dim], contiguous: per slot the key, then the value.
+  // Keys and values: for row b, head h, slot s the key at kv + (b / rows_per_kv) * kv_stride +
+  // h * head_stride + s * slot_stride, the value head_dim further. By default (strides 0) a
+  // cache [rows, heads, slots, 2 * head_dim], contiguous. The rows of a full forward over
+  // T positions share their sequence's keys and values: rows_per_kv T, and the strides of
+  // the projection's output (e.g. [B, T, 3D] with q first and per head key and value after).
   const float* kv = nullptr;
   int64_t slots = 0;
-  // Additive mask [rows, bias_stride] over the slots (0 or a large negative number), or null.
+  int64_t rows_per_kv = 1;
+  int64_t kv_stride = 0, head_stride = 0, slot_stride = 0;
+  // Additive mask over the slots (0 or a large negative number), row b's at
+  // bias + (b / rows_per_kv) * bias_stride, or null.
   const float* bias = nullptr;
   int64_t bias_stride = 0;
   // Slots each row attends to: [0, limit[b]) (null: all `slots`).

@@ -168,28 +168,17 @@ class MhaMixer : public TokenMixer {
     }
     // Inference: stacked projections, q divided by sqrt(dh) already.
     const int64_t d = heads_ * dh_;
-    const bool cpu = CpuLinear::Applies(in.x);
+    if (CpuLinear::Applies(in.x) && !(is_training() && ctx_.dropout() > 0))
+      return ForwardCpu(in.x, kv_in, key_mask);
+    const auto w = Stacked();
     torch::Tensor q, kv;
-    if (cpu) {
-      const auto c = Cpu();
-      if (cross) {
-        q = c[0](in.x);
-        kv = SplitHeads(c[1](kv_in), 2 * dh_);
-      } else {
-        auto qkv = c[0](in.x);  // [B, T, 3D]
-        q = qkv.narrow(2, 0, d);
-        kv = SplitHeads(qkv.narrow(2, d, 2 * d), 2 * dh_);
-      }
+    if (cross) {
+      q = Affine(in.x, w[0].narrow(0, 0, d), w[1].narrow(0, 0, d));
+      kv = KeysValues(kv_in, w);
     } else {
-      const auto w = Stacked();
-      if (cross) {
-        q = Affine(in.x, w[0].narrow(0, 0, d), w[1].narrow(0, 0, d));
-        kv = KeysValues(kv_in, w);
-      } else {
-        auto qkv = Affine(in.x, w[0], w[1]);  // [B, T, 3D]
-        q = qkv.narrow(2, 0, d);
-        kv = SplitHeads(qkv.narrow(2, d, 2 * d), 2 * dh_);
-      }
+      auto qkv = Affine(in.x, w[0], w[1]);  // [B, T, 3D]
+      q = qkv.narrow(2, 0, d);
+      kv = SplitHeads(qkv.narrow(2, d, 2 * d), 2 * dh_);
     }
     q = Heads(q);
     torch::Tensor ctx;
@@ -205,7 +194,7 @@ class MhaMixer : public TokenMixer {
                       .masked_fill_(allowed.logical_not(), kMasked);
       ctx = Attend(q, Keys(kv), Values(kv), bias, /*scaled=*/true);
     }
-    return cpu ? Cpu()[2](Merge(ctx)) : Affine(Merge(ctx), o_);
+    return Affine(Merge(ctx), o_);
   }
 
   std::unique_ptr<MixerState> InitState(const torch::Tensor& memory,
@@ -335,6 +324,46 @@ class MhaMixer : public TokenMixer {
     a.out_stride = d;
     AttendCache(a);
     return w[2](ctx);
+  }
+
+  // Forward on the CPU in fp32 without gradients: the products of model/cpu_linear.h and the
+  // attention in one loop over their raw output (cpu_attention.h), each query a row that
+  // shares its sequence's keys and values; a handful of operators per call instead of about
+  // twenty. x [B, T, D], kv_in [B, S, D], key_mask [B, S].
+  torch::Tensor ForwardCpu(const torch::Tensor& x, const torch::Tensor& kv_in,
+                           const torch::Tensor& key_mask) {
+    const bool cross = ctx_.site == Site::kDecoderCross;
+    const int64_t b = x.size(0), t = x.size(1), s = kv_in.size(1), d = heads_ * dh_;
+    const auto c = Cpu();
+    const auto q = c[0](x);                             // [B, T, 3D] or [B, T, D] (cross)
+    const auto kv = cross ? c[1](kv_in) : torch::Tensor();  // [B, S, 2D]
+    const auto bias = torch::zeros({b, s}, x.options())
+                          .masked_fill_(key_mask.to(torch::kBool).logical_not(), kMasked);
+    std::vector<int64_t> limit;
+    CacheAttention a;
+    a.rows = b * t;
+    a.heads = heads_;
+    a.head_dim = dh_;
+    a.q = q.data_ptr<float>();
+    a.q_stride = q.size(2);
+    a.kv = cross ? kv.data_ptr<float>() : a.q + d;
+    a.slots = s;
+    a.rows_per_kv = t;
+    a.kv_stride = cross ? s * 2 * d : t * 3 * d;
+    a.head_stride = 2 * dh_;
+    a.slot_stride = cross ? 2 * d : 3 * d;
+    a.bias = bias.data_ptr<float>();
+    a.bias_stride = s;
+    if (ctx_.site == Site::kDecoderSelf) {  // causal: position i sees positions [0, i]
+      limit.resize(static_cast<size_t>(b * t));
+      for (int64_t r = 0; r < b * t; ++r) limit[static_cast<size_t>(r)] = r % t + 1;
+      a.limit = limit.data();
+    }
+    auto ctx = torch::empty({b, t, d}, x.options());
+    a.out = ctx.data_ptr<float>();
+    a.out_stride = d;
+    AttendCache(a);
+    return c[2](ctx);
   }
 
   // The products on the CPU in fp32 without gradients (model/cpu_linear.h), from Stacked():

@@ -208,7 +208,9 @@ std::map<uint64_t, std::vector<SearchHypothesis>> Joining(
     if (step > 1000) ADD_FAILURE() << "the search never ends";
     if (step > 1000) break;
   }
-  EXPECT_EQ(search.rows(), 0);
+  // All answered: no rows, but for the one dead row a greedy search keeps on the CPU for the
+  // next sentence to take (SearchOptions::dead_rows).
+  EXPECT_LE(search.rows(), search.beam() ? 0 : 1);
   return got;
 }
 

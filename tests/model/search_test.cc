@@ -102,7 +102,9 @@ TEST_F(SearchTest, SentencesJoiningMidDecodeMatchDecodingAlone) {
         EXPECT_NEAR(got[10 + i][j].score, alone[j].score, 1e-4);
       }
     }
-    EXPECT_EQ(search.rows(), 0);
+    // All answered: no rows, but for the one dead row a greedy search keeps on the CPU for
+    // the next sentence to take (SearchOptions::dead_rows).
+    EXPECT_LE(search.rows(), beam == 1 ? 1 : 0);
   }
 }
 
