@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Outside reference for docs/performance.md ("Against CTranslate2 (CPU)"): a mixserve model
-rebuilt as a CTranslate2 model from the same weights, checked against mixserve's own greedy
-translations, then timed in process.
+"""Outside reference for docs/performance.md ("Against CTranslate2", CPU and GPU): a mixserve
+model rebuilt as a CTranslate2 model from the same weights, checked against mixserve's own
+greedy translations, then timed in process.
 
 Not part of mixserve: it runs where python3 imports `ctranslate2` (CTranslate2 4.8.x, its
-Python package) and numpy, with SentencePiece's `spm_encode` / `spm_decode` / `spm_export_vocab`
-on PATH (Debian's `sentencepiece`). The weights come from `export_safetensors` (bench/), read
-here with json and numpy only.
+Python package) and numpy, with SentencePiece from python3's `sentencepiece` module where it
+imports, else its `spm_encode` / `spm_decode` / `spm_export_vocab` on PATH (Debian's
+`sentencepiece`). The weights come from `export_safetensors` (bench/), read here with json and
+numpy only.
 
     build/bench/export_safetensors models/en-de-base/1 /tmp/en-de-base.safetensors
     ct2_compare.py --model_dir models/en-de-base/1 --weights /tmp/en-de-base.safetensors \
@@ -21,6 +22,9 @@ mixserve's own "positions" table (interleaved sinusoids) as CTranslate2's positi
 Vocabulary: the SentencePiece pieces in id order (pad 0, unk 1, BOS 2 = decoder start,
 EOS 3); the source gets EOS appended, as mixserve does. Greedy decoding, at most max_len - 2
 output tokens without EOS, as mixserve's default.
+
+--device cuda: the agreement check in float32 on the GPU, timings per compute type (float16
+is CTranslate2's best there), intra_threads not used.
 
 Timing (after the agreement check), per compute type and intra_threads:
   batch 1   every sentence alone, in file order: median latency, sentences/s
@@ -136,10 +140,33 @@ def read_lines(path):
         return [line.rstrip("\n") for line in f]
 
 
+def _spm_module(spm_model):
+    try:
+        import sentencepiece
+    except ImportError:
+        return None
+    return sentencepiece.SentencePieceProcessor(model_file=spm_model)
+
+
 def spm(tool, spm_model, lines, *flags):
+    """spm_encode to pieces / spm_decode from pieces, through the python module if any."""
+    sp = _spm_module(spm_model)
+    if sp is not None:
+        if tool == "spm_encode":
+            return [" ".join(sp.encode(line, out_type=str)) for line in lines]
+        return [sp.decode_pieces(line.split()) for line in lines]
     r = subprocess.run([tool, f"--model={spm_model}", *flags], input="\n".join(lines) + "\n",
                        capture_output=True, text=True, check=True)
     return r.stdout.split("\n")[:len(lines)]
+
+
+def spm_vocab(spm_model):
+    sp = _spm_module(spm_model)
+    if sp is not None:
+        return [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
+    r = subprocess.run(["spm_export_vocab", f"--model={spm_model}"], capture_output=True,
+                       text=True, check=True)
+    return [line.split("\t")[0] for line in r.stdout.splitlines()]
 
 
 # --- the CTranslate2 model ----------------------------------------------------------------------
@@ -313,8 +340,11 @@ def main():
     p.add_argument("--batch1_count", type=int, default=300)
     p.add_argument("--batch_sizes", default="32,64",
                    help="sorted-batch sizes to time (64: the best of 16..256 here)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--json", help="write the rows here")
     a = p.parse_args()
+    if a.device == "cuda":
+        a.intra_threads = "1"
 
     import ctranslate2
 
@@ -325,9 +355,7 @@ def main():
     max_len = int(fields["max_len"])
     max_out = max_len - 2  # mixserve's default max_output_tokens (without EOS)
 
-    r = subprocess.run(["spm_export_vocab", f"--model={spm_model}"], capture_output=True,
-                       text=True, check=True)
-    vocab = [line.split("\t")[0] for line in r.stdout.splitlines()]
+    vocab = spm_vocab(spm_model)
     if len(vocab) != int(fields["vocab_size"]) or vocab[:4] != ["<pad>", "<unk>", "<s>", "</s>"]:
         sys.exit(f"{spm_model}: {len(vocab)} pieces starting {vocab[:4]}; expected "
                  f"{fields['vocab_size']} starting <pad> <unk> <s> </s>")
@@ -340,12 +368,12 @@ def main():
     if too_long:
         sys.exit(f"{a.src}: sentences {too_long[:5]} longer than max_len {max_len}")
 
-    blas = pin_pthread_openblas()
+    blas = pin_pthread_openblas() if a.device == "cpu" else "-"
     print(f"OpenBLAS build: {blas}")
     result = {"ctranslate2": ctranslate2.__version__, "openblas": blas, "sentences": len(src),
-              "rows": []}
+              "device": a.device, "rows": []}
     if a.mixserve_hyps:
-        t = ctranslate2.Translator(a.ct2_dir, device="cpu", compute_type="float32",
+        t = ctranslate2.Translator(a.ct2_dir, device=a.device, compute_type="float32",
                                    intra_threads=2)
         out = translate(t, src, max_out, max_batch_size=32)
         hyps = spm("spm_decode", spm_model, [" ".join(x.hypotheses[0]) for x in out],
@@ -368,9 +396,9 @@ def main():
 
     for ct in a.compute_types.split(","):
         for th in [int(x) for x in a.intra_threads.split(",")]:
-            t = ctranslate2.Translator(a.ct2_dir, device="cpu", compute_type=ct,
+            t = ctranslate2.Translator(a.ct2_dir, device=a.device, compute_type=ct,
                                        inter_threads=1, intra_threads=th)
-            label = f"ct2 {ct} intra={th}"
+            label = f"ct2 {ct} intra={th}" if a.device == "cpu" else f"ct2 cuda {ct}"
             lat, tok, wall = time_batch1(t, src, max_out, a.batch1_count)
             result["rows"].append(row(f"{label} batch 1", lat, len(lat), tok, wall))
             for b in [int(x) for x in a.batch_sizes.split(",")]:
