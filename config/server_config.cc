@@ -27,8 +27,10 @@ void CheckBatching(const std::string& where, const v1::BatchingConfig& b,
   auto add = [&](const std::string& field, const std::string& problem) {
     out->push_back({where + ".batching." + field, problem});
   };
-  if (b.max_batch_sentences() <= 0) add("max_batch_sentences", "must be positive");
-  if (b.max_batch_tokens() <= 0) add("max_batch_tokens", "must be positive");
+  if (b.max_batch_sentences() < 0)
+    add("max_batch_sentences", "must not be negative (0 or unset: by device)");
+  if (b.max_batch_tokens() < 0)
+    add("max_batch_tokens", "must not be negative (0 or unset: by device)");
   if (b.max_queue_delay_us() < 0) add("max_queue_delay_us", "must not be negative");
   if (b.max_queue_size() <= 0) add("max_queue_size", "must be positive");
   if (b.join_min_sentences() < 0) add("join_min_sentences", "must not be negative");
@@ -62,15 +64,20 @@ void ApplyServingDefaults(v1::ModelServingConfig* m) {
   if (m->device().empty()) m->set_device("auto");
   if (m->dtype().empty()) m->set_dtype("fp32");
   auto* b = m->mutable_batching();
-  if (b->max_batch_sentences() == 0) b->set_max_batch_sentences(64);
-  if (b->max_batch_tokens() == 0) b->set_max_batch_tokens(4096);
+  // max_batch_sentences, max_batch_tokens, join_min_sentences and max_join_delay_us stay
+  // unset here: they depend on the device (ResolveBatchingForDevice, at load).
   if (b->max_queue_size() == 0) b->set_max_queue_size(1024);
   if (!b->has_continuous()) b->set_continuous(true);
   if (!b->has_max_queue_delay_us()) b->set_max_queue_delay_us(b->continuous() ? 0 : 2000);
-  if (b->join_min_sentences() == 0) b->set_join_min_sentences(1);
+  if (m->default_beam_size() == 0) m->set_default_beam_size(1);
+}
+
+void ResolveBatchingForDevice(v1::BatchingConfig* b, bool cuda) {
+  if (b->max_batch_sentences() == 0) b->set_max_batch_sentences(cuda ? 256 : 64);
+  if (b->max_batch_tokens() == 0) b->set_max_batch_tokens(cuda ? 16384 : 4096);
+  if (b->join_min_sentences() == 0) b->set_join_min_sentences(cuda ? 16 : 1);
   if (!b->has_max_join_delay_us())
     b->set_max_join_delay_us(b->join_min_sentences() > 1 ? 5000 : 0);
-  if (m->default_beam_size() == 0) m->set_default_beam_size(1);
 }
 
 void ApplyServerDefaults(v1::ServerConfig* c) {

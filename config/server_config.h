@@ -17,6 +17,12 @@ bool ReadServerConfig(const std::string& path, v1::ServerConfig* config, std::st
 // Fills every unset field with its documented default (idempotent).
 void ApplyServerDefaults(v1::ServerConfig* config);
 void ApplyServingDefaults(v1::ModelServingConfig* model);
+// The batching limits left unset (0) by the configuration, for the device a variant was loaded
+// on: on the CPU 64 sentences, 4,096 source tokens, every waiting sentence joining at once; on
+// CUDA 256 sentences, 16,384 tokens, joining in groups of 16 (or after 5 ms), the settings of
+// the GPU serving measurements (docs/performance.md), where a step's cost hardly grows with
+// its rows. Fields that are set are kept.
+void ResolveBatchingForDevice(v1::BatchingConfig* batching, bool cuda);
 
 // Text-format parsing only (no defaults, no checks); *error: "line L:C: what".
 bool ParseServerConfigText(const std::string& text, v1::ServerConfig* config,

@@ -228,7 +228,15 @@ grpc::Status ModelRepository::LoadLocked(const std::string& name, int64_t versio
   }
   v->metrics = metrics_->ForVariant(name, version, v->spec.source_language,
                                     v->spec.target_language, v->engine->info().device);
+  const bool cuda = v->engine->info().device.rfind("cuda", 0) == 0;
+  ResolveBatchingForDevice(v->serving.mutable_batching(), cuda);
   const auto& b = v->serving.batching();
+  LOG_INFO("batching model=" << name << " version=" << version
+                            << " device=" << (cuda ? "cuda" : "cpu")
+                            << " max_batch_sentences=" << b.max_batch_sentences()
+                            << " max_batch_tokens=" << b.max_batch_tokens()
+                            << " join_min_sentences=" << b.join_min_sentences()
+                            << " max_join_delay_us=" << b.max_join_delay_us());
   SchedulerOptions so;
   so.max_batch_sentences = b.max_batch_sentences();
   so.max_batch_tokens = b.max_batch_tokens();

@@ -15,6 +15,8 @@
 #                   mixserve-offline, mixserve-server, mixserve-loadgen
 #   OUT             results folder (default out/cpu-comparison)
 #   PORT            gRPC port of the temporary server (default 8591; metrics on PORT+1000)
+#   THREADS         intra-op threads of mixserve in process (default: all cores, as
+#                   CTranslate2's best intra_threads here); the server keeps its own default
 #   ROUNDS          rounds of all measurements, one system after the other (default 3); the
 #                   table gives each row's median and every round's sentences/s, because a
 #                   shared 2-core machine moves single runs by a third
@@ -27,6 +29,7 @@ build=${BUILD_DIR:-build}
 out=${OUT:-out/cpu-comparison}
 port=${PORT:-8591}
 rounds=${ROUNDS:-3}
+threads=${THREADS:-$(nproc)}
 src=data/multi30k/test_2016_flickr.en.gz
 ref=data/multi30k/test_2016_flickr.de.gz
 mkdir -p "$out"
@@ -59,7 +62,7 @@ for r in $(seq "$rounds"); do
   # sentences, then batches of 32 in file order; the greedy pass gives the translations
   # that CTranslate2's must equal.
   "$build/offline/mixserve-offline" eval --model="models/$model/1" --splits=test_2016_flickr \
-    --beam=1 --latency_sentences=300 --batch_size=32 --hyps_dir="$d/hyps" \
+    --beam=1 --latency_sentences=300 --batch_size=32 --threads="$threads" --hyps_dir="$d/hyps" \
     --out="$d/mixserve-eval.jsonl" >/dev/null
   hyps=$(ls "$d"/hyps/*/test_2016_flickr.greedy.* | head -1)
   PYTHONPATH="$CT2_PYTHONPATH${PYTHONPATH:+:$PYTHONPATH}" /usr/bin/python3 \

@@ -18,7 +18,7 @@ TEST(ServerConfig, DefaultsApplied) {
   const auto& m = c.models(0);
   EXPECT_EQ(m.max_sentence_tokens(), 0);
   EXPECT_EQ(m.version_policy().latest(), 1);
-  EXPECT_EQ(m.batching().max_batch_sentences(), 64);
+  EXPECT_EQ(m.batching().max_batch_sentences(), 0);  // by device, at load
   EXPECT_EQ(m.batching().max_queue_size(), 1024);
   EXPECT_TRUE(m.batching().continuous());
   EXPECT_EQ(m.default_beam_size(), 1);
@@ -60,6 +60,33 @@ TEST(ServerConfig, QueueDelayDefaultFollowsTheBatchingMode) {
   EXPECT_EQ(c.models(3).batching().max_queue_delay_us(), 500);
 }
 
+// Limits left unset take the device's defaults at load; set ones stay as they are.
+TEST(ServerConfig, BatchingDefaultsByDevice) {
+  v1::ServerConfig c;
+  std::string error;
+  ASSERT_TRUE(ParseServerConfig(
+      "models { name: \"a\" }\n"
+      "models { name: \"b\" batching { max_batch_sentences: 8 join_min_sentences: 1 } }\n",
+      &c, &error))
+      << error;
+  for (bool cuda : {false, true}) {
+    auto a = c.models(0).batching(), b = c.models(1).batching();
+    ResolveBatchingForDevice(&a, cuda);
+    ResolveBatchingForDevice(&b, cuda);
+    EXPECT_EQ(a.max_batch_sentences(), cuda ? 256 : 64);
+    EXPECT_EQ(a.max_batch_tokens(), cuda ? 16384 : 4096);
+    EXPECT_EQ(a.join_min_sentences(), cuda ? 16 : 1);
+    EXPECT_EQ(a.max_join_delay_us(), cuda ? 5000 : 0);
+    EXPECT_EQ(b.max_batch_sentences(), 8);
+    EXPECT_EQ(b.max_batch_tokens(), cuda ? 16384 : 4096);
+    EXPECT_EQ(b.join_min_sentences(), 1);
+    EXPECT_EQ(b.max_join_delay_us(), 0);
+  }
+  EXPECT_FALSE(ParseServerConfig("models { name: \"a\" batching { max_batch_sentences: -1 } }",
+                                 &c, &error));
+  EXPECT_NE(error.find("max_batch_sentences"), std::string::npos) << error;
+}
+
 TEST(ServerConfig, JoinGroupDefaultsAndChecks) {
   v1::ServerConfig c;
   std::string error;
@@ -69,6 +96,7 @@ TEST(ServerConfig, JoinGroupDefaultsAndChecks) {
       "models { name: \"c\" batching { join_min_sentences: 16 max_join_delay_us: 800 } }\n",
       &c, &error))
       << error;
+  for (auto& m : *c.mutable_models()) ResolveBatchingForDevice(m.mutable_batching(), false);
   EXPECT_EQ(c.models(0).batching().join_min_sentences(), 1);
   EXPECT_EQ(c.models(0).batching().max_join_delay_us(), 0);
   EXPECT_EQ(c.models(1).batching().max_join_delay_us(), 5000);
