@@ -6,10 +6,10 @@
 #   3. bench/reference/ct2_compare.py --device cuda: the same model as a CTranslate2 model,
 #      the agreement check against (2) in float32, then CTranslate2's timings in process in
 #      float16 (batch 1, and the test set sorted by length in batches of BATCH_SIZES);
-#   4. mixserve-server (fp16, CUDA) serving the model twice: as the shipped configuration
-#      leaves it (no batching section: the server's defaults) and as "<name>-tuned" (the
-#      batching of the GPU serving runs: 256 sentences, 16,384 tokens, join_min_sentences 16),
-#      each driven by mixserve-loadgen at 1, 64 and 256 in flight (variant forced).
+#   4. mixserve-server (fp16, CUDA) serving the model twice: as a configuration without a
+#      batching section leaves it (the server's defaults for the device) and as
+#      "<name>-large" (batches of up to 1,024 sentences and 65,536 tokens, joins of 64), each
+#      driven by mixserve-loadgen at 1 and at LOAD_CONCURRENCY in flight (variant forced).
 # CTranslate2 is not built here: CT2_PYTHONPATH names a folder from which python3 imports an
 # installed `ctranslate2` package built with CUDA (its library and cuBLAS on LD_LIBRARY_PATH).
 #   CT2_PYTHONPATH  required
@@ -18,7 +18,7 @@
 #   BUILD_DIR       mixserve build folder (default build-gpu)
 #   OUT             results folder (default out/gpu-comparison)
 #   BATCH_SIZES     CTranslate2's sorted batches (default 32,64,128,256,512,1024)
-#   LOAD_CONCURRENCY  in-flight requests of the timed loads besides 1 (default "64 256")
+#   LOAD_CONCURRENCY  in-flight requests of the timed loads besides 1 (default "256 1024")
 #   PORT            gRPC port (default 8597; metrics on PORT+1000)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -40,7 +40,7 @@ done
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$out/gpu.txt"
 cat "$out/gpu.txt"
 
-# One repository: each model under its own name and again as "<name>-tuned".
+# One repository: each model under its own name and again as "<name>-large".
 repo=$out/repo
 rm -rf "$repo" && mkdir -p "$repo"
 names=()
@@ -48,7 +48,7 @@ for m in $models; do
   dir=$(cd "$(dirname "$m")" && pwd)
   name=$(basename "$dir")
   ln -s "$dir" "$repo/$name"
-  ln -s "$dir" "$repo/$name-tuned"
+  ln -s "$dir" "$repo/$name-large"
   names+=("$name")
 done
 {
@@ -57,8 +57,8 @@ done
   echo "model_repository: \"$repo\""
   for n in "${names[@]}"; do
     echo "models { name: \"$n\" device: \"cuda\" dtype: \"fp16\" }"
-    echo "models { name: \"$n-tuned\" device: \"cuda\" dtype: \"fp16\" batching {"
-    echo "  max_batch_sentences: 256 max_batch_tokens: 16384 max_queue_size: 8192 join_min_sentences: 16 } }"
+    echo "models { name: \"$n-large\" device: \"cuda\" dtype: \"fp16\" batching {"
+    echo "  max_batch_sentences: 1024 max_batch_tokens: 65536 max_queue_size: 8192 join_min_sentences: 64 } }"
   done
 } > "$out/server.pbtxt"
 
@@ -82,15 +82,15 @@ done
 server=$!
 trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null || true' EXIT
 for _ in $(seq 180); do grep -q "listening on" "$out/server.log" && break; kill -0 "$server" || { cat "$out/server.log"; exit 1; }; sleep 1; done
-grep -E "loaded|cuda_graphs|batching" "$out/server.log" | head -20 || true
+grep -E "loaded|batching" "$out/server.log" | head -20 || true
 L=("$build/clients/mixserve-loadgen" --target="127.0.0.1:$port" --src="$src" --ref="$ref"
    --src-lang=en --tgt-lang=de --quiet)
 for n in "${names[@]}"; do
-  for v in "$n" "$n-tuned"; do
+  for v in "$n" "$n-large"; do
     echo "== $v: mixserve"
     "${L[@]}" --variants="$v" --concurrency=64 --count=1000 >/dev/null  # warm-up: every graph
     "${L[@]}" --variants="$v" --concurrency=1 --count=300 --json="$out/$n/$v.c1.json" | tail -n 1
-    for c in ${LOAD_CONCURRENCY:-64 256}; do
+    for c in ${LOAD_CONCURRENCY:-256 1024}; do
       "${L[@]}" --variants="$v" --concurrency=$c --duration=12 --warmup=2 --channels=4 \
         --json="$out/$n/$v.c$c.json" | tail -n 1
     done
