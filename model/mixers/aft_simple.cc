@@ -76,9 +76,9 @@ class AftSimpleMixer : public AftMixer {
 
  private:
   // Steps on the CPU in fp32 without gradients: q, k and v from one product (weights stacked,
-  // model/cpu_linear.h), the running sums and the gate in one loop over raw
-  // memory, then the output projection; a dozen operators fewer per step than the path above,
-  // which on the CPU costs more than the arithmetic (docs/performance.md).
+  // model/cpu_linear.h), the running sums and the gate in one loop over raw memory, then the
+  // output projection; a dozen operators fewer per step than the path above, which on the CPU
+  // costs more than the arithmetic (docs/performance.md).
   static bool LeanCpu(const torch::Tensor& x) { return CpuLinear::Applies(x); }
   static float* Contiguous(torch::Tensor& t) {
     if (!t.is_contiguous()) t = t.contiguous();

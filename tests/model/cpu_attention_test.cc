@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -83,6 +84,56 @@ INSTANTIATE_TEST_SUITE_P(
              std::to_string(c.head_dim) + "_slots" + std::to_string(c.slots) +
              (c.bias ? "_bias" : "") + (c.limit ? "_limits" : "");
     });
+
+// A full forward's layout (mha's CPU forward): the rows are the T positions of B sequences,
+// each reading its sequence's keys and values straight from the projection's output
+// [B, T, 3D] (q, then per head key and value), with a key padding mask per sequence and a
+// causal limit per position; against LibTorch's attention over the same tensors.
+TEST(CpuAttentionShared, RowsShareTheirSequencesKeysAndValues) {
+  torch::manual_seed(3);
+  const int64_t b = 3, t = 5, heads = 2, dh = 6, d = heads * dh;
+  auto qkv = torch::randn({b, t, 3 * d});
+  auto mask = torch::ones({b, t}, torch::kBool);
+  mask[1][4] = false;
+  mask[2][3] = false;
+  mask[2][4] = false;
+  auto bias = torch::zeros({b, t}).masked_fill_(mask.logical_not(), -1e9);
+  std::vector<int64_t> limit(static_cast<size_t>(b * t));
+  for (int64_t r = 0; r < b * t; ++r) limit[static_cast<size_t>(r)] = r % t + 1;
+  for (bool causal : {false, true}) {
+    auto out = torch::full({b, t, d}, 7.0f);
+    CacheAttention a;
+    a.rows = b * t;
+    a.heads = heads;
+    a.head_dim = dh;
+    a.q = qkv.data_ptr<float>();
+    a.q_stride = 3 * d;
+    a.kv = qkv.data_ptr<float>() + d;
+    a.slots = t;
+    a.rows_per_kv = t;
+    a.kv_stride = t * 3 * d;
+    a.head_stride = 2 * dh;
+    a.slot_stride = 3 * d;
+    a.bias = bias.data_ptr<float>();
+    a.bias_stride = t;
+    a.limit = causal ? limit.data() : nullptr;
+    a.out = out.data_ptr<float>();
+    a.out_stride = d;
+    AttendCache(a);
+    // [B, T, H, 2 dh] -> keys and values [B, H, T, dh]
+    auto kv = qkv.narrow(2, d, 2 * d).view({b, t, heads, 2 * dh}).transpose(1, 2);
+    auto q = qkv.narrow(2, 0, d).view({b, t, heads, dh}).transpose(1, 2);
+    auto scores = torch::matmul(q, kv.narrow(3, 0, dh).transpose(2, 3)) +
+                  bias.view({b, 1, 1, t});
+    if (causal)
+      scores = scores.masked_fill(torch::ones({t, t}, torch::kBool).triu(1), -INFINITY);
+    auto want = torch::matmul(torch::softmax(scores, -1), kv.narrow(3, dh, dh))
+                    .transpose(1, 2)
+                    .reshape({b, t, d});
+    EXPECT_TRUE(torch::allclose(out, want, 1e-5, 1e-5)) << (causal ? "causal" : "full") << "\n"
+                                                        << (out - want).abs().max();
+  }
+}
 
 }  // namespace
 }  // namespace mixserve::model
