@@ -343,8 +343,11 @@ TEST(LoadE2E, SoakThenOverloadAndRecovery) {
   const double shed_fraction = static_cast<double>(shed_ms.size()) / over.issued();
   // Half of the offered load cannot be served; allow for batching doing better than measured.
   EXPECT_GT(shed_fraction, 0.1);
-  // Refusals do not wait for a slot: well under a second even on a busy machine.
-  EXPECT_LT(Percentile(shed_ms, 0.99), 1000);
+  // Refusals do not wait for a slot. The server refuses in well under a millisecond (its log's
+  // ms= for each); what the client sees also holds the client's own lag, which on the shared
+  // 2-core CI machine has reached 1.5 s at p99 for refused and served requests alike (both
+  // p50 near 950 ms in that run, against 114 and 53 ms in the next): two seconds.
+  EXPECT_LT(Percentile(shed_ms, 0.99), 2000);
   std::cout << "overload: " << over.issued() << " requests at " << 2 * saturation
             << " requests/s: " << shed_ms.size() << " shed (" << 100 * shed_fraction
             << "%), shed p50 " << Percentile(shed_ms, 0.5) << " ms, p99 "
