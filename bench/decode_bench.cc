@@ -168,10 +168,9 @@ Shape ShapeOf(const std::string& name) {
   return {512, 2048, 8, 6, 8000};
 }
 
-void Step(benchmark::State& state, std::string shape_name, std::string self_mixer, bool graphs) {
-  const Shape sh = ShapeOf(shape_name);
-  const int64_t batch = state.range(0);
-  c10::InferenceMode guard;
+// A model of `shape_name` (random weights, seed 1) with `self_mixer` at the decoder's self
+// sites, on the benchmark's device and dtype, for inference.
+mixserve::model::Transformer MakeModel(const Shape& sh, const std::string& self_mixer) {
   torch::manual_seed(1);
   ModelSpec spec = mixserve::UniformSpec(sh.d, sh.ffn, sh.heads, sh.layers, sh.layers, sh.vocab,
                                          MixerSpec{}, MixerSpec{self_mixer, "", 0, 0, 0});
@@ -180,12 +179,25 @@ void Step(benchmark::State& state, std::string shape_name, std::string self_mixe
   mixserve::model::Transformer model(spec);
   model->eval();
   model->to(g_target.device, g_target.dtype);
+  return model;
+}
+
+// `batch` random sources of 16 tokens on the benchmark's device.
+torch::Tensor Sources(const Shape& sh, int64_t batch) {
+  return torch::randint(4, sh.vocab, {batch, 16}, torch::TensorOptions(torch::kLong))
+      .to(g_target.device);
+}
+
+void Step(benchmark::State& state, std::string shape_name, std::string self_mixer, bool graphs) {
+  const Shape sh = ShapeOf(shape_name);
+  const int64_t batch = state.range(0);
+  c10::InferenceMode guard;
+  auto model = MakeModel(sh, self_mixer);
   if (graphs && !model->EnableStepGraphs(true)) {
     state.SkipWithError("this decoder's steps cannot be captured");
     return;
   }
-  auto src = torch::randint(4, sh.vocab, {batch, 16}, torch::TensorOptions(torch::kLong))
-                 .to(g_target.device);
+  auto src = Sources(sh, batch);
   auto enc = model->Encode(src);
   auto tokens = torch::full({batch}, 5, torch::TensorOptions(torch::kLong)).to(g_target.device);
   // Every timed step runs at position 10 of a fresh copy of a state advanced to it.
@@ -225,16 +237,8 @@ void Admit(benchmark::State& state, std::string shape_name, std::string self_mix
   const Shape sh = ShapeOf(shape_name);
   const int64_t batch = state.range(0);
   c10::InferenceMode guard;
-  torch::manual_seed(1);
-  ModelSpec spec = mixserve::UniformSpec(sh.d, sh.ffn, sh.heads, sh.layers, sh.layers, sh.vocab,
-                                         MixerSpec{}, MixerSpec{self_mixer, "", 0, 0, 0});
-  spec.max_len = 50;
-  spec.dropout = 0;
-  mixserve::model::Transformer model(spec);
-  model->eval();
-  model->to(g_target.device, g_target.dtype);
-  auto src = torch::randint(4, sh.vocab, {batch, 16}, torch::TensorOptions(torch::kLong))
-                 .to(g_target.device);
+  auto model = MakeModel(sh, self_mixer);
+  auto src = Sources(sh, batch);
   {  // once before counting: the derived weights are built on first use
     auto s = model->EmptyDecoder();
     model->AppendSources(*s, src, 1);

@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "model/affine.h"
 #include "model/kernels/packed_gemm.h"
 
 namespace mixserve::model {
@@ -18,8 +19,6 @@ namespace K = kernels;
 constexpr int64_t kParallelMacs = int64_t{1} << 18;
 // Rows per task when a product is split between threads (with pairs of panels).
 constexpr int64_t kRowBlock = 48;
-// BLAS: a single row of a weight this large goes through a matrix-vector product.
-constexpr int64_t kMatVecElements = int64_t{1} << 17;
 
 std::string Shape(const torch::Tensor& t) {
   std::string s = "[";
@@ -30,6 +29,15 @@ std::string Shape(const torch::Tensor& t) {
 }  // namespace
 
 const char* CpuLinear::Kernel() { return K::PackedGemmKernel() ? K::PackedGemmIsa() : "blas"; }
+
+torch::Tensor CpuLinear::Pack(const torch::Tensor& weight) {
+  const int64_t out = weight.size(0), in = weight.size(1);
+  const int64_t panels = (out + K::kPanel - 1) / K::kPanel;
+  auto padded = torch::zeros({panels * K::kPanel, in}, weight.options());
+  padded.narrow(0, 0, out).copy_(weight);
+  // [panels * 16, in] -> [panels, 16, in] -> [panels, in, 16]
+  return padded.view({panels, K::kPanel, in}).transpose(1, 2).contiguous();
+}
 
 CpuLinear::CpuLinear(const torch::Tensor& weight, const torch::Tensor& bias) {
   if (weight.dim() != 2)
@@ -45,11 +53,7 @@ CpuLinear::CpuLinear(const torch::Tensor& weight, const torch::Tensor& bias) {
     bias_ = bias.detach().to(torch::kCPU, torch::kFloat).contiguous();
   }
   if (K::PackedGemmKernel()) {
-    const int64_t panels = (out_ + K::kPanel - 1) / K::kPanel;
-    auto padded = torch::zeros({panels * K::kPanel, in_}, w.options());
-    padded.narrow(0, 0, out_).copy_(w);
-    // [panels * 16, in] -> [panels, 16, in] -> [panels, in, 16]
-    panels_ = padded.view({panels, K::kPanel, in_}).transpose(1, 2).contiguous();
+    panels_ = Pack(w);
   } else {
     wt_ = w.t().contiguous();
   }
@@ -60,7 +64,6 @@ void CpuLinear::Run(const float* x, int64_t ldx, int64_t rows, float* y, bool ac
   K::PackedGemmArgs a;
   a.x = x;
   a.ldx = ldx;
-  a.rows = rows;
   a.in = in_;
   a.panels = panels_.data_ptr<float>();
   a.out = out_;
@@ -100,7 +103,7 @@ torch::Tensor CpuLinear::operator()(const torch::Tensor& x, bool relu) const {
   if (!panels_.defined()) {  // BLAS
     auto x2 = x.reshape({rows, in_});
     torch::Tensor y;
-    if (rows == 1 && wt_.numel() >= kMatVecElements)
+    if (OneRowOnCpu(x2, wt_))
       y = (bias_.defined() ? torch::addmv(bias_, wt_.t(), x2[0]) : torch::mv(wt_.t(), x2[0]))
               .unsqueeze(0);
     else
@@ -121,7 +124,7 @@ torch::Tensor& CpuLinear::AddTo(torch::Tensor& y, const torch::Tensor& x) const 
                                 " for a weight [" + std::to_string(out_) + ", " +
                                 std::to_string(in_) + "] (output contiguous)");
   if (!panels_.defined()) {
-    if (x.size(0) == 1 && wt_.numel() >= kMatVecElements)
+    if (OneRowOnCpu(x, wt_))
       y.select(0, 0).addmv_(wt_.t(), x[0]);
     else
       y.addmm_(x, wt_);

@@ -23,6 +23,10 @@ class CpuLinear {
   // weight [out, in], bias [out] or undefined.
   CpuLinear(const torch::Tensor& weight, const torch::Tensor& bias);
 
+  // `weight` [out, in] as the packed kernel reads it: [panels, in, 16], the last panel
+  // zero-padded (model/kernels/packed_gemm.h).
+  static torch::Tensor Pack(const torch::Tensor& weight);
+
   // Whether products of `x` may take this path: on the CPU, fp32, without gradients.
   static bool Applies(const torch::Tensor& x) {
     return x.is_cpu() && x.scalar_type() == torch::kFloat && !torch::GradMode::is_enabled();

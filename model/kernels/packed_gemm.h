@@ -15,9 +15,8 @@ namespace mixserve::model::kernels {
 inline constexpr int64_t kPanel = 16;  // output columns per panel
 
 struct PackedGemmArgs {
-  const float* x = nullptr;  // rows x in, row stride ldx
+  const float* x = nullptr;  // rows x in, row stride ldx (the rows: the kernel's arguments)
   int64_t ldx = 0;
-  int64_t rows = 0;
   int64_t in = 0;
   const float* panels = nullptr;  // all panels of the weight
   int64_t out = 0;                // output columns of the weight

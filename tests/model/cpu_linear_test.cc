@@ -144,16 +144,12 @@ TEST(CpuLinear, Avx2KernelMatchesWhereItRuns) {
   torch::manual_seed(3);
   for (int64_t rows : {1, 2, 3, 4, 7}) {
     auto x = torch::randn({rows, 40}), w = torch::randn({37, 40}), b = torch::randn({37});
-    // Packed as CpuLinear packs: [panels, in, 16], zero-padded.
-    const int64_t panels = (37 + kernels::kPanel - 1) / kernels::kPanel;
-    auto padded = torch::zeros({panels * kernels::kPanel, 40});
-    padded.narrow(0, 0, 37).copy_(w);
-    auto p = padded.view({panels, kernels::kPanel, 40}).transpose(1, 2).contiguous();
+    auto p = CpuLinear::Pack(w);
+    const int64_t panels = p.size(0);
     auto y = torch::full({rows, 37}, 1.0f);
     kernels::PackedGemmArgs a;
     a.x = x.data_ptr<float>();
     a.ldx = 40;
-    a.rows = rows;
     a.in = 40;
     a.panels = p.data_ptr<float>();
     a.out = 37;
