@@ -1,4 +1,5 @@
-// Device and dtype of the benchmark programs: `--device cpu|cuda[:N]`, `--dtype fp32|fp16|bf16`.
+// Device and dtype of the benchmark programs: `--device cpu|cuda[:N]`, `--dtype fp32|fp16|bf16`,
+// and `--dtype int8` (CPU) in programs that set BenchTarget::int8_allowed.
 #pragma once
 
 #include <torch/cuda.h>
@@ -14,6 +15,9 @@ namespace mixserve::bench {
 struct BenchTarget {
   torch::Device device = torch::kCPU;
   torch::Dtype dtype = torch::kFloat;
+  // --dtype int8: fp32 tensors, the model's CPU products in int8 (Transformer::SetCpuPrecision).
+  bool int8 = false;
+  bool int8_allowed = false;  // set by the programs that apply it
   torch::TensorOptions Options() const { return torch::TensorOptions().device(device).dtype(dtype); }
   // On CUDA, waits for the queued kernels, so that a timed call includes them.
   void Sync() const {
@@ -42,11 +46,16 @@ inline bool ParseTargetFlag(const char* program, int argc, char** argv, int* i, 
     }
     return true;
   }
+  t->int8 = false;
   if (v == "fp32") t->dtype = torch::kFloat;
   else if (v == "fp16") t->dtype = torch::kHalf;
   else if (v == "bf16") t->dtype = torch::kBFloat16;
-  else {
-    std::fprintf(stderr, "%s: --dtype must be fp32, fp16 or bf16, got %s\n", program, v.c_str());
+  else if (v == "int8" && t->int8_allowed) {
+    t->dtype = torch::kFloat;
+    t->int8 = true;
+  } else {
+    std::fprintf(stderr, "%s: --dtype must be fp32, fp16%s or bf16, got %s\n", program,
+                 t->int8_allowed ? ", int8" : "", v.c_str());
     std::exit(2);
   }
   return true;

@@ -17,7 +17,9 @@
 // sees them: count and time per kernel name, the largest first, and their sum, the step's
 // GPU time without launch gaps.
 //
-//   decode_bench [--device cpu|cuda] [--dtype fp32|fp16|bf16] [--list_ops[=all]] [--kernels]
+// --dtype int8 (CPU): the model's products in int8 (model/cpu_linear.h).
+//
+//   decode_bench [--device cpu|cuda] [--dtype fp32|fp16|bf16|int8] [--list_ops[=all]] [--kernels]
 //                [--benchmark_filter=...] [other Google Benchmark flags]
 // On CUDA every timed step ends with a device synchronisation.
 #include <ATen/record_function.h>
@@ -179,6 +181,7 @@ mixserve::model::Transformer MakeModel(const Shape& sh, const std::string& self_
   mixserve::model::Transformer model(spec);
   model->eval();
   model->to(g_target.device, g_target.dtype);
+  if (g_target.int8) model->SetCpuPrecision(mixserve::model::CpuPrecision::kInt8);
   return model;
 }
 
@@ -283,6 +286,7 @@ void RegisterAll() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  g_target.int8_allowed = true;
   std::vector<char*> rest = {argv[0]};
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--list_ops") == 0 || std::strcmp(argv[i], "--list_ops=all") == 0) {
@@ -297,6 +301,10 @@ int main(int argc, char** argv) {
     rest.push_back(argv[i]);
   }
   int n = static_cast<int>(rest.size());
+  if (g_target.int8 && !g_target.device.is_cpu()) {
+    std::fprintf(stderr, "decode_bench: --dtype int8 runs on the CPU only\n");
+    return 2;
+  }
   benchmark::Initialize(&n, rest.data());
   RegisterAll();
   benchmark::RunSpecifiedBenchmarks();

@@ -152,8 +152,11 @@ std::vector<ConfigProblem> ServerConfigProblems(const v1::ServerConfig& c) {
     }
     if (!KnownDevice(m.device()))
       add(at + ".device", "unknown device '" + m.device() + "' (auto, cpu, cuda, cuda:N)");
-    if (m.dtype() != "fp32" && m.dtype() != "fp16" && m.dtype() != "bf16")
-      add(at + ".dtype", "unknown dtype '" + m.dtype() + "' (fp32, fp16, bf16)");
+    if (m.dtype() != "fp32" && m.dtype() != "fp16" && m.dtype() != "bf16" &&
+        m.dtype() != "int8")
+      add(at + ".dtype", "unknown dtype '" + m.dtype() + "' (fp32, fp16, bf16, int8)");
+    if (m.dtype() == "int8" && m.device().rfind("cuda", 0) == 0)
+      add(at + ".dtype", "int8 runs on the CPU only, not on " + m.device());
     CheckBatching(at, m.batching(), &out);
     if (m.default_beam_size() < 1 || m.default_beam_size() > 16)
       add(at + ".default_beam_size", "must be within 1..16");

@@ -218,16 +218,23 @@ std::string AutoDevice() {
 }
 
 std::unique_ptr<Engine> Engine::Load(const std::string& dir, const EngineOptions& options) {
-  const torch::Device device = ResolveDevice(options.device);
+  const bool int8 = options.dtype == "int8";
+  // int8 products exist on the CPU only: there "auto" means the CPU.
+  const torch::Device device =
+      ResolveDevice(int8 && (options.device == "auto" || options.device.empty()) ? "cpu"
+                                                                                  : options.device);
   torch::ScalarType dtype;
-  if (options.dtype == "fp32" || options.dtype.empty())
+  if (options.dtype == "fp32" || options.dtype.empty() || int8)
     dtype = torch::kFloat;
   else if (options.dtype == "fp16")
     dtype = torch::kHalf;
   else if (options.dtype == "bf16")
     dtype = torch::kBFloat16;
   else
-    throw EngineError("unknown dtype '" + options.dtype + "' (fp32, fp16, bf16)");
+    throw EngineError("unknown dtype '" + options.dtype + "' (fp32, fp16, bf16, int8)");
+  if (int8 && !device.is_cpu())
+    throw EngineError("dtype int8 runs on the CPU only; the engine runs on " + device.str() +
+                      " (use fp16 or bf16 there, or device cpu)");
   if (dtype != torch::kFloat && !device.is_cuda())
     throw EngineError("dtype " + options.dtype + " needs a CUDA device; the engine runs on " +
                       device.str());
@@ -246,6 +253,7 @@ std::unique_ptr<Engine> Engine::Load(const std::string& dir, const EngineOptions
     m->to(device, dtype);
     return 0;
   });
+  if (int8) m->SetCpuPrecision(model::CpuPrecision::kInt8);
   const bool graphs = device.is_cuda() && options.cuda_graphs && m->EnableStepGraphs(true);
   ModelInfo info;
   info.step_graphs = graphs;
@@ -253,7 +261,7 @@ std::unique_ptr<Engine> Engine::Load(const std::string& dir, const EngineOptions
   info.spec = m->spec();
   info.parameters = m->ParameterCount();
   info.device = device.str();
-  info.dtype = dtype == torch::kFloat ? "fp32" : dtype == torch::kHalf ? "fp16" : "bf16";
+  info.dtype = int8 ? "int8" : dtype == torch::kFloat ? "fp32" : dtype == torch::kHalf ? "fp16" : "bf16";
   return std::make_unique<EngineImpl>(std::move(m), device, dtype, std::move(info));
 }
 

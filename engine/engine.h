@@ -19,7 +19,9 @@ class EngineError : public std::runtime_error {
 
 struct EngineOptions {
   std::string device = "auto";  // "auto", "cpu", "cuda", "cuda:N"
-  std::string dtype = "fp32";   // "fp32", "fp16", "bf16" (half types on CUDA only)
+  // "fp32", "fp16", "bf16" (half types on CUDA only), "int8" (CPU only: int8 products with
+  // weights quantized at load, model/cpu_linear.h)
+  std::string dtype = "fp32";
   int threads = 0;              // CPU intra-op threads; 0 = leave as is
   // CUDA: replay decoding steps from captured CUDA graphs (model/step_graphs.h) when every
   // decoder mixer allows it; false runs them operator by operator.

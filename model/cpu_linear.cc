@@ -3,10 +3,13 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <limits>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "model/affine.h"
+#include "model/kernels/int8_gemm.h"
 #include "model/kernels/packed_gemm.h"
 
 namespace mixserve::model {
@@ -17,8 +20,34 @@ namespace K = kernels;
 // Below this many multiply-adds a product runs on one thread: waking the others costs a few
 // microseconds, what about 250k multiply-adds take on one core of a 2-core x86-64 (AVX-512).
 constexpr int64_t kParallelMacs = int64_t{1} << 18;
-// Rows per task when a product is split between threads (with pairs of panels).
+// Rows per task when a product is split between threads (with groups of panels: pairs in
+// fp32, fours in int8, the kernels' widest tiles of several rows).
 constexpr int64_t kRowBlock = 48;
+
+// Runs kernel(row_begin, row_end, panel_begin, panel_end) over `rows` x `panels`: on this
+// thread for small products, else as tasks of (group of panels, block of rows), panel-major so
+// that a thread's consecutive tasks reuse the panels in its cache.
+// `serial` multiply-adds or fewer stay on one thread.
+template <typename Kernel>
+void Split(int64_t rows, int64_t panels, int64_t group, int64_t in, int64_t serial,
+           const Kernel& kernel) {
+  const int64_t macs = rows * panels * K::kPanel * in;
+  if (macs < serial || at::get_num_threads() < 2 || at::in_parallel_region()) {
+    kernel(0, rows, 0, panels);
+    return;
+  }
+  const int64_t groups = (panels + group - 1) / group,
+                blocks = (rows + kRowBlock - 1) / kRowBlock;
+  const int64_t task_macs = std::min(rows, kRowBlock) * group * K::kPanel * in;
+  const int64_t grain = std::max<int64_t>(1, serial / 4 / std::max<int64_t>(1, task_macs));
+  at::parallel_for(0, groups * blocks, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t g = t / blocks, block = t % blocks;
+      kernel(block * kRowBlock, std::min(rows, (block + 1) * kRowBlock), group * g,
+             std::min(panels, group * g + group));
+    }
+  });
+}
 
 std::string Shape(const torch::Tensor& t) {
   std::string s = "[";
@@ -28,7 +57,12 @@ std::string Shape(const torch::Tensor& t) {
 
 }  // namespace
 
-const char* CpuLinear::Kernel() { return K::PackedGemmKernel() ? K::PackedGemmIsa() : "blas"; }
+const char* CpuPrecisionName(CpuPrecision p) { return p == CpuPrecision::kInt8 ? "int8" : "fp32"; }
+
+const char* CpuLinear::Kernel(CpuPrecision precision) {
+  if (precision == CpuPrecision::kInt8) return K::Int8GemmIsa();
+  return K::PackedGemmKernel() ? K::PackedGemmIsa() : "blas";
+}
 
 torch::Tensor CpuLinear::Pack(const torch::Tensor& weight) {
   const int64_t out = weight.size(0), in = weight.size(1);
@@ -39,7 +73,28 @@ torch::Tensor CpuLinear::Pack(const torch::Tensor& weight) {
   return padded.view({panels, K::kPanel, in}).transpose(1, 2).contiguous();
 }
 
-CpuLinear::CpuLinear(const torch::Tensor& weight, const torch::Tensor& bias) {
+std::vector<torch::Tensor> CpuLinear::QuantizeInt8(const torch::Tensor& weight) {
+  torch::NoGradGuard no_grad;
+  const int64_t out = weight.size(0), in = weight.size(1);
+  const int64_t panels = (out + K::kInt8Panel - 1) / K::kInt8Panel;
+  const int64_t quads = (in + K::kInt8Quad - 1) / K::kInt8Quad;
+  auto w = torch::zeros({panels * K::kInt8Panel, quads * K::kInt8Quad}, torch::kFloat);
+  w.narrow(0, 0, out).narrow(1, 0, in).copy_(weight);
+  auto scale = std::get<0>(w.abs().max(1)) / 127.0f;  // [panels * 16]; 0 for zero rows
+  auto q = (w / scale.clamp_min(std::numeric_limits<float>::min()).unsqueeze(1))
+               .round()
+               .clamp(-127, 127)
+               .to(torch::kChar);
+  auto shift = q.sum(1, /*keepdim=*/false, torch::kInt) * K::kInt8Shift;
+  // [panels * 16, quads * 4] -> [panels, 16, quads, 4] -> [panels, quads, 16, 4]
+  auto panels_t =
+      q.view({panels, K::kInt8Panel, quads, K::kInt8Quad}).permute({0, 2, 1, 3}).contiguous();
+  return {panels_t, shift.contiguous(), scale.contiguous()};
+}
+
+CpuLinear::CpuLinear(const torch::Tensor& weight, const torch::Tensor& bias,
+                     CpuPrecision precision)
+    : precision_(precision) {
   if (weight.dim() != 2)
     throw std::invalid_argument("CpuLinear: weight must be [out, in], got " + Shape(weight));
   torch::NoGradGuard no_grad;
@@ -52,7 +107,12 @@ CpuLinear::CpuLinear(const torch::Tensor& weight, const torch::Tensor& bias) {
                                   Shape(weight));
     bias_ = bias.detach().to(torch::kCPU, torch::kFloat).contiguous();
   }
-  if (K::PackedGemmKernel()) {
+  if (precision_ == CpuPrecision::kInt8) {
+    auto q = QuantizeInt8(w);
+    panels_ = q[0];
+    shift_ = q[1];
+    scale_ = q[2];
+  } else if (K::PackedGemmKernel()) {
     panels_ = Pack(w);
   } else {
     wt_ = w.t().contiguous();
@@ -61,6 +121,7 @@ CpuLinear::CpuLinear(const torch::Tensor& weight, const torch::Tensor& bias) {
 
 void CpuLinear::Run(const float* x, int64_t ldx, int64_t rows, float* y, bool accumulate,
                     bool relu) const {
+  if (precision_ == CpuPrecision::kInt8) return RunInt8(x, ldx, rows, y, accumulate, relu);
   K::PackedGemmArgs a;
   a.x = x;
   a.ldx = ldx;
@@ -73,23 +134,38 @@ void CpuLinear::Run(const float* x, int64_t ldx, int64_t rows, float* y, bool ac
   a.accumulate = accumulate;
   a.relu = relu;
   const auto kernel = K::PackedGemmKernel();
-  const int64_t panels = panels_.size(0);
-  const int64_t macs = rows * panels * K::kPanel * in_;
-  if (macs < kParallelMacs || at::get_num_threads() < 2 || at::in_parallel_region()) {
-    kernel(a, 0, rows, 0, panels);
-    return;
-  }
-  // Tasks of (pair of panels, block of rows), panel-major so that a thread's consecutive
-  // tasks reuse the panels in its cache.
-  const int64_t pairs = (panels + 1) / 2, blocks = (rows + kRowBlock - 1) / kRowBlock;
-  const int64_t task_macs = std::min(rows, kRowBlock) * 2 * K::kPanel * in_;
-  const int64_t grain = std::max<int64_t>(1, kParallelMacs / 4 / std::max<int64_t>(1, task_macs));
-  at::parallel_for(0, pairs * blocks, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t pair = t / blocks, block = t % blocks;
-      kernel(a, block * kRowBlock, std::min(rows, (block + 1) * kRowBlock), 2 * pair,
-             std::min(panels, 2 * pair + 2));
-    }
+  Split(rows, panels_.size(0), 2, in_, kParallelMacs, [&](int64_t r0, int64_t r1, int64_t p0, int64_t p1) {
+    kernel(a, r0, r1, p0, p1);
+  });
+}
+
+void CpuLinear::RunInt8(const float* x, int64_t ldx, int64_t rows, float* y, bool accumulate,
+                        bool relu) const {
+  // The quantized inputs: per thread, reused across products.
+  thread_local std::vector<uint8_t> xq;
+  thread_local std::vector<float> xs;
+  const int64_t quads = panels_.size(1), ldq = quads * K::kInt8Quad;
+  if (static_cast<int64_t>(xq.size()) < rows * ldq) xq.resize(rows * ldq);
+  if (static_cast<int64_t>(xs.size()) < rows) xs.resize(rows);
+  K::QuantizeRows(x, ldx, rows, in_, xq.data(), ldq, xs.data());
+  K::Int8GemmArgs a;
+  a.x = xq.data();
+  a.ldx = ldq;
+  a.x_scale = xs.data();
+  a.quads = quads;
+  a.panels = panels_.data_ptr<int8_t>();
+  a.shift = shift_.data_ptr<int32_t>();
+  a.w_scale = scale_.data_ptr<float>();
+  a.out = out_;
+  a.bias = bias_.defined() ? bias_.data_ptr<float>() : nullptr;
+  a.y = y;
+  a.ldy = out_;
+  a.accumulate = accumulate;
+  a.relu = relu;
+  const auto kernel = K::Int8GemmKernel();
+  // int8 multiply-adds run about four times as fast: four times as many stay on one thread.
+  Split(rows, panels_.size(0), 4, in_, 4 * kParallelMacs, [&](int64_t r0, int64_t r1, int64_t p0, int64_t p1) {
+    kernel(a, r0, r1, p0, p1);
   });
 }
 

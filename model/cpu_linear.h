@@ -8,31 +8,57 @@
 // weights through a matrix-vector product: BLAS's matrix product packs the whole weight even
 // for one row).
 //
+// With CpuPrecision::kInt8 the weight is quantized instead, each row (output column) with its
+// own scale, and each product quantizes its input rows as it runs (model/kernels/int8_gemm.h):
+// int8 products accumulated in int32, bias, ReLU and accumulation in fp32.
+//
 // Built from the parameters by the modules that use it (through Derived<CpuLinear>, which
 // rebuilds it when they change), used only where Applies(): CPU, fp32, no gradients. It is a
 // copy: the parameters stay what training, checkpoints and CUDA use.
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <vector>
 
 namespace mixserve::model {
+
+// How a model's products on the CPU are computed: fp32, or int8 weights and inputs.
+enum class CpuPrecision { kFp32, kInt8 };
+const char* CpuPrecisionName(CpuPrecision p);  // "fp32", "int8"
+
+// Modules that keep CpuLinear products implement this; TransformerImpl::SetCpuPrecision sets it
+// on all of them. Modules rebuild their products when it changes (tag their Derived with it).
+class CpuPrecisionUser {
+ public:
+  virtual ~CpuPrecisionUser() = default;
+  void SetCpuPrecision(CpuPrecision p) { cpu_precision_ = p; }
+  CpuPrecision cpu_precision() const { return cpu_precision_; }
+
+ private:
+  CpuPrecision cpu_precision_ = CpuPrecision::kFp32;
+};
 
 class CpuLinear {
  public:
   CpuLinear() = default;
   // weight [out, in], bias [out] or undefined.
-  CpuLinear(const torch::Tensor& weight, const torch::Tensor& bias);
+  CpuLinear(const torch::Tensor& weight, const torch::Tensor& bias,
+            CpuPrecision precision = CpuPrecision::kFp32);
 
   // `weight` [out, in] as the packed kernel reads it: [panels, in, 16], the last panel
   // zero-padded (model/kernels/packed_gemm.h).
   static torch::Tensor Pack(const torch::Tensor& weight);
+  // `weight` [out, in] quantized for the int8 kernel: {panels [panels, quads, 16, 4] int8,
+  // shift [panels * 16] int32, scale [panels * 16] fp32} (model/kernels/int8_gemm.h).
+  static std::vector<torch::Tensor> QuantizeInt8(const torch::Tensor& weight);
 
   // Whether products of `x` may take this path: on the CPU, fp32, without gradients.
   static bool Applies(const torch::Tensor& x) {
     return x.is_cpu() && x.scalar_type() == torch::kFloat && !torch::GradMode::is_enabled();
   }
-  // "avx512", "avx2" (packed kernels) or "blas".
-  static const char* Kernel();
+  // fp32: "avx512", "avx2" (packed kernels) or "blas"; int8: "avx512vnni" or "portable".
+  static const char* Kernel(CpuPrecision precision = CpuPrecision::kFp32);
+  CpuPrecision precision() const { return precision_; }
 
   bool defined() const { return out_ > 0 || in_ > 0; }
   int64_t in() const { return in_; }
@@ -46,8 +72,14 @@ class CpuLinear {
  private:
   void Run(const float* x, int64_t ldx, int64_t rows, float* y, bool accumulate,
            bool relu) const;
+  void RunInt8(const float* x, int64_t ldx, int64_t rows, float* y, bool accumulate,
+               bool relu) const;
 
-  torch::Tensor panels_;  // [panels, in, 16] for the packed kernel, else undefined
+  CpuPrecision precision_ = CpuPrecision::kFp32;
+  torch::Tensor panels_;  // fp32: [panels, in, 16] for the packed kernel, else undefined;
+                          // int8: [panels, quads, 16, 4] int8
+  torch::Tensor shift_;   // int8: [panels * 16] int32, 128 times each column's weight sum
+  torch::Tensor scale_;   // int8: [panels * 16] fp32, each column's weight scale
   torch::Tensor wt_;      // [in, out] for BLAS, else undefined
   torch::Tensor bias_;    // [out] or undefined
   int64_t in_ = 0, out_ = 0;

@@ -22,9 +22,10 @@ class Derived {
  public:
   using Build = std::function<T()>;
   // What `build` returns for the current values of `sources` (built without gradients;
-  // cached until a source changes). Thread-safe.
-  T Get(const std::vector<const torch::Tensor*>& sources, const Build& build) {
+  // cached until a source or `tag`, a setting the build reads, changes). Thread-safe.
+  T Get(const std::vector<const torch::Tensor*>& sources, const Build& build, int64_t tag = 0) {
     auto key = DerivedKey(sources);
+    key.push_back(tag);
     std::lock_guard<std::mutex> lock(mu_);
     if (key != key_) {
       torch::NoGradGuard no_grad;

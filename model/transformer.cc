@@ -52,7 +52,7 @@ torch::Tensor Activate(torch::Tensor h, const std::string& activation) {
 
 // Position-wise feed-forward sub-block: y = x + drop(W2 act(W1 norm(x))) (pre-norm), or
 // y = norm(x + drop(W2 act(W1 x))) (post-norm).
-class FeedForwardImpl : public torch::nn::Module {
+class FeedForwardImpl : public torch::nn::Module, public CpuPrecisionUser {
  public:
   FeedForwardImpl(int d, int ffn, float dropout, bool post_norm = false,
                   std::string activation = "relu")
@@ -124,10 +124,14 @@ class FeedForwardImpl : public torch::nn::Module {
   // place, n and y [rows, D], y contiguous; the ReLU in the first product, bias and residual
   // in the second.
   void Cpu(const torch::Tensor& n, torch::Tensor& y) {
-    const auto fc = cpu_.Get({&fc1_->weight, &fc1_->bias, &fc2_->weight, &fc2_->bias}, [this] {
-      return std::vector<CpuLinear>{CpuLinear(fc1_->weight, fc1_->bias),
-                                    CpuLinear(fc2_->weight, fc2_->bias)};
-    });
+    const auto p = cpu_precision();
+    const auto fc = cpu_.Get(
+        {&fc1_->weight, &fc1_->bias, &fc2_->weight, &fc2_->bias},
+        [&] {
+          return std::vector<CpuLinear>{CpuLinear(fc1_->weight, fc1_->bias, p),
+                                        CpuLinear(fc2_->weight, fc2_->bias, p)};
+        },
+        static_cast<int64_t>(p));
     auto h = relu() ? fc[0](n, /*relu=*/true) : Activate(fc[0](n), activation_);
     fc[1].AddTo(y, h);
   }
@@ -540,7 +544,10 @@ torch::Tensor TransformerImpl::Logits(const torch::Tensor& x) {
   const auto& w = L.out_proj ? L.out_proj->weight : L.tgt_embed->weight;
   if (CpuLinear::Applies(x)) {
     const auto& b = L.logits_bias;
-    return L.out_cpu.Get({&w, b.defined() ? &b : &w}, [&] { return CpuLinear(w, b); })(x);
+    const auto p = cpu_precision_;
+    return L.out_cpu.Get(
+        {&w, b.defined() ? &b : &w}, [&] { return CpuLinear(w, b, p); },
+        static_cast<int64_t>(p))(x);
   }
   return Affine(x, w, L.logits_bias);
 }
@@ -808,6 +815,13 @@ void TransformerImpl::ReplaceMixer(Site site, int layer, std::shared_ptr<TokenMi
     (site == Site::kDecoderSelf ? spec_.decoder[layer].self : spec_.decoder[layer].cross) = ms;
   }
   if (graphs_) EnableStepGraphs(true);  // graphs of the old mixer are dropped
+  SetCpuPrecision(cpu_precision_);      // the new mixer's products in the model's precision
+}
+
+void TransformerImpl::SetCpuPrecision(CpuPrecision p) {
+  cpu_precision_ = p;
+  for (const auto& m : modules(/*include_self=*/false))
+    if (auto* u = dynamic_cast<CpuPrecisionUser*>(m.get())) u->SetCpuPrecision(p);
 }
 
 int64_t TransformerImpl::ParameterCount() const { return Count(*this); }

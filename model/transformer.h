@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config/model_spec.h"
+#include "model/cpu_linear.h"
 #include "model/host_copy.h"
 #include "model/start_graphs.h"
 #include "model/step_graphs.h"
@@ -136,6 +137,12 @@ class TransformerImpl : public torch::nn::Module {
   void ReplaceMixer(Site site, int layer, std::shared_ptr<TokenMixer> mixer,
                     const MixerSpec& spec);
 
+  // How products run on the CPU at inference (model/cpu_linear.h): fp32 (the default), or
+  // int8 weights quantized per output column and inputs per row as each product runs. Applies
+  // to every layer, and to mixers put in later by ReplaceMixer. Set it before decoding.
+  void SetCpuPrecision(CpuPrecision p);
+  CpuPrecision cpu_precision() const { return cpu_precision_; }
+
   int64_t ParameterCount() const;
   // Parameters per part: "embeddings", "encoder.<i>.self", "encoder.<i>.ffn",
   // "decoder.<i>.self", "decoder.<i>.cross", "decoder.<i>.ffn", "final_norms" (norms of a
@@ -153,6 +160,7 @@ class TransformerImpl : public torch::nn::Module {
   // Layers, embeddings, norms and the output projection are defined in transformer.cc.
   struct Layers;
   std::shared_ptr<Layers> layers_;
+  CpuPrecision cpu_precision_ = CpuPrecision::kFp32;
   std::shared_ptr<StepGraphs> graphs_;  // null: eager steps over unpadded memory
   std::shared_ptr<StepGraphs> greedy_graphs_;  // GreedyStep's, with graphs_
   std::shared_ptr<StartGraphs> starts_;  // with graphs_ (used when graphable_)

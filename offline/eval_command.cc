@@ -175,7 +175,7 @@ int RunEval(const Args& args) {
                      {"length_penalty", "1.0", "length penalty alpha of beam search; not given: the model's decoding.length_penalty (1.0 unless the model sets one)"},
                      {"batch_size", "64", "sentences per batch for BLEU and throughput"},
                      {"latency_sentences", "100", "sentences timed one by one (0: skip)"},
-                     {"dtype", "fp32", "fp32, fp16, bf16 (half types on CUDA only)"},
+                     {"dtype", "fp32", "fp32, fp16, bf16 (half types on CUDA only), int8 (CPU only)"},
                      {"hyps_dir", "", "also write the translations here"}},
                     DeviceFlags()}));
   if (!f.Parse(args)) {

@@ -74,7 +74,7 @@ ABSL_FLAG(int32_t, beam, 5, "beam size (1: greedy)");
 ABSL_FLAG(double, length_penalty, 1.0, "GNMT length penalty alpha for beam search");
 ABSL_FLAG(int32_t, batch_size, 64, "sentences per batch");
 ABSL_FLAG(int32_t, latency_sentences, 100, "sentences timed one by one (0: skip)");
-ABSL_FLAG(std::string, dtype, "fp32", "fp32, fp16, bf16");
+ABSL_FLAG(std::string, dtype, "fp32", "fp32, fp16, bf16 (CUDA), int8 (CPU)");
 ABSL_FLAG(std::string, hyps_dir, "", "also write the translations here");
 ABSL_FLAG(std::string, repo, "", "model repository root");
 ABSL_FLAG(std::string, name, "", "model name");

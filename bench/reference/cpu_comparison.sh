@@ -7,6 +7,8 @@
 #      check against (2), then CTranslate2's timings in process;
 #   4. mixserve-server with deploy/default.pbtxt on models/, driven by mixserve-loadgen at 1 and
 #      32 in flight (variant forced);
+#   5. the same model with dtype int8 (weights quantized at load): in process (2) and through a
+#      second server (4);
 # 2 to 4 once per round, then one table. CTranslate2 is not built here: CT2_PYTHONPATH names
 # a folder from which python3 imports an already-installed `ctranslate2` package.
 #   CT2_PYTHONPATH  required
@@ -14,7 +16,8 @@
 #   BUILD_DIR       mixserve build folder (default build) with export_safetensors,
 #                   mixserve-offline, mixserve-server, mixserve-loadgen
 #   OUT             results folder (default out/cpu-comparison)
-#   PORT            gRPC port of the temporary server (default 8591; metrics on PORT+1000)
+#   PORT            gRPC port of the temporary server (default 8591; metrics on PORT+1000); the
+#                   int8 server on PORT+1 (metrics PORT+1001)
 #   THREADS         intra-op threads of mixserve in process (default: all cores, as
 #                   CTranslate2's best intra_threads here); the server keeps its own default
 #   ROUNDS          rounds of all measurements, one system after the other (default 3); the
@@ -44,15 +47,24 @@ done
 "$build/server/mixserve-server" --config=deploy/default.pbtxt --models=models \
   --listen="127.0.0.1:$port" --metrics="127.0.0.1:$((port + 1000))" >"$out/server.log" 2>&1 &
 server=$!
-trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null || true' EXIT
-for _ in $(seq 120); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-  kill -0 "$server" 2>/dev/null || { cat "$out/server.log" >&2; exit 1; }
-  sleep 1
+printf 'model_repository: "models"\nmodels { name: "%s" dtype: "int8" }\n' "$model" >"$out/int8.pbtxt"
+"$build/server/mixserve-server" --config="$out/int8.pbtxt" \
+  --listen="127.0.0.1:$((port + 1))" --metrics="127.0.0.1:$((port + 1001))" >"$out/server-int8.log" 2>&1 &
+server8=$!
+trap 'kill "$server" "$server8" 2>/dev/null; wait "$server" "$server8" 2>/dev/null || true' EXIT
+for p in "$port" "$((port + 1))"; do
+  for _ in $(seq 120); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break
+    kill -0 "$server" 2>/dev/null || { cat "$out/server.log" >&2; exit 1; }
+    kill -0 "$server8" 2>/dev/null || { cat "$out/server-int8.log" >&2; exit 1; }
+    sleep 1
+  done
 done
 L=("$build/clients/mixserve-loadgen" --target="127.0.0.1:$port" --src="$src" --ref="$ref"
    --src-lang=en --tgt-lang=de --variants="$model" --quiet)
+L8=("${L[@]}" --target="127.0.0.1:$((port + 1))")
 "${L[@]}" --concurrency=1 --count=50 >/dev/null  # warm-up
+"${L8[@]}" --concurrency=1 --count=50 >/dev/null
 
 for r in $(seq "$rounds"); do
   d="$out/round$r"
@@ -71,6 +83,11 @@ for r in $(seq "$rounds"); do
     --mixserve_hyps="$hyps" --json="$d/ct2.json" | tee "$d/ct2.txt"
   "${L[@]}" --concurrency=1 --count=300 --json="$d/mixserve-c1.json" | tee "$d/mixserve-c1.txt"
   "${L[@]}" --concurrency=32 --count=1000 --json="$d/mixserve-c32.json" | tee "$d/mixserve-c32.txt"
+  "$build/offline/mixserve-offline" eval --model="models/$model/1" --splits=test_2016_flickr \
+    --beam=1 --latency_sentences=300 --batch_size=32 --threads="$threads" --dtype=int8 \
+    --out="$d/mixserve-int8-eval.jsonl" >/dev/null
+  "${L8[@]}" --concurrency=1 --count=300 --json="$d/mixserve-int8-c1.json" | tee "$d/mixserve-int8-c1.txt"
+  "${L8[@]}" --concurrency=32 --count=1000 --json="$d/mixserve-int8-c32.json" | tee "$d/mixserve-int8-c32.txt"
 done
 echo "== end: $(uptime)"
 
@@ -98,18 +115,22 @@ def row(label, requests, sps, tps, lat, bleu="-", bleu_sents="0"):
 
 def round_rows(d):
     rows = json.load(open(f"{d}/ct2.json"))["rows"]
-    e = json.loads(open(f"{d}/mixserve-eval.jsonl").readline())
-    l1, b = g(e, "latency_batch1", {}), g(e, "batched", {})
-    rows.append(row("mixserve in process batch 1", g(l1, "sentences"),
-                    1000 / g(l1, "ms_mean", 1), 0, {"p50": g(l1, "ms_p50"), "p90": g(l1, "ms_p90")}))
-    rows.append(row(f"mixserve in process batch {g(b, 'batch_size')}", 1000,
-                    g(b, "sentences_per_s"), g(b, "tokens_per_s"), {}))
-    for c in ("1", "32"):
-        for v in json.load(open(f"{d}/mixserve-c{c}.json"))["variants"]:
-            rows.append(row(f"mixserve {g(v, 'variant', '')} gRPC {c} in flight",
-                            g(v, "requests"), g(v, "sentences_per_s"),
-                            g(v, "output_tokens_per_s"), g(v, "latency_ms", {}),
-                            f"{g(v, 'bleu'):.2f}", str(g(v, "bleu_sentences"))))
+    for kind, pre in (("", "mixserve"), ("int8-", "mixserve int8")):
+        e = json.loads(open(f"{d}/mixserve-{kind}eval.jsonl").readline())
+        l1, b = g(e, "latency_batch1", {}), g(e, "batched", {})
+        split = g(g(e, "splits", {}), "test_2016_flickr", {})
+        rows.append(row(f"{pre} in process batch 1", g(l1, "sentences"),
+                        1000 / g(l1, "ms_mean", 1), 0, {"p50": g(l1, "ms_p50"), "p90": g(l1, "ms_p90")}))
+        rows.append(row(f"{pre} in process batch {g(b, 'batch_size')}", 1000,
+                        g(b, "sentences_per_s"), g(b, "tokens_per_s"), {},
+                        f"{g(split, 'bleu_greedy'):.2f}", str(g(split, "sentences"))))
+    for kind, pre in (("", "mixserve"), ("int8-", "mixserve int8")):
+        for c in ("1", "32"):
+            for v in json.load(open(f"{d}/mixserve-{kind}c{c}.json"))["variants"]:
+                rows.append(row(f"{pre} {g(v, 'variant', '')} gRPC {c} in flight",
+                                g(v, "requests"), g(v, "sentences_per_s"),
+                                g(v, "output_tokens_per_s"), g(v, "latency_ms", {}),
+                                f"{g(v, 'bleu'):.2f}", str(g(v, "bleu_sentences"))))
     return rows
 
 

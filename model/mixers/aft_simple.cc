@@ -18,7 +18,7 @@ namespace mixserve::model {
 
 namespace {
 
-class AftSimpleMixer : public AftMixer {
+class AftSimpleMixer : public AftMixer, public CpuPrecisionUser {
  public:
   explicit AftSimpleMixer(const MixerContext& ctx) : AftMixer(ctx, "aft_simple", 1) {}
 
@@ -130,15 +130,17 @@ class AftSimpleMixer : public AftMixer {
     return cpu_.Get({&q_->weight, &k_->weight, &v_->weight, &out_->weight, &q_->bias,
                      &k_->bias, &v_->bias, &out_->bias},
                     [this] {
+                      const auto p = cpu_precision();
                       std::vector<CpuLinear> c(3);
                       if (ctx_.site == Site::kDecoderCross)
-                        c[1] = CpuLinear(q_->weight, q_->bias);
+                        c[1] = CpuLinear(q_->weight, q_->bias, p);
                       else
                         c[0] = CpuLinear(torch::cat({q_->weight, k_->weight, v_->weight}, 0),
-                                         torch::cat({q_->bias, k_->bias, v_->bias}));
-                      c[2] = CpuLinear(out_->weight, out_->bias);
+                                         torch::cat({q_->bias, k_->bias, v_->bias}), p);
+                      c[2] = CpuLinear(out_->weight, out_->bias, p);
                       return c;
-                    });
+                    },
+                    static_cast<int64_t>(cpu_precision()));
   }
 
   Derived<std::vector<CpuLinear>> cpu_;

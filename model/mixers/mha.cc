@@ -129,7 +129,7 @@ struct CrossState : MixerState {
   std::vector<torch::Tensor*> Tensors() override { return {&kv, &bias}; }
 };
 
-class MhaMixer : public TokenMixer {
+class MhaMixer : public TokenMixer, public CpuPrecisionUser {
  public:
   explicit MhaMixer(const MixerContext& ctx) : TokenMixer(ctx) {
     RequireNoSize(ctx, "mha");
@@ -375,16 +375,18 @@ class MhaMixer : public TokenMixer {
                     [this] {
                       const auto w = Stacked();
                       const int64_t d = heads_ * dh_;
+                      const auto p = cpu_precision();
                       std::vector<CpuLinear> c(3);
                       if (ctx_.site == Site::kDecoderCross) {
-                        c[0] = CpuLinear(w[0].narrow(0, 0, d), w[1].narrow(0, 0, d));
-                        c[1] = CpuLinear(w[0].narrow(0, d, 2 * d), w[1].narrow(0, d, 2 * d));
+                        c[0] = CpuLinear(w[0].narrow(0, 0, d), w[1].narrow(0, 0, d), p);
+                        c[1] = CpuLinear(w[0].narrow(0, d, 2 * d), w[1].narrow(0, d, 2 * d), p);
                       } else {
-                        c[0] = CpuLinear(w[0], w[1]);
+                        c[0] = CpuLinear(w[0], w[1], p);
                       }
-                      c[2] = CpuLinear(o_->weight, o_->bias);
+                      c[2] = CpuLinear(o_->weight, o_->bias, p);
                       return c;
-                    });
+                    },
+                    static_cast<int64_t>(cpu_precision()));
   }
 
   // Inference weights [3D, D] and biases [3D]: q's divided by sqrt(dh), then per head the

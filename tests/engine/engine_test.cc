@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <cmath>
 #include <fstream>
 #include <map>
 #include <thread>
@@ -80,6 +81,37 @@ TEST_F(EngineTest, LoadsAndTranslates) {
     EXPECT_NEAR(alone[0].score, out[i][0].score, 1e-4);
   }
   EXPECT_TRUE(engine_->Translate({}, DecodeOptions{}).empty());
+}
+
+// dtype int8: the CPU's products with int8 weights and inputs. Random weights give flat
+// distributions, where rounding may tip a token, so most (not all) sentences must agree with
+// fp32; scores stay near fp32's; "auto" is the CPU; a unknown dtype lists int8.
+TEST_F(EngineTest, Int8TranslatesOnTheCpu) {
+  EngineOptions o;
+  o.dtype = "int8";  // device "auto": the CPU for int8, GPU or not
+  auto q = Engine::Load((*dir_ / "1").string(), o);
+  EXPECT_EQ(q->info().dtype, "int8");
+  EXPECT_EQ(q->info().device, "cpu");
+  int same = 0, n = 0;
+  for (int seed = 1; seed <= 20; ++seed) {
+    const auto src = Sentence(4 + seed % 9, seed);
+    const auto want = Alone(src, DecodeOptions{})[0];
+    const auto got = q->Translate({src}, DecodeOptions{})[0][0];
+    ++n;
+    same += got.tokens == want.tokens;
+    if (got.tokens == want.tokens) {
+      EXPECT_NEAR(got.score, want.score, 0.05 + 0.05 * std::abs(want.score));
+    }
+  }
+  EXPECT_GE(same, n * 3 / 4) << same << " of " << n << " sentences as in fp32";
+  EngineOptions bad;
+  bad.dtype = "int4";
+  try {
+    Engine::Load((*dir_ / "1").string(), bad);
+    ADD_FAILURE() << "int4 loaded";
+  } catch (const EngineError& e) {
+    EXPECT_NE(std::string(e.what()).find("int8"), std::string::npos) << e.what();
+  }
 }
 
 TEST_F(EngineTest, BeamReturnsNBestInOrder) {

@@ -109,6 +109,16 @@ TEST(ServerConfig, JoinGroupDefaultsAndChecks) {
   EXPECT_NE(error.find("max_join_delay_us"), std::string::npos) << error;
 }
 
+TEST(ServerConfig, Int8OnTheCpuIsAccepted) {
+  for (const char* device : {"cpu", "auto", ""}) {
+    v1::ServerConfig c;
+    std::string error;
+    const std::string text =
+        std::string("models { name: \"a\" dtype: \"int8\" device: \"") + device + "\" }";
+    EXPECT_TRUE(ParseServerConfig(text, &c, &error)) << text << " -> " << error;
+  }
+}
+
 TEST(ServerConfig, ParseErrorNamesLine) {
   v1::ServerConfig c;
   std::string error;
@@ -127,6 +137,7 @@ TEST(ServerConfig, RejectsBadValues) {
       {"models { name: \"a\" version_policy { specific { versions: 0 } } }", "positive"},
       {"models { name: \"a\" device: \"tpu\" }", "unknown device"},
       {"models { name: \"a\" dtype: \"int4\" }", "unknown dtype"},
+      {"models { name: \"a\" device: \"cuda:0\" dtype: \"int8\" }", "CPU only"},
       {"models { name: \"a\" default_beam_size: 40 }", "default_beam_size"},
       {"routes { source_language: \"en\" target_language: \"de\" targets { variant { name: "
        "\"a\" } weight: -1 } }",

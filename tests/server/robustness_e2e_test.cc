@@ -240,6 +240,12 @@ TEST_F(RobustnessE2E, DeadlinesAndCancellationFreeTheQueue) {
     grpc::Status s = stub_->Translate(&c, req, &r);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << s.error_message();
   }
+  // The client gives up at its deadline, possibly before the server has taken the expired call
+  // out of its queue: wait until it has, so the depth seen below is the next call's alone.
+  std::string before = WaitForMetrics(server_, [](const std::string& m) {
+    return MetricSum(m, "mixserve_queue_depth", {{"model", "en-de-base"}}) == 0;
+  });
+  ASSERT_EQ(MetricSum(before, "mixserve_queue_depth", {{"model", "en-de-base"}}), 0);
   {
     v1::TranslateResponse r;
     grpc::ClientContext c;

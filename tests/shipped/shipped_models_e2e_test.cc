@@ -179,5 +179,49 @@ TEST_F(ShippedModels, ServerBleuAgreesWithExportedMetadata) {
   EXPECT_GT(checked, 0) << "no version carries bleu_test on test_2016_flickr";
 }
 
+// The baselines served with dtype int8 (weights quantized at load, model/cpu_linear.h) beside
+// the default server's fp32: greedy BLEU on test_2016 through the server may drop by at most
+// 0.3, and most sentences come out the same.
+TEST_F(ShippedModels, Int8BaselinesKeepTheirBleu) {
+  ServerProcess int8;
+  std::string error;
+  ASSERT_TRUE(int8.Start("model_repository: \"" + kModels + "\"\n"
+                         "models { name: \"en-de-base\" dtype: \"int8\" }\n"
+                         "models { name: \"de-en-base\" dtype: \"int8\" }\n",
+                         {}, &error))
+      << error;
+  EXPECT_NE(int8.Log().find("dtype=int8"), std::string::npos) << int8.Log();
+  auto fp32_stub = server_->Translation();
+  auto int8_stub = int8.Translation();
+  int checked = 0;
+  const auto listed = List();
+  for (const auto& m : listed.models()) {
+    if (m.name() != "en-de-base" && m.name() != "de-en-base") continue;
+    const int64_t version = m.versions(0).version();
+    const auto srcs = Sentences(m.source_language(), 1000);
+    const auto refs = Sentences(m.target_language(), 1000);
+    Scored fp32, q;
+    for (size_t i = 0; i < srcs.size(); i += 100) {
+      const size_t j = std::min(srcs.size(), i + 100);
+      const std::vector<std::string> s(srcs.begin() + i, srcs.begin() + j);
+      const std::vector<std::string> r(refs.begin() + i, refs.begin() + j);
+      TranslateChunk(*fp32_stub, m, version, s, r, &fp32);
+      TranslateChunk(*int8_stub, m, version, s, r, &q);
+    }
+    ASSERT_EQ(fp32.hyps.size(), q.hyps.size()) << m.name();
+    ASSERT_EQ(fp32.refs, q.refs) << m.name();
+    size_t same = 0;
+    for (size_t i = 0; i < q.hyps.size(); ++i) same += q.hyps[i] == fp32.hyps[i];
+    const double b32 = CorpusBleu(fp32.hyps, fp32.refs).score;
+    const double b8 = CorpusBleu(q.hyps, q.refs).score;
+    std::printf("%s: BLEU fp32 %.2f, int8 %.2f on %zu sentences; %zu translations identical\n",
+                m.name().c_str(), b32, b8, q.hyps.size(), same);
+    EXPECT_GE(b8, b32 - 0.3) << m.name();
+    EXPECT_GE(same, q.hyps.size() / 2) << m.name();
+    ++checked;
+  }
+  EXPECT_EQ(checked, 2);
+}
+
 }  // namespace
 }  // namespace mixserve
