@@ -3,6 +3,7 @@
 #include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <set>
@@ -35,6 +36,7 @@ void CheckBatching(const std::string& where, const v1::BatchingConfig& b,
   if (b.max_queue_size() <= 0) add("max_queue_size", "must be positive");
   if (b.join_min_sentences() < 0) add("join_min_sentences", "must not be negative");
   if (b.max_join_delay_us() < 0) add("max_join_delay_us", "must not be negative");
+  if (b.decode_workers() < 0 || b.decode_workers() > 64) add("decode_workers", "must be within 0..64");
 }
 
 bool KnownDevice(const std::string& d) {
@@ -72,7 +74,9 @@ void ApplyServingDefaults(v1::ModelServingConfig* m) {
   if (m->default_beam_size() == 0) m->set_default_beam_size(1);
 }
 
-void ResolveBatchingForDevice(v1::BatchingConfig* b, bool cuda) {
+void ResolveBatchingForDevice(v1::BatchingConfig* b, bool cuda, int cpu_cores) {
+  if (b->decode_workers() == 0)
+    b->set_decode_workers(cuda ? 1 : std::clamp(cpu_cores, 1, 8));
   if (b->max_batch_sentences() == 0) b->set_max_batch_sentences(cuda ? 256 : 64);
   if (b->max_batch_tokens() == 0) b->set_max_batch_tokens(cuda ? 16384 : 4096);
   if (b->join_min_sentences() == 0) b->set_join_min_sentences(cuda ? 16 : 1);

@@ -22,7 +22,8 @@ void ApplyServingDefaults(v1::ModelServingConfig* model);
 // CUDA 256 sentences, 16,384 tokens, joining in groups of 16 (or after 5 ms), the settings of
 // the GPU serving measurements (docs/performance.md), where a step's cost hardly grows with
 // its rows. Fields that are set are kept.
-void ResolveBatchingForDevice(v1::BatchingConfig* batching, bool cuda);
+// decode_workers: 1 on CUDA, on the CPU `cpu_cores` (at most 8).
+void ResolveBatchingForDevice(v1::BatchingConfig* batching, bool cuda, int cpu_cores);
 
 // Text-format parsing only (no defaults, no checks); *error: "line L:C: what".
 bool ParseServerConfigText(const std::string& text, v1::ServerConfig* config,

@@ -211,6 +211,10 @@ torch::Device ResolveDevice(const std::string& name) {
 
 std::string TorchVersion() { return TORCH_VERSION; }
 
+void SetComputeThreads(int n) {
+  if (n > 0) at::set_num_threads(n);
+}
+
 std::string AutoDevice() {
   if (!torch::cuda::is_available()) return "cpu";
   const auto n = torch::cuda::device_count();

@@ -87,6 +87,10 @@ std::string TorchVersion();
 // The device "auto" resolves to on this machine: "cpu" or "cuda:0", followed by the number of
 // CUDA devices when there are several ("cuda:0 (2 CUDA devices)").
 std::string AutoDevice();
+// CPU threads of the products started from the calling thread (LibTorch's intra-op threads;
+// under OpenMP the size of the parallel regions this thread starts, and the default of
+// threads that have not computed yet). For decoding loops that each use one core.
+void SetComputeThreads(int n);
 
 class Engine {
  public:

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "config/model_spec_io.h"
 #include "config/model_tokenizers.h"
@@ -229,14 +230,16 @@ grpc::Status ModelRepository::LoadLocked(const std::string& name, int64_t versio
   v->metrics = metrics_->ForVariant(name, version, v->spec.source_language,
                                     v->spec.target_language, v->engine->info().device);
   const bool cuda = v->engine->info().device.rfind("cuda", 0) == 0;
-  ResolveBatchingForDevice(v->serving.mutable_batching(), cuda);
+  ResolveBatchingForDevice(v->serving.mutable_batching(), cuda,
+                           static_cast<int>(std::thread::hardware_concurrency()));
   const auto& b = v->serving.batching();
   LOG_INFO("batching model=" << name << " version=" << version
                             << " device=" << (cuda ? "cuda" : "cpu")
                             << " max_batch_sentences=" << b.max_batch_sentences()
                             << " max_batch_tokens=" << b.max_batch_tokens()
                             << " join_min_sentences=" << b.join_min_sentences()
-                            << " max_join_delay_us=" << b.max_join_delay_us());
+                            << " max_join_delay_us=" << b.max_join_delay_us()
+                            << " decode_workers=" << b.decode_workers());
   SchedulerOptions so;
   so.max_batch_sentences = b.max_batch_sentences();
   so.max_batch_tokens = b.max_batch_tokens();
@@ -245,6 +248,10 @@ grpc::Status ModelRepository::LoadLocked(const std::string& name, int64_t versio
   so.continuous = b.continuous();
   so.join_min_sentences = b.join_min_sentences();
   so.max_join_delay_us = b.max_join_delay_us();
+  so.workers = b.decode_workers();
+  // Several loops on the CPU compute on one thread each, unless compute_threads says otherwise.
+  if (!cuda && so.workers > 1 && config_.compute_threads() == 0)
+    so.on_worker_start = [] { SetComputeThreads(1); };
   // Test hooks (see SchedulerOptions::pause_file, fail_steps); never set in production.
   if (const char* pause = std::getenv("MIXSERVE_TEST_PAUSE_FILE")) so.pause_file = pause;
   if (const char* fail = std::getenv("MIXSERVE_TEST_FAIL_DECODE")) {

@@ -21,13 +21,18 @@ Scheduler::Scheduler(Engine* engine, const SchedulerOptions& options,
   if (options_.max_batch_sentences < 1) options_.max_batch_sentences = 1;
   if (options_.max_batch_tokens < 1) options_.max_batch_tokens = 1;
   if (options_.max_queue_size < 1) options_.max_queue_size = 1;
+  if (options_.workers < 1) options_.workers = 1;
+  const auto n = static_cast<size_t>(options_.workers);
+  worker_active_.assign(n, 0);
+  worker_in_flight_.assign(n, 0);
   completer_ = std::thread([this] { CompleteLoop(); });
-  worker_ = std::thread([this] { Loop(); });
+  for (size_t w = 0; w < n; ++w) workers_.emplace_back([this, w] { Loop(w); });
 }
 
 Scheduler::~Scheduler() {
   Stop();
-  if (worker_.joinable()) worker_.join();
+  for (auto& w : workers_)
+    if (w.joinable()) w.join();
   {
     std::lock_guard<std::mutex> lock(done_mu_);
     done_stop_ = true;
@@ -95,7 +100,7 @@ void Scheduler::Stop() {
     stopping_ = true;
     WakeWaitersLocked(SteadyClock::now());
   }
-  cv_.notify_one();
+  cv_.notify_all();
 }
 
 bool Scheduler::Idle() const {
@@ -151,20 +156,35 @@ void Scheduler::CountFailure(const std::string& error) {
     consecutive_failures_ = 0;
     return;
   }
-  if (++consecutive_failures_ == options_.max_consecutive_failures && observer_.failed)
+  if (consecutive_failures_.fetch_add(1) + 1 == options_.max_consecutive_failures &&
+      observer_.failed)
     observer_.failed(error);
+}
+
+void Scheduler::ReportInFlight(size_t worker, size_t in_flight) {
+  std::lock_guard<std::mutex> lock(in_flight_mu_);  // reports land in the order of the totals
+  worker_in_flight_[worker] = in_flight;
+  size_t total = 0;
+  for (size_t n : worker_in_flight_) total += n;
+  if (observer_.in_flight) observer_.in_flight(total);
 }
 
 bool Scheduler::Paused() const {
   return !options_.pause_file.empty() && ::access(options_.pause_file.c_str(), F_OK) == 0;
 }
 
-std::vector<Scheduler::Queued> Scheduler::PickLocked(size_t active, size_t active_tokens) {
+std::vector<Scheduler::Queued> Scheduler::PickLocked(size_t worker, size_t active,
+                                                     size_t active_tokens) {
   std::vector<Queued> picked;
   if (queue_.empty()) return picked;
   size_t room = options_.max_batch_sentences > static_cast<int>(active)
                     ? options_.max_batch_sentences - active
                     : 0;
+  // This worker's share of all the work, queued and running: the rest is left to the others.
+  size_t all = queue_.size();
+  for (size_t n : worker_active_) all += n;
+  const size_t share = (all + worker_active_.size() - 1) / worker_active_.size();
+  room = std::min(room, share > active ? share - active : 0);
   if (room == 0) return picked;
   size_t budget = static_cast<size_t>(options_.max_batch_tokens);
   size_t tokens = active_tokens;
@@ -200,6 +220,7 @@ std::vector<Scheduler::Queued> Scheduler::PickLocked(size_t active, size_t activ
     queue_.erase(queue_.begin() + static_cast<long>(take[k]));
   }
   std::reverse(picked.begin(), picked.end());
+  worker_active_[worker] += picked.size();
   return picked;
 }
 
@@ -212,8 +233,10 @@ bool Scheduler::JoinLaterLocked(SteadyClock::time_point now, size_t active) cons
          now < queue_.front().enqueued + std::chrono::microseconds(options_.max_join_delay_us);
 }
 
-void Scheduler::Loop() {
+void Scheduler::Loop(size_t worker) {
   const auto delay = std::chrono::microseconds(options_.max_queue_delay_us);
+  std::map<OptionsKey, Session> sessions_;  // this worker's
+  if (options_.on_worker_start) options_.on_worker_start();
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     auto now = SteadyClock::now();
@@ -238,12 +261,13 @@ void Scheduler::Loop() {
       active += kv.second.active.size();
       active_tokens += kv.second.tokens;
     }
+    worker_active_[worker] = active;
     std::vector<Queued> admit;
     bool wait = false;
     SteadyClock::time_point wait_until = SteadyClock::time_point::max();
     if (dropped.empty() && queue_.empty() && active == 0) {
       if (stopping_) {
-        finished_ = true;
+        finished_ = ++stopped_workers_ == static_cast<size_t>(options_.workers);
         break;
       }
       wait = true;
@@ -256,8 +280,10 @@ void Scheduler::Loop() {
         wait_until = due;
         for (const auto& q : queue_) wait_until = std::min(wait_until, q.job.deadline);
       } else if (!JoinLaterLocked(now, active)) {
-        admit = PickLocked(active, active_tokens);
+        admit = PickLocked(worker, active, active_tokens);
         WakeWaitersLocked(now);  // the admitted sentences left room in the queue
+        // What this worker left is for another one.
+        if (!queue_.empty() && options_.workers > 1) cv_.notify_one();
       }
     }
     if (wait) {
@@ -404,7 +430,7 @@ void Scheduler::Loop() {
       else
         ++it;
     }
-    if (observer_.in_flight) observer_.in_flight(in_flight);
+    ReportInFlight(worker, in_flight);
     lock.lock();
     if (paused) cv_.wait_for(lock, std::chrono::milliseconds(5));
   }

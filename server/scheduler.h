@@ -1,7 +1,9 @@
 // The batching scheduler of one variant on one device: a bounded, deadline-aware queue in
-// front of a worker thread that runs iteration-level (continuous) batching on the engine's
-// DecodeSession. New sentences join the running decode between steps, finished ones leave at
-// once, and cancelled or expired ones are removed from the queue or the batch.
+// front of worker threads that run iteration-level (continuous) batching on the engine's
+// DecodeSessions. New sentences join a running decode between steps, finished ones leave at
+// once, and cancelled or expired ones are removed from the queue or the batch. With several
+// workers (SchedulerOptions::workers: on the CPU, one decoding loop per core) each runs its
+// own batch on the shared engine, and the queue is shared out between them.
 #pragma once
 
 #include <atomic>
@@ -46,6 +48,12 @@ struct SchedulerOptions {
   // After this many failed engine calls in a row (and none succeeding in between), the
   // observer's `failed` callback is called once.
   int max_consecutive_failures = 3;
+  // Decoding loops, each with its own running batch (and sessions) on the shared engine. A
+  // loop takes queued sentences up to its share of all the work (queued and running, divided
+  // by the loops), so that the batches stay balanced. At least 1.
+  int workers = 1;
+  // Called first on each worker thread (may be empty): e.g. its compute threads.
+  std::function<void()> on_worker_start;
 };
 
 struct SentenceOutcome {
@@ -92,7 +100,7 @@ class Scheduler {
   // `long_engine` (may be null) decodes the jobs of lane 1.
   Scheduler(Engine* engine, const SchedulerOptions& options, SchedulerObserver observer = {},
             Engine* long_engine = nullptr);
-  ~Scheduler();  // drains: accepted work completes, then the worker stops
+  ~Scheduler();  // drains: accepted work completes, then the workers stop
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
@@ -136,18 +144,20 @@ class Scheduler {
     size_t tokens = 0;
   };
 
-  void Loop();
-  // Picks queued jobs to admit (oldest first, then those of the same options with the
-  // nearest source length). Called with mu_ held.
-  std::vector<Queued> PickLocked(size_t active, size_t active_tokens);
+  void Loop(size_t worker);
+  // Picks queued jobs for `worker` to admit (oldest first, then those of the same options
+  // with the nearest source length), at most its share of the work. Called with mu_ held.
+  std::vector<Queued> PickLocked(size_t worker, size_t active, size_t active_tokens);
   // Whether the queued sentences should wait for more before joining a running decode.
   bool JoinLaterLocked(SteadyClock::time_point now, size_t active) const;
   // Hands the sentence's outcome to the completion thread (its callback detokenizes and
   // answers the call there, off the decoding loop).
   void Finish(SentenceJob& job, SentenceOutcome&& outcome);
   void CompleteLoop();
-  // Counts a failed (or, with error "", a successful) engine call; worker thread only.
+  // Counts a failed (or, with error "", a successful) engine call; any worker.
   void CountFailure(const std::string& error);
+  // Publishes `worker`'s sentences in flight and reports the variant's total.
+  void ReportInFlight(size_t worker, size_t in_flight);
   bool Paused() const;
   static OptionsKey KeyOf(const SentenceJob& j) {
     const DecodeOptions& o = j.options;
@@ -166,11 +176,14 @@ class Scheduler {
   std::deque<Queued> queue_;
   std::deque<Waiter> waiters_;
   bool stopping_ = false;
-  bool finished_ = false;
+  bool finished_ = false;   // every worker has stopped
+  size_t stopped_workers_ = 0;
   uint64_t next_id_ = 1;
-  std::map<OptionsKey, Session> sessions_;  // worker thread only
-  int consecutive_failures_ = 0;            // worker thread only
-  std::thread worker_;
+  std::vector<size_t> worker_active_;  // sentences each worker runs (guarded by mu_)
+  std::atomic<int> consecutive_failures_{0};
+  std::mutex in_flight_mu_;
+  std::vector<size_t> worker_in_flight_;  // guarded by in_flight_mu_
+  std::vector<std::thread> workers_;
   // Completion callbacks waiting for the completion thread, and how many are not done yet.
   mutable std::mutex done_mu_;
   std::condition_variable done_cv_;

@@ -66,13 +66,14 @@ TEST(ServerConfig, BatchingDefaultsByDevice) {
   std::string error;
   ASSERT_TRUE(ParseServerConfig(
       "models { name: \"a\" }\n"
-      "models { name: \"b\" batching { max_batch_sentences: 8 join_min_sentences: 1 } }\n",
+      "models { name: \"b\" batching { max_batch_sentences: 8 join_min_sentences: 1 "
+      "decode_workers: 3 } }\n",
       &c, &error))
       << error;
   for (bool cuda : {false, true}) {
     auto a = c.models(0).batching(), b = c.models(1).batching();
-    ResolveBatchingForDevice(&a, cuda);
-    ResolveBatchingForDevice(&b, cuda);
+    ResolveBatchingForDevice(&a, cuda, 2);
+    ResolveBatchingForDevice(&b, cuda, 2);
     EXPECT_EQ(a.max_batch_sentences(), cuda ? 256 : 64);
     EXPECT_EQ(a.max_batch_tokens(), cuda ? 16384 : 4096);
     EXPECT_EQ(a.join_min_sentences(), cuda ? 16 : 1);
@@ -81,7 +82,18 @@ TEST(ServerConfig, BatchingDefaultsByDevice) {
     EXPECT_EQ(b.max_batch_tokens(), cuda ? 16384 : 4096);
     EXPECT_EQ(b.join_min_sentences(), 1);
     EXPECT_EQ(b.max_join_delay_us(), 0);
+    EXPECT_EQ(a.decode_workers(), cuda ? 1 : 2);  // one loop per core on the CPU
+    EXPECT_EQ(b.decode_workers(), 3);
   }
+  auto many = c.models(0).batching();
+  ResolveBatchingForDevice(&many, false, 96);
+  EXPECT_EQ(many.decode_workers(), 8);
+  auto none = c.models(0).batching();
+  ResolveBatchingForDevice(&none, false, 0);  // hardware_concurrency() may not know
+  EXPECT_EQ(none.decode_workers(), 1);
+  EXPECT_FALSE(ParseServerConfig("models { name: \"a\" batching { decode_workers: -1 } }", &c,
+                                 &error));
+  EXPECT_NE(error.find("decode_workers"), std::string::npos) << error;
   EXPECT_FALSE(ParseServerConfig("models { name: \"a\" batching { max_batch_sentences: -1 } }",
                                  &c, &error));
   EXPECT_NE(error.find("max_batch_sentences"), std::string::npos) << error;
@@ -96,7 +108,7 @@ TEST(ServerConfig, JoinGroupDefaultsAndChecks) {
       "models { name: \"c\" batching { join_min_sentences: 16 max_join_delay_us: 800 } }\n",
       &c, &error))
       << error;
-  for (auto& m : *c.mutable_models()) ResolveBatchingForDevice(m.mutable_batching(), false);
+  for (auto& m : *c.mutable_models()) ResolveBatchingForDevice(m.mutable_batching(), false, 2);
   EXPECT_EQ(c.models(0).batching().join_min_sentences(), 1);
   EXPECT_EQ(c.models(0).batching().max_join_delay_us(), 0);
   EXPECT_EQ(c.models(1).batching().max_join_delay_us(), 5000);

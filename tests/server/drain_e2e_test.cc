@@ -21,7 +21,7 @@ TEST(DrainE2E, SigtermCompletesAcceptedWork) {
   std::string error;
   ASSERT_TRUE(server.Start("model_repository: \"" + repo + "\"\n" + R"(
 drain_grace_seconds: 30
-models { name: "en-de-base" batching { max_batch_sentences: 2 max_queue_delay_us: 0 } }
+models { name: "en-de-base" batching { max_batch_sentences: 2 max_queue_delay_us: 0 decode_workers: 1 } }
 )",
                            {}, &error))
       << error;

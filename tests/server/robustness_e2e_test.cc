@@ -110,9 +110,9 @@ TEST_F(RobustnessE2E, BadInputsGetClearErrors) {
   EXPECT_GE(MetricSum(m, "mixserve_requests_total", {{"code", "INVALID_ARGUMENT"}}), 10);
 }
 
-// One busy variant: one sentence at a time, a queue of three.
+// One busy variant: one sentence at a time (one decoding loop of one sentence), a queue of three.
 const char* kBusy = R"(
-models { name: "en-de-base" batching { max_batch_sentences: 1 max_queue_size: 3 max_queue_delay_us: 0 } }
+models { name: "en-de-base" batching { max_batch_sentences: 1 max_queue_size: 3 max_queue_delay_us: 0 decode_workers: 1 } }
 )";
 
 std::vector<std::string> LongTexts(size_t n) { return Sentences("en", n, 40); }

@@ -473,6 +473,60 @@ TEST(Scheduler, StopDrainsAcceptedWork) {
   }
 }
 
+// Two decoding loops: the queued sentences are shared out (each loop takes its half of the
+// work into its own session), the in-flight total counts both loops, and stopping drains both.
+TEST(Scheduler, WorkersShareTheQueueAndDrainOnStop) {
+  Trace t;
+  t.step_delay_ms = 5;
+  StepEngine e(&t);
+  std::mutex in_flight_mu;
+  size_t max_in_flight = 0, last_in_flight = 99;
+  SchedulerObserver obs;
+  obs.in_flight = [&](size_t n) {
+    std::lock_guard<std::mutex> lock(in_flight_mu);
+    max_in_flight = std::max(max_in_flight, n);
+    last_in_flight = n;
+  };
+  std::atomic<int> started{0};
+  std::vector<std::shared_ptr<std::promise<SentenceOutcome>>> ps;
+  {
+    SchedulerOptions o;
+    o.workers = 2;
+    o.max_queue_delay_us = 0;
+    o.on_worker_start = [&] { ++started; };
+    Scheduler s(&e, o, obs);
+    std::vector<SentenceJob> jobs;
+    for (int i = 0; i < 8; ++i) {
+      ps.push_back(std::make_shared<std::promise<SentenceOutcome>>());
+      jobs.push_back(Job(std::vector<int>(10, i + 4), ps.back()));
+    }
+    ASSERT_EQ(s.Submit(std::move(jobs)), Scheduler::Admit::kAccepted);
+    for (int i = 0; i < 8; ++i) {
+      auto r = ps[i]->get_future().get();
+      EXPECT_EQ(r.code, SentenceOutcome::Code::kOk);
+      EXPECT_EQ(r.hyps[0].tokens, std::vector<int>(10, i + 4));
+    }
+    // More work after the first: both loops still take it, and Stop drains them.
+    std::vector<std::shared_ptr<std::promise<SentenceOutcome>>> more;
+    std::vector<SentenceJob> jobs2;
+    for (int i = 0; i < 6; ++i) {
+      more.push_back(std::make_shared<std::promise<SentenceOutcome>>());
+      jobs2.push_back(Job({1, 2, 3, 4, 5, 6}, more.back()));
+    }
+    ASSERT_EQ(s.Submit(std::move(jobs2)), Scheduler::Admit::kAccepted);
+    s.Stop();
+    ps.insert(ps.end(), more.begin(), more.end());
+  }  // the destructor waits for both workers
+  EXPECT_EQ(started.load(), 2);
+  std::lock_guard<std::mutex> lock(t.mu);
+  EXPECT_EQ(t.sessions, 2) << "one session per loop, kept for the second batch";
+  EXPECT_LE(*std::max_element(t.step_sizes.begin(), t.step_sizes.end()), 4u)
+      << "a loop took more than its half of the 8 sentences";
+  std::lock_guard<std::mutex> l2(in_flight_mu);
+  EXPECT_EQ(max_in_flight, 8u);  // both loops' sentences
+  EXPECT_EQ(last_in_flight, 0u);
+}
+
 TEST(Scheduler, LengthAwareGroupingPrefersSimilarLengths) {
   Trace t;
   StepEngine e(&t);
