@@ -232,6 +232,13 @@ grpc::Status ModelRepository::LoadLocked(const std::string& name, int64_t versio
   const bool cuda = v->engine->info().device.rfind("cuda", 0) == 0;
   ResolveBatchingForDevice(v->serving.mutable_batching(), cuda,
                            static_cast<int>(std::thread::hardware_concurrency()));
+  if (cuda && v->serving.batching().decode_workers() > 1) {
+    // Decoding steps replayed from CUDA graphs share the graphs' buffers: one loop per device.
+    LOG_WARNING("model=" << name << " version=" << version << ": decode_workers "
+                         << v->serving.batching().decode_workers()
+                         << " ignored on CUDA (one decoding loop per device)");
+    v->serving.mutable_batching()->set_decode_workers(1);
+  }
   const auto& b = v->serving.batching();
   LOG_INFO("batching model=" << name << " version=" << version
                             << " device=" << (cuda ? "cuda" : "cpu")

@@ -235,7 +235,7 @@ bool Scheduler::JoinLaterLocked(SteadyClock::time_point now, size_t active) cons
 
 void Scheduler::Loop(size_t worker) {
   const auto delay = std::chrono::microseconds(options_.max_queue_delay_us);
-  std::map<OptionsKey, Session> sessions_;  // this worker's
+  std::map<OptionsKey, Session> sessions;  // this worker's own
   if (options_.on_worker_start) options_.on_worker_start();
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
@@ -257,7 +257,7 @@ void Scheduler::Loop(size_t worker) {
     }
     WakeWaitersLocked(now);  // room left by dropped sentences; expired or cancelled waiters
     size_t active = 0, active_tokens = 0;
-    for (auto& kv : sessions_) {
+    for (auto& kv : sessions) {
       active += kv.second.active.size();
       active_tokens += kv.second.tokens;
     }
@@ -316,7 +316,7 @@ void Scheduler::Loop(size_t worker) {
     std::map<OptionsKey, std::vector<Queued>> groups;
     for (auto& q : admit) groups[KeyOf(q.job)].push_back(std::move(q));
     for (auto& [key, items] : groups) {
-      Session& s = sessions_[key];
+      Session& s = sessions[key];
       std::vector<uint64_t> ids;
       std::vector<std::vector<int>> srcs;
       for (auto& q : items) {
@@ -327,8 +327,8 @@ void Scheduler::Loop(size_t worker) {
         if (!s.session) {
           // An idle session of other options gives way first: its decoder state may hold
           // step graphs that the new one's steps need.
-          for (auto other = sessions_.begin(); other != sessions_.end();)
-            other = other->first != key && other->second.active.empty() ? sessions_.erase(other)
+          for (auto other = sessions.begin(); other != sessions.end();)
+            other = other->first != key && other->second.active.empty() ? sessions.erase(other)
                                                                         : std::next(other);
           Engine* engine = items.front().job.lane == 1 && long_engine_ ? long_engine_ : engine_;
           s.session = engine->NewSession(items.front().job.options);
@@ -342,7 +342,7 @@ void Scheduler::Loop(size_t worker) {
           o.message = std::string("engine failed to start the sentence: ") + e.what();
           Finish(q.job, std::move(o));
         }
-        if (s.active.empty()) sessions_.erase(key);
+        if (s.active.empty()) sessions.erase(key);
         continue;
       }
       auto admitted = SteadyClock::now();
@@ -357,7 +357,7 @@ void Scheduler::Loop(size_t worker) {
     // One decoding step per session; cancelled/expired sentences leave before it.
     const bool paused = Paused();
     size_t in_flight = 0;
-    for (auto it = sessions_.begin(); it != sessions_.end();) {
+    for (auto it = sessions.begin(); it != sessions.end();) {
       Session& s = it->second;
       auto step_now = SteadyClock::now();
       for (auto a = s.active.begin(); a != s.active.end();) {
@@ -425,8 +425,8 @@ void Scheduler::Loop(size_t worker) {
       // A session whose sentences are all answered stays while it is the only one, so that
       // an idle server's next request of the same options joins it (no new decoder state;
       // with dead rows, into the memory of the last one) instead of building a new one.
-      if (s.active.empty() && (!s.session || sessions_.size() > 1))
-        it = sessions_.erase(it);
+      if (s.active.empty() && (!s.session || sessions.size() > 1))
+        it = sessions.erase(it);
       else
         ++it;
     }

@@ -26,6 +26,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <sstream>
+#include <string>
 #include <thread>
 
 #include "tests/server/support/server_fixture.h"
@@ -343,16 +345,27 @@ TEST(LoadE2E, SoakThenOverloadAndRecovery) {
   const double shed_fraction = static_cast<double>(shed_ms.size()) / over.issued();
   // Half of the offered load cannot be served; allow for batching doing better than measured.
   EXPECT_GT(shed_fraction, 0.1);
-  // Refusals do not wait for a slot. The server refuses in well under a millisecond (its log's
-  // ms= for each); what the client sees also holds the client's own lag, which on the shared
-  // 2-core CI machine has reached 1.5 s at p99 for refused and served requests alike (both
-  // p50 near 950 ms in that run, against 114 and 53 ms in the next): two seconds.
-  EXPECT_LT(Percentile(shed_ms, 0.99), 2000);
+  // Refusals do not wait for a slot: the server's own time for each refused call (its log's
+  // ms=, from the call's arrival to its answer). What the client sees also holds the client's
+  // own lag, sharing the 2 cores with the server at twice its capacity (1.5-2 s at p99 for
+  // refused and served calls alike on the CI machine), so it is printed, not checked.
+  std::vector<double> server_shed_ms;
+  {
+    std::istringstream log(server.Log());
+    for (std::string line; std::getline(log, line);) {
+      if (line.find("code=RESOURCE_EXHAUSTED") == std::string::npos) continue;
+      const auto at = line.rfind(" ms=");
+      if (at != std::string::npos) server_shed_ms.push_back(std::stod(line.substr(at + 4)));
+    }
+  }
+  EXPECT_GE(server_shed_ms.size(), shed_ms.size());
+  EXPECT_LT(Percentile(server_shed_ms, 0.99), 50);
   std::cout << "overload: " << over.issued() << " requests at " << 2 * saturation
             << " requests/s: " << shed_ms.size() << " shed (" << 100 * shed_fraction
             << "%), shed p50 " << Percentile(shed_ms, 0.5) << " ms, p99 "
-            << Percentile(shed_ms, 0.99) << " ms; served p50 " << Percentile(ok_ms, 0.5)
-            << " ms\n";
+            << Percentile(shed_ms, 0.99) << " ms at the client, p99 "
+            << Percentile(server_shed_ms, 0.99) << " ms in the server; served p50 "
+            << Percentile(ok_ms, 0.5) << " ms\n";
 
   // 4. Recovery: at 30% of saturation the same variant serves everything again (its queue of
   // 64 absorbs a stall of a second or so from other jobs on the machine).
