@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "model/checkpoint.h"
+#include "model/cpu_linear.h"
 #include "model/search.h"
 
 namespace mixserve {
@@ -265,6 +266,9 @@ std::unique_ptr<Engine> Engine::Load(const std::string& dir, const EngineOptions
   info.spec = m->spec();
   info.parameters = m->ParameterCount();
   info.device = device.str();
+  if (device.is_cpu())
+    info.cpu_kernel = model::CpuLinear::Kernel(int8 ? model::CpuPrecision::kInt8
+                                                    : model::CpuPrecision::kFp32);
   info.dtype = int8 ? "int8" : dtype == torch::kFloat ? "fp32" : dtype == torch::kHalf ? "fp16" : "bf16";
   return std::make_unique<EngineImpl>(std::move(m), device, dtype, std::move(info));
 }

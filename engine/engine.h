@@ -56,6 +56,10 @@ struct ModelInfo {
   int64_t parameters = 0;
   std::string device;  // resolved, e.g. "cpu", "cuda:0"
   std::string dtype;
+  // On the CPU, the kernel of the products (model/cpu_linear.h): fp32 "avx512", "avx2" or
+  // "blas"; int8 "avx512vnni" or "portable" (correct everywhere, but slower than fp32's
+  // kernels). Empty on CUDA.
+  std::string cpu_kernel;
   bool step_graphs = false;  // decoding steps replayed from CUDA graphs
   bool step_lookahead = false;  // greedy search keeps a step in flight (with step_graphs,
                                 // or cuda_search_modes)

@@ -301,13 +301,20 @@ grpc::Status ModelRepository::LoadLocked(const std::string& name, int64_t versio
   LOG_INFO("model loaded model=" << name << " version=" << version << " pair="
                                  << v->spec.source_language << "-" << v->spec.target_language
                                  << " device=" << v->engine->info().device
-                                 << " dtype=" << v->engine->info().dtype << " cuda_graphs="
+                                 << " dtype=" << v->engine->info().dtype
+                                 << (v->engine->info().cpu_kernel.empty() ? "" : " cpu_kernel=")
+                                 << v->engine->info().cpu_kernel << " cuda_graphs="
                                  << (v->engine->info().step_graphs ? "on" : "off")
                                  << " lookahead="
                                  << (v->engine->info().step_lookahead ? "on" : "off")
                                  << " whole_tokens=" << v->whole_tokens << " long_tokens="
                                  << v->long_tokens
                                  << " parameters=" << v->engine->info().parameters);
+  if (v->engine->info().dtype == "int8" && v->engine->info().cpu_kernel == "portable")
+    LOG_WARNING("model=" << name << " version=" << version
+                         << ": this CPU has no AVX-512 VNNI, so its int8 products run the "
+                            "portable kernel, which is slower than fp32 here; dtype fp32 is "
+                            "the faster choice on this machine");
   return grpc::Status::OK;
 }
 

@@ -92,6 +92,11 @@ TEST_F(EngineTest, Int8TranslatesOnTheCpu) {
   auto q = Engine::Load((*dir_ / "1").string(), o);
   EXPECT_EQ(q->info().dtype, "int8");
   EXPECT_EQ(q->info().device, "cpu");
+  EXPECT_TRUE(q->info().cpu_kernel == "avx512vnni" || q->info().cpu_kernel == "portable")
+      << q->info().cpu_kernel;
+  const std::string fp32_kernel = engine_->info().cpu_kernel;
+  EXPECT_TRUE(fp32_kernel == "avx512" || fp32_kernel == "avx2" || fp32_kernel == "blas")
+      << fp32_kernel;
   int same = 0, n = 0;
   for (int seed = 1; seed <= 20; ++seed) {
     const auto src = Sentence(4 + seed % 9, seed);
