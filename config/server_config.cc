@@ -36,7 +36,8 @@ void CheckBatching(const std::string& where, const v1::BatchingConfig& b,
   if (b.max_queue_size() <= 0) add("max_queue_size", "must be positive");
   if (b.join_min_sentences() < 0) add("join_min_sentences", "must not be negative");
   if (b.max_join_delay_us() < 0) add("max_join_delay_us", "must not be negative");
-  if (b.decode_workers() < 0 || b.decode_workers() > 64) add("decode_workers", "must be within 0..64");
+  if (b.decode_workers() < 0 || b.decode_workers() > 64)
+    add("decode_workers", "must be within 0..64");
 }
 
 bool KnownDevice(const std::string& d) {

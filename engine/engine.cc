@@ -269,7 +269,10 @@ std::unique_ptr<Engine> Engine::Load(const std::string& dir, const EngineOptions
   if (device.is_cpu())
     info.cpu_kernel = model::CpuLinear::Kernel(int8 ? model::CpuPrecision::kInt8
                                                     : model::CpuPrecision::kFp32);
-  info.dtype = int8 ? "int8" : dtype == torch::kFloat ? "fp32" : dtype == torch::kHalf ? "fp16" : "bf16";
+  info.dtype = int8                      ? "int8"
+               : dtype == torch::kFloat ? "fp32"
+               : dtype == torch::kHalf  ? "fp16"
+                                        : "bf16";
   return std::make_unique<EngineImpl>(std::move(m), device, dtype, std::move(info));
 }
 

@@ -24,16 +24,16 @@ constexpr int64_t kParallelMacs = int64_t{1} << 18;
 // fp32, fours in int8, the kernels' widest tiles of several rows).
 constexpr int64_t kRowBlock = 48;
 
-// Runs kernel(row_begin, row_end, panel_begin, panel_end) over `rows` x `panels`: on this
-// thread for small products, else as tasks of (group of panels, block of rows), panel-major so
-// that a thread's consecutive tasks reuse the panels in its cache.
-// `serial` multiply-adds or fewer stay on one thread.
-template <typename Kernel>
-void Split(int64_t rows, int64_t panels, int64_t group, int64_t in, int64_t serial,
-           const Kernel& kernel) {
+// Runs kernel(args, row_begin, row_end, panel_begin, panel_end) over `rows` x `panels`: on
+// this thread for small products (fewer than `serial` multiply-adds), else as tasks of (group
+// of panels, block of rows), panel-major so that a thread's consecutive tasks reuse the panels
+// in its cache.
+template <typename Args>
+void Split(void (*kernel)(const Args&, int64_t, int64_t, int64_t, int64_t), const Args& args,
+           int64_t rows, int64_t panels, int64_t group, int64_t in, int64_t serial) {
   const int64_t macs = rows * panels * K::kPanel * in;
   if (macs < serial || at::get_num_threads() < 2 || at::in_parallel_region()) {
-    kernel(0, rows, 0, panels);
+    kernel(args, 0, rows, 0, panels);
     return;
   }
   const int64_t groups = (panels + group - 1) / group,
@@ -43,7 +43,7 @@ void Split(int64_t rows, int64_t panels, int64_t group, int64_t in, int64_t seri
   at::parallel_for(0, groups * blocks, grain, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       const int64_t g = t / blocks, block = t % blocks;
-      kernel(block * kRowBlock, std::min(rows, (block + 1) * kRowBlock), group * g,
+      kernel(args, block * kRowBlock, std::min(rows, (block + 1) * kRowBlock), group * g,
              std::min(panels, group * g + group));
     }
   });
@@ -127,16 +127,8 @@ void CpuLinear::Run(const float* x, int64_t ldx, int64_t rows, float* y, bool ac
   a.ldx = ldx;
   a.in = in_;
   a.panels = panels_.data_ptr<float>();
-  a.out = out_;
-  a.bias = bias_.defined() ? bias_.data_ptr<float>() : nullptr;
-  a.y = y;
-  a.ldy = out_;
-  a.accumulate = accumulate;
-  a.relu = relu;
-  const auto kernel = K::PackedGemmKernel();
-  Split(rows, panels_.size(0), 2, in_, kParallelMacs, [&](int64_t r0, int64_t r1, int64_t p0, int64_t p1) {
-    kernel(a, r0, r1, p0, p1);
-  });
+  SetOutput(&a, y, accumulate, relu);
+  Split(K::PackedGemmKernel(), a, rows, panels_.size(0), 2, in_, kParallelMacs);
 }
 
 void CpuLinear::RunInt8(const float* x, int64_t ldx, int64_t rows, float* y, bool accumulate,
@@ -156,17 +148,9 @@ void CpuLinear::RunInt8(const float* x, int64_t ldx, int64_t rows, float* y, boo
   a.panels = panels_.data_ptr<int8_t>();
   a.shift = shift_.data_ptr<int32_t>();
   a.w_scale = scale_.data_ptr<float>();
-  a.out = out_;
-  a.bias = bias_.defined() ? bias_.data_ptr<float>() : nullptr;
-  a.y = y;
-  a.ldy = out_;
-  a.accumulate = accumulate;
-  a.relu = relu;
-  const auto kernel = K::Int8GemmKernel();
+  SetOutput(&a, y, accumulate, relu);
   // int8 multiply-adds run about four times as fast: four times as many stay on one thread.
-  Split(rows, panels_.size(0), 4, in_, 4 * kParallelMacs, [&](int64_t r0, int64_t r1, int64_t p0, int64_t p1) {
-    kernel(a, r0, r1, p0, p1);
-  });
+  Split(K::Int8GemmKernel(), a, rows, panels_.size(0), 4, in_, 4 * kParallelMacs);
 }
 
 torch::Tensor CpuLinear::operator()(const torch::Tensor& x, bool relu) const {

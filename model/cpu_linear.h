@@ -20,6 +20,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "model/derived_weights.h"
+
 namespace mixserve::model {
 
 // How a model's products on the CPU are computed: fp32, or int8 weights and inputs.
@@ -27,7 +29,8 @@ enum class CpuPrecision { kFp32, kInt8 };
 const char* CpuPrecisionName(CpuPrecision p);  // "fp32", "int8"
 
 // Modules that keep CpuLinear products implement this; TransformerImpl::SetCpuPrecision sets it
-// on all of them. Modules rebuild their products when it changes (tag their Derived with it).
+// on all of them. They keep their products through CpuProducts (below), which rebuilds them
+// when the precision changes.
 class CpuPrecisionUser {
  public:
   virtual ~CpuPrecisionUser() = default;
@@ -74,6 +77,17 @@ class CpuLinear {
            bool relu) const;
   void RunInt8(const float* x, int64_t ldx, int64_t rows, float* y, bool accumulate,
                bool relu) const;
+  // The output side of either kernel's arguments (the same fields in both): bias, y [rows,
+  // out] contiguous, accumulation, ReLU.
+  template <typename Args>
+  void SetOutput(Args* a, float* y, bool accumulate, bool relu) const {
+    a->out = out_;
+    a->bias = bias_.defined() ? bias_.data_ptr<float>() : nullptr;
+    a->y = y;
+    a->ldy = out_;
+    a->accumulate = accumulate;
+    a->relu = relu;
+  }
 
   CpuPrecision precision_ = CpuPrecision::kFp32;
   torch::Tensor panels_;  // fp32: [panels, in, 16] for the packed kernel, else undefined;
@@ -84,5 +98,13 @@ class CpuLinear {
   torch::Tensor bias_;    // [out] or undefined
   int64_t in_ = 0, out_ = 0;
 };
+
+// Products kept in `cached` for the current values of `sources` and `precision`:
+// build(precision) when a source or the precision changed since they were built.
+template <typename T, typename Build>
+T CpuProducts(Derived<T>& cached, const std::vector<const torch::Tensor*>& sources,
+              CpuPrecision precision, const Build& build) {
+  return cached.Get(sources, [&] { return build(precision); }, static_cast<int64_t>(precision));
+}
 
 }  // namespace mixserve::model

@@ -120,18 +120,16 @@ class FeedForwardImpl : public torch::nn::Module, public CpuPrecisionUser {
     });
   }
 
-  // On the CPU in fp32 without gradients (model/cpu_linear.h): y += W2 act(W1 n + b1) + b2 in
-  // place, n and y [rows, D], y contiguous; the ReLU in the first product, bias and residual
-  // in the second.
+  // On the CPU without gradients, in the model's CPU precision (model/cpu_linear.h):
+  // y += W2 act(W1 n + b1) + b2 in place, n and y [rows, D], y contiguous; the ReLU in the
+  // first product, bias and residual in the second.
   void Cpu(const torch::Tensor& n, torch::Tensor& y) {
-    const auto p = cpu_precision();
-    const auto fc = cpu_.Get(
-        {&fc1_->weight, &fc1_->bias, &fc2_->weight, &fc2_->bias},
-        [&] {
+    const auto fc = CpuProducts(
+        cpu_, {&fc1_->weight, &fc1_->bias, &fc2_->weight, &fc2_->bias}, cpu_precision(),
+        [this](CpuPrecision p) {
           return std::vector<CpuLinear>{CpuLinear(fc1_->weight, fc1_->bias, p),
                                         CpuLinear(fc2_->weight, fc2_->bias, p)};
-        },
-        static_cast<int64_t>(p));
+        });
     auto h = relu() ? fc[0](n, /*relu=*/true) : Activate(fc[0](n), activation_);
     fc[1].AddTo(y, h);
   }
@@ -544,10 +542,8 @@ torch::Tensor TransformerImpl::Logits(const torch::Tensor& x) {
   const auto& w = L.out_proj ? L.out_proj->weight : L.tgt_embed->weight;
   if (CpuLinear::Applies(x)) {
     const auto& b = L.logits_bias;
-    const auto p = cpu_precision_;
-    return L.out_cpu.Get(
-        {&w, b.defined() ? &b : &w}, [&] { return CpuLinear(w, b, p); },
-        static_cast<int64_t>(p))(x);
+    return CpuProducts(L.out_cpu, {&w, b.defined() ? &b : &w}, cpu_precision_,
+                       [&](CpuPrecision p) { return CpuLinear(w, b, p); })(x);
   }
   return Affine(x, w, L.logits_bias);
 }

@@ -46,7 +46,8 @@ inline void Tile(const Int8GemmArgs& a, int64_t r0, int64_t p0) {
     const __m512 b = a.bias ? _mm512_maskz_loadu_ps(m, a.bias + col) : _mm512_setzero_ps();
     for (int r = 0; r < R; ++r) {
       const __m512 s = _mm512_mul_ps(_mm512_set1_ps(a.x_scale[r0 + r]), ws);
-      __m512 v = _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(kAll, _mm512_sub_epi32(acc[r][p], shift)), s);
+      const __m512i sums = _mm512_sub_epi32(acc[r][p], shift);
+      __m512 v = _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(kAll, sums), s);
       if (a.bias) v = _mm512_add_ps(v, b);
       float* y = a.y + (r0 + r) * a.ldy + col;
       if (a.accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, y));
@@ -95,7 +96,8 @@ void QuantizeRowsAvx512(const float* x, int64_t ldx, int64_t rows, int64_t in, u
     uint8_t* qr = q + r * ldq;
     __m512 mv = _mm512_setzero_ps();
     for (int64_t k = 0; k < in; k += 16)
-      mv = _mm512_maskz_max_ps(kAll, mv, _mm512_abs_ps(_mm512_maskz_loadu_ps(Mask(in - k), xr + k)));
+      mv = _mm512_maskz_max_ps(kAll, mv,
+                               _mm512_abs_ps(_mm512_maskz_loadu_ps(Mask(in - k), xr + k)));
     float lanes[16];
     _mm512_storeu_ps(lanes, mv);
     float m = 0;

@@ -127,20 +127,19 @@ class AftSimpleMixer : public AftMixer, public CpuPrecisionUser {
 
   // [0] q, k and v stacked ([3D, D]), [1] q alone (cross steps), [2] the output projection.
   std::vector<CpuLinear> Cpu() {
-    return cpu_.Get({&q_->weight, &k_->weight, &v_->weight, &out_->weight, &q_->bias,
-                     &k_->bias, &v_->bias, &out_->bias},
-                    [this] {
-                      const auto p = cpu_precision();
-                      std::vector<CpuLinear> c(3);
-                      if (ctx_.site == Site::kDecoderCross)
-                        c[1] = CpuLinear(q_->weight, q_->bias, p);
-                      else
-                        c[0] = CpuLinear(torch::cat({q_->weight, k_->weight, v_->weight}, 0),
-                                         torch::cat({q_->bias, k_->bias, v_->bias}), p);
-                      c[2] = CpuLinear(out_->weight, out_->bias, p);
-                      return c;
-                    },
-                    static_cast<int64_t>(cpu_precision()));
+    return CpuProducts(cpu_,
+                       {&q_->weight, &k_->weight, &v_->weight, &out_->weight, &q_->bias,
+                        &k_->bias, &v_->bias, &out_->bias},
+                       cpu_precision(), [this](CpuPrecision p) {
+                         std::vector<CpuLinear> c(3);
+                         if (ctx_.site == Site::kDecoderCross)
+                           c[1] = CpuLinear(q_->weight, q_->bias, p);
+                         else
+                           c[0] = CpuLinear(torch::cat({q_->weight, k_->weight, v_->weight}, 0),
+                                            torch::cat({q_->bias, k_->bias, v_->bias}), p);
+                         c[2] = CpuLinear(out_->weight, out_->bias, p);
+                         return c;
+                       });
   }
 
   Derived<std::vector<CpuLinear>> cpu_;

@@ -366,27 +366,27 @@ class MhaMixer : public TokenMixer, public CpuPrecisionUser {
     return c[2](ctx);
   }
 
-  // The products on the CPU in fp32 without gradients (model/cpu_linear.h), from Stacked():
-  // [0] q, k and v (self sites) or q alone (cross), [1] k and v (cross: over the memory),
-  // [2] the output projection.
+  // The products on the CPU without gradients, in the model's CPU precision
+  // (model/cpu_linear.h), from Stacked(): [0] q, k and v (self sites) or q alone (cross),
+  // [1] k and v (cross: over the memory), [2] the output projection.
   std::vector<CpuLinear> Cpu() {
-    return cpu_.Get({&q_->weight, &k_->weight, &v_->weight, &o_->weight, &q_->bias, &k_->bias,
-                     &v_->bias, &o_->bias},
-                    [this] {
-                      const auto w = Stacked();
-                      const int64_t d = heads_ * dh_;
-                      const auto p = cpu_precision();
-                      std::vector<CpuLinear> c(3);
-                      if (ctx_.site == Site::kDecoderCross) {
-                        c[0] = CpuLinear(w[0].narrow(0, 0, d), w[1].narrow(0, 0, d), p);
-                        c[1] = CpuLinear(w[0].narrow(0, d, 2 * d), w[1].narrow(0, d, 2 * d), p);
-                      } else {
-                        c[0] = CpuLinear(w[0], w[1], p);
-                      }
-                      c[2] = CpuLinear(o_->weight, o_->bias, p);
-                      return c;
-                    },
-                    static_cast<int64_t>(cpu_precision()));
+    return CpuProducts(cpu_,
+                       {&q_->weight, &k_->weight, &v_->weight, &o_->weight, &q_->bias,
+                        &k_->bias, &v_->bias, &o_->bias},
+                       cpu_precision(), [this](CpuPrecision p) {
+                         const auto w = Stacked();
+                         const int64_t d = heads_ * dh_;
+                         std::vector<CpuLinear> c(3);
+                         if (ctx_.site == Site::kDecoderCross) {
+                           c[0] = CpuLinear(w[0].narrow(0, 0, d), w[1].narrow(0, 0, d), p);
+                           c[1] = CpuLinear(w[0].narrow(0, d, 2 * d), w[1].narrow(0, d, 2 * d),
+                                            p);
+                         } else {
+                           c[0] = CpuLinear(w[0], w[1], p);
+                         }
+                         c[2] = CpuLinear(o_->weight, o_->bias, p);
+                         return c;
+                       });
   }
 
   // Inference weights [3D, D] and biases [3D]: q's divided by sqrt(dh), then per head the

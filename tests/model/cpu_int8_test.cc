@@ -5,12 +5,12 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include <ostream>
 #include <string>
 
 #include "model/cpu_linear.h"
 #include "model/kernels/int8_gemm.h"
 #include "model/transformer.h"
+#include "tests/model/linear_cases.h"
 #include "tests/model/model_test_util.h"
 
 namespace mixserve::model {
@@ -28,14 +28,7 @@ torch::Tensor Reference(const torch::Tensor& x, const torch::Tensor& w, const to
   return b.defined() ? y + b : y;
 }
 
-struct Case {
-  int64_t rows, in, out;
-  bool bias;
-};
-
-void PrintTo(const Case& c, std::ostream* os) {
-  *os << c.rows << " rows, " << c.in << " -> " << c.out << (c.bias ? ", bias" : "");
-}
+using Case = testing::LinearCase;
 
 class Int8Product : public ::testing::TestWithParam<Case> {
  protected:
@@ -99,11 +92,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{4, 33, 17, true}, Case{5, 64, 130, true}, Case{9, 128, 31, true},
                       Case{48, 128, 512, true}, Case{49, 512, 130, true},
                       Case{200, 128, 384, true}, Case{97, 1, 3, true}, Case{0, 16, 16, true}),
-    [](const ::testing::TestParamInfo<Case>& info) {
-      const Case& c = info.param;
-      return std::to_string(c.rows) + "x" + std::to_string(c.in) + "to" +
-             std::to_string(c.out) + (c.bias ? "_bias" : "");
-    });
+    testing::LinearCaseName);
 
 TEST(CpuInt8, ZeroRowsAndZeroWeightsGiveTheBias) {
   torch::NoGradGuard no_grad;
@@ -198,7 +187,8 @@ TEST(CpuInt8, ModelSwitchesAsAWhole) {
       ++users;
       EXPECT_EQ(u->cpu_precision(), CpuPrecision::kInt8);
     }
-  EXPECT_GE(users, 2 * 2 + 3 * 2);  // ffn and self of each encoder layer, ffn/self/cross of each decoder
+  // ffn and self of each encoder layer; ffn, self and cross of each decoder layer
+  EXPECT_GE(users, 2 * 2 + 3 * 2);
   // A mixer put in later takes the model's precision.
   const auto spec = testing::DefaultMixerSpec("mha", Site::kDecoderSelf);
   const ModelSpec model_spec = testing::TinySpec();

@@ -5,23 +5,16 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include <ostream>
 #include <string>
 
 #include "model/cpu_linear.h"
 #include "model/kernels/packed_gemm.h"
+#include "tests/model/linear_cases.h"
 
 namespace mixserve::model {
 namespace {
 
-struct Case {
-  int64_t rows, in, out;
-  bool bias;
-};
-
-void PrintTo(const Case& c, std::ostream* os) {
-  *os << c.rows << " rows, " << c.in << " -> " << c.out << (c.bias ? ", bias" : "");
-}
+using Case = testing::LinearCase;
 
 class CpuLinearProduct : public ::testing::TestWithParam<Case> {
  protected:
@@ -97,11 +90,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{13, 100, 129, false}, Case{48, 128, 512, true},
                       Case{49, 512, 130, true}, Case{200, 128, 384, true},
                       Case{97, 1, 3, true}, Case{0, 16, 16, true}),
-    [](const ::testing::TestParamInfo<Case>& info) {
-      const Case& c = info.param;
-      return std::to_string(c.rows) + "x" + std::to_string(c.in) + "to" +
-             std::to_string(c.out) + (c.bias ? "_bias" : "");
-    });
+    testing::LinearCaseName);
 
 TEST(CpuLinear, RejectsWrongShapes) {
   torch::NoGradGuard no_grad;
